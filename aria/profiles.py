@@ -1,0 +1,51 @@
+"""Profile presets: which tiers a node enables.
+
+A pure table plus one function; the README's profile table is generated from
+``PROFILE_TIERS`` by a test so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Final
+
+from aria.catalog.entries import Tier
+from aria.errors import ConfigError
+
+__all__ = ["DEFAULT_PROFILE", "PROFILE_TIERS", "PROFILES", "enabled_tiers"]
+
+DEFAULT_PROFILE: Final = "efficient"
+
+PROFILE_TIERS: Final = MappingProxyType(
+    {
+        "minimal": (Tier.EFFICIENCY,),
+        "efficient": (Tier.EFFICIENCY,),
+        "balanced": (Tier.EFFICIENCY, Tier.QUALITY),
+        "full": (Tier.EFFICIENCY, Tier.QUALITY, Tier.SPECIALIST),
+        "specialist_only": (Tier.SPECIALIST,),
+    }
+)
+
+PROFILES: Final = tuple(PROFILE_TIERS)
+
+# "minimal" is for the smallest machines and background nodes: it stays CPU-only
+# even when a GPU is present, so it never wakes a discrete GPU.
+_NO_AUTO_ACCELERATION: Final = frozenset({"minimal"})
+
+
+def enabled_tiers(profile: str, *, gpu_available: bool) -> tuple[Tier, ...]:
+    """Return the tiers ``profile`` enables, in preference order.
+
+    The Accelerated tier is appended automatically when a supported GPU is present.
+
+    Raises:
+        ConfigError: ``profile`` is not a known preset.
+    """
+    try:
+        tiers = PROFILE_TIERS[profile]
+    except KeyError:
+        known = ", ".join(PROFILES)
+        raise ConfigError(f"unknown profile {profile!r}; choose one of: {known}") from None
+    if gpu_available and profile not in _NO_AUTO_ACCELERATION:
+        return (*tiers, Tier.ACCELERATED)
+    return tiers

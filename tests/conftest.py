@@ -1,0 +1,28 @@
+"""Shared fixtures: every test runs against its own temporary ARIA_HOME."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aria.config import AriaPaths
+
+
+@pytest.fixture(autouse=True)
+def aria_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh ARIA_HOME per test; nothing ever touches the user's real data dir."""
+    home = tmp_path_factory.mktemp("aria_home")
+    monkeypatch.setenv("ARIA_HOME", str(home))
+    for name in list(__import__("os").environ):
+        if name.startswith("ARIA_") and name not in {"ARIA_HOME", "ARIA_DEBUG"}:
+            monkeypatch.delenv(name)
+    yield home
+
+
+@pytest.fixture
+def aria_paths(aria_home: Path) -> AriaPaths:
+    paths = AriaPaths(aria_home)
+    paths.ensure()
+    return paths
