@@ -7,6 +7,7 @@
     node/            identity key, control-channel token, pid files (aria.p2p)
     api/             hashed API keys (aria.api)
     logs/            backend and node logs
+    cache/           re-creatable downloads (the embedded model's wheel)
 
 Settings are loaded once at the edge (the CLI) and passed down explicitly; tests
 build ``AriaSettings`` objects directly. Environment variables ``ARIA_<SECTION>__<FIELD>``
@@ -75,6 +76,11 @@ class AriaPaths:
     def logs(self) -> Path:
         return self.home / "logs"
 
+    @property
+    def cache(self) -> Path:
+        """Re-creatable downloads (e.g. the embedded model's wheel); safe to delete."""
+        return self.home / "cache"
+
     def ensure(self) -> None:
         """Create the layout (private to the user: it holds keys and prompts in logs)."""
         for directory in (self.home, self.models, self.node, self.api, self.logs):
@@ -92,6 +98,10 @@ class NodeSettings(_Section):
 class InferenceSettings(_Section):
     threads: int | None = Field(
         None, ge=1, le=1024, description="Threads per backend; default follows the hardware advice."
+    )
+    measured_threads: dict[str, int] = Field(
+        default_factory=dict,
+        description="Best decode threads per model id, measured by `aria bench --sweep --save`.",
     )
     memory_budget_gb: float | None = Field(
         None, gt=0, description="RAM the node may use for loaded models; default from hardware."

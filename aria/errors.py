@@ -23,12 +23,14 @@ for the API, and a stable exit code for the CLI. Boundaries translate exactly on
     │   ├── AuthenticationError      401
     │   ├── PayloadTooLarge          413
     │   └── ContextLengthExceeded    400, prompt longer than the context window
+    ├── HardwareError                the machine's hardware cannot be read
     ├── RoutingError                 no model can serve the request (503)
     ├── BackendError
     │   ├── BackendUnavailable       could not start or load (503)
     │   └── BackendCrashed           died with a request in flight (503)
     └── PeerError
         ├── IdentityError            unreadable or corrupted node key
+        ├── NodeNotRunning           no local node answers its control channel (503)
         ├── HandshakeRejected
         └── ConsentRefused
 """
@@ -48,6 +50,7 @@ __all__ = [
     "DeniedFile",
     "DownloadError",
     "HandshakeRejected",
+    "HardwareError",
     "IdentityError",
     "InsufficientDiskSpace",
     "IntegrityError",
@@ -56,6 +59,7 @@ __all__ = [
     "LicenceRejected",
     "ModelNotFound",
     "ModelNotInstalled",
+    "NodeNotRunning",
     "PayloadTooLarge",
     "PeerError",
     "RequestError",
@@ -166,6 +170,11 @@ class ContextLengthExceeded(RequestError):
     code = "context_length_exceeded"
 
 
+class HardwareError(AriaError):
+    code = "hardware_error"
+    exit_code = 7
+
+
 class RoutingError(AriaError):
     http_status = 503
     openai_type = "server_error"
@@ -196,6 +205,11 @@ class PeerError(AriaError):
 
 class IdentityError(PeerError):
     code = "identity_error"
+
+
+class NodeNotRunning(PeerError):
+    http_status = 503
+    code = "node_not_running"
 
 
 class HandshakeRejected(PeerError):

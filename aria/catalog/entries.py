@@ -16,6 +16,7 @@ __all__ = [
     "CatalogEntry",
     "HuggingFaceSource",
     "LicenceId",
+    "LocalSource",
     "MemoryFloor",
     "ModelId",
     "Source",
@@ -46,6 +47,8 @@ class Capability(StrEnum):
     MULTILINGUAL = "multilingual"
     TOOL_USE = "tool-use"
     EMBEDDING = "embedding"
+    # Plain text continuation: base models that have no chat template.
+    COMPLETION = "completion"
 
 
 class _Frozen(BaseModel):
@@ -71,7 +74,14 @@ class WheelSource(_Frozen):
     wheel_sha256: Sha256
 
 
-Source = Annotated[HuggingFaceSource | WheelSource, Field(discriminator="kind")]
+class LocalSource(_Frozen):
+    """A file the operator imported from disk (``aria model import``); never in catalog data."""
+
+    kind: Literal["local"] = "local"
+    path: str
+
+
+Source = Annotated[HuggingFaceSource | WheelSource | LocalSource, Field(discriminator="kind")]
 
 
 class MemoryFloor(_Frozen):

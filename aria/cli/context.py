@@ -39,7 +39,9 @@ def cli_context(ctx: typer.Context) -> CliContext:
 
 def print_error(message: str) -> None:
     """Print one readable error line on stderr."""
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    Console(stderr=True).print(
+        f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True
+    )
 
 
 def abort(message: str, code: int = 1) -> NoReturn:
