@@ -1,0 +1,72 @@
+"""Hardware detection, tier advice, thread advice and llama.cpp build flags.
+
+Names are imported on first use (PEP 562): the install script runs
+``python -m aria.hardware.buildflags`` before pydantic is installed, and Python imports
+this package first, so nothing here may import the pydantic-based modules eagerly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aria.hardware.advice import (
+        Readiness,
+        TierAdvice,
+        memory_budget_bytes,
+        recommend_threads,
+        tier_support,
+    )
+    from aria.hardware.buildflags import build_fingerprint, llama_cmake_args
+    from aria.hardware.detection import detect
+    from aria.hardware.models import (
+        CpuInfo,
+        GpuInfo,
+        HardwareSnapshot,
+        MemoryInfo,
+        NpuInfo,
+    )
+
+__all__ = [
+    "CpuInfo",
+    "GpuInfo",
+    "HardwareSnapshot",
+    "MemoryInfo",
+    "NpuInfo",
+    "Readiness",
+    "TierAdvice",
+    "build_fingerprint",
+    "detect",
+    "llama_cmake_args",
+    "memory_budget_bytes",
+    "recommend_threads",
+    "tier_support",
+]
+
+_HOMES = {
+    "CpuInfo": "models",
+    "GpuInfo": "models",
+    "HardwareSnapshot": "models",
+    "MemoryInfo": "models",
+    "NpuInfo": "models",
+    "Readiness": "advice",
+    "TierAdvice": "advice",
+    "build_fingerprint": "buildflags",
+    "detect": "detection",
+    "llama_cmake_args": "buildflags",
+    "memory_budget_bytes": "advice",
+    "recommend_threads": "advice",
+    "tier_support": "advice",
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
