@@ -10,9 +10,13 @@ __all__ = ["register"]
 
 # (module under aria.cli, group name or None for top-level commands)
 _GROUPS: tuple[tuple[str, str | None], ...] = (
-    ("hardware", "hardware"),
-    ("model", "model"),
     ("node", "node"),
+    ("network", "network"),
+    ("hardware", "hardware"),
+    ("bench", None),
+    ("model", "model"),
+    ("api", "api"),
+    ("chat", None),
 )
 
 
