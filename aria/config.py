@@ -92,59 +92,81 @@ class _Section(BaseModel):
 
 
 class NodeSettings(_Section):
-    profile: str = Field("efficient", description="Profile preset deciding the enabled tiers.")
+    profile: str = Field(
+        default="efficient", description="Profile preset deciding the enabled tiers."
+    )
 
 
 class InferenceSettings(_Section):
     threads: int | None = Field(
-        None, ge=1, le=1024, description="Threads per backend; default follows the hardware advice."
+        default=None,
+        ge=1,
+        le=1024,
+        description="Threads per backend; default follows the hardware advice.",
     )
     measured_threads: dict[str, int] = Field(
         default_factory=dict,
         description="Best decode threads per model id, measured by `aria bench --sweep --save`.",
     )
     memory_budget_gb: float | None = Field(
-        None, gt=0, description="RAM the node may use for loaded models; default from hardware."
+        default=None,
+        gt=0,
+        description="RAM the node may use for loaded models; default from hardware.",
     )
     idle_timeout_s: float = Field(
-        900.0, gt=0, description="Unload a backend after this many idle seconds."
+        default=900.0, gt=0, description="Unload a backend after this many idle seconds."
     )
-    max_loaded: int = Field(4, ge=1, le=64, description="Most backends kept loaded at once.")
+    max_loaded: int = Field(
+        default=4, ge=1, le=64, description="Most backends kept loaded at once."
+    )
     context_length: int | None = Field(
-        None, ge=256, description="Context window per backend; default: model's, capped at 8192."
+        default=None,
+        ge=256,
+        description="Context window per backend; default: model's, capped at 8192.",
     )
     bitnet_server: str | None = Field(
-        None, description="Path to a bitnet.cpp llama-server binary for the Efficiency tier."
+        default=None,
+        description="Path to a bitnet.cpp llama-server binary for the Efficiency tier.",
     )
 
 
 class ApiSettings(_Section):
-    host: str = Field("127.0.0.1", description="Address the API listens on.")
-    port: int = Field(3000, ge=0, le=65535, description="TCP port of the API.")
+    host: str = Field(default="127.0.0.1", description="Address the API listens on.")
+    port: int = Field(default=3000, ge=0, le=65535, description="TCP port of the API.")
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS (closed when empty)."
     )
     max_body_bytes: int = Field(
-        4 * 1024 * 1024, ge=1024, description="Largest accepted request body, in bytes."
+        default=4 * 1024 * 1024, ge=1024, description="Largest accepted request body, in bytes."
     )
 
 
 class ConsentSettings(_Section):
-    share_inference: bool = Field(False, description="Accept inference requests from peers.")
-    use_peers: bool = Field(False, description="Allow this node to send prompts to peers.")
-    max_remote_jobs: int = Field(1, ge=0, le=64, description="Concurrent jobs accepted from peers.")
-    max_remote_tokens: int = Field(
-        1024, ge=1, description="Most tokens generated for one peer request."
+    share_inference: bool = Field(
+        default=False, description="Accept inference requests from peers."
     )
-    share_rpc: bool = Field(False, description="Lend this machine's compute for split inference.")
-    rpc_memory_gb: float = Field(2.0, gt=0, description="Memory offered to split inference.")
+    use_peers: bool = Field(default=False, description="Allow this node to send prompts to peers.")
+    max_remote_jobs: int = Field(
+        default=1, ge=0, le=64, description="Concurrent jobs accepted from peers."
+    )
+    max_remote_tokens: int = Field(
+        default=1024, ge=1, description="Most tokens generated for one peer request."
+    )
+    share_rpc: bool = Field(
+        default=False, description="Lend this machine's compute for split inference."
+    )
+    rpc_memory_gb: float = Field(
+        default=2.0, gt=0, description="Memory offered to split inference."
+    )
 
 
 class P2PSettings(_Section):
-    port: int = Field(8765, ge=0, le=65535, description="TCP port of the libp2p host.")
+    port: int = Field(default=8765, ge=0, le=65535, description="TCP port of the libp2p host.")
     bootstrap: list[str] = Field(default_factory=list, description="Bootstrap peer multiaddrs.")
-    mdns: bool = Field(True, description="Discover peers on the LAN with mDNS.")
-    relay: bool = Field(False, description="Act as a circuit-relay v2 relay for private peers.")
+    mdns: bool = Field(default=True, description="Discover peers on the LAN with mDNS.")
+    relay: bool = Field(
+        default=False, description="Act as a circuit-relay v2 relay for private peers."
+    )
 
 
 class AriaSettings(BaseSettings):

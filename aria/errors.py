@@ -25,6 +25,7 @@ for the API, and a stable exit code for the CLI. Boundaries translate exactly on
     │   └── ContextLengthExceeded    400, prompt longer than the context window
     ├── HardwareError                the machine's hardware cannot be read
     ├── RoutingError                 no model can serve the request (503)
+    │   └── PlacementRefused         no set of peers can hold a split model
     ├── BackendError
     │   ├── BackendUnavailable       could not start or load (503)
     │   └── BackendCrashed           died with a request in flight (503)
@@ -62,6 +63,7 @@ __all__ = [
     "NodeNotRunning",
     "PayloadTooLarge",
     "PeerError",
+    "PlacementRefused",
     "RequestError",
     "RoutingError",
     "StoreBusy",
@@ -180,6 +182,10 @@ class RoutingError(AriaError):
     openai_type = "server_error"
     code = "no_route"
     exit_code = 5
+
+
+class PlacementRefused(RoutingError):
+    code = "no_placement"
 
 
 class BackendError(AriaError):

@@ -1,6 +1,8 @@
-"""``aria node``: the node's profile (and, with the p2p layer, its lifecycle)."""
+"""``aria node``: the node's lifecycle (start, stop, id) and its profile."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
@@ -33,10 +35,85 @@ def profile_show(ctx: typer.Context) -> None:
 
 
 @profile_app.command("set")
-def profile_set(ctx: typer.Context, name: str = typer.Argument(..., help="Profile preset.")) -> None:
+def profile_set(
+    ctx: typer.Context, name: str = typer.Argument(..., help="Profile preset.")
+) -> None:
     """Persist the profile preset in the node's config."""
     cli = cli_context(ctx)
     enabled_tiers(name, gpu_available=False)  # validates the name (ConfigError otherwise)
     cli.settings.node.profile = name
     cli.save()
     cli.console.print(f"profile set to [bold]{name}[/]")
+
+
+@app.command("start")
+def start(
+    ctx: typer.Context,
+    port: int | None = typer.Option(
+        None,
+        "--port",
+        min=0,
+        max=65535,
+        help="TCP port of the libp2p host (default: config, 8765).",
+    ),
+    host: str = typer.Option("0.0.0.0", "--host", help="Address the libp2p host listens on."),
+    bootstrap: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--bootstrap", help="Bootstrap peer multiaddr (/ip4/.../tcp/.../p2p/...); repeatable."
+        ),
+    ] = None,
+    relay: bool | None = typer.Option(
+        None, "--relay/--no-relay", help="Relay circuits for private peers (public nodes only)."
+    ),
+    no_mdns: bool = typer.Option(False, "--no-mdns", help="Do not discover peers on the LAN."),
+) -> None:
+    """Run the P2P node in the foreground until Ctrl-C or `aria node stop`."""
+    from aria.p2p.node import NodeOptions
+    from aria.p2p.runner import run_node
+
+    cli = cli_context(ctx)
+    p2p = cli.settings.p2p
+    options = NodeOptions(
+        port=p2p.port if port is None else port,
+        listen_host=host,
+        bootstrap=tuple(dict.fromkeys([*p2p.bootstrap, *(bootstrap or [])])),
+        relay=p2p.relay if relay is None else relay,
+        mdns=p2p.mdns and not no_mdns,
+    )
+
+    def ready(status: object) -> None:
+        from aria.p2p.views import NetworkStatus
+
+        assert isinstance(status, NetworkStatus)
+        cli.console.print(
+            f"node [bold]{status.peer_id}[/] running (Ctrl-C to stop)", soft_wrap=True
+        )
+        for addr in status.listen_addrs:
+            cli.console.print(f"  listening on {addr}", highlight=False, soft_wrap=True)
+
+    run_node(cli.paths, cli.settings, options, on_ready=ready)
+    cli.console.print("node stopped")
+
+
+@app.command("stop")
+def stop(
+    ctx: typer.Context,
+    timeout: float = typer.Option(
+        20.0, "--timeout", min=1, help="Seconds to wait for a clean stop."
+    ),
+) -> None:
+    """Stop the node running on this ARIA home (it withdraws its advert first)."""
+    from aria.p2p.lifecycle import stop_node
+
+    cli = cli_context(ctx)
+    pid = stop_node(cli.paths, timeout_s=timeout)
+    cli.console.print(f"node stopped (pid {pid})")
+
+
+@app.command("id")
+def node_id(ctx: typer.Context) -> None:
+    """Print this node's peer id (from its identity key; the node need not run)."""
+    from aria.p2p.identity import load_identity
+
+    typer.echo(load_identity(cli_context(ctx).paths).peer_id)

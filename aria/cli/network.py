@@ -1,0 +1,130 @@
+"""``aria network``: ask the running node about its peers, reachability and models."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+
+from aria.cli.context import cli_context
+
+app = typer.Typer(
+    help="Inspect the peer-to-peer network through the running node.", no_args_is_help=True
+)
+
+
+def _client(ctx: typer.Context):  # type: ignore[no-untyped-def]
+    from aria.p2p.control import NodeClient
+
+    return NodeClient.require(cli_context(ctx).paths)
+
+
+@app.command("peers")
+def peers(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Peers the node is connected to or holds a current advert of."""
+    from rich.table import Table
+
+    cli = cli_context(ctx)
+    found = _client(ctx).peers()
+    if as_json:
+        typer.echo("[" + ",".join(p.model_dump_json() for p in found) + "]")
+        return
+    if not found:
+        cli.console.print("no peers yet")
+        return
+    table = Table(title=f"{len(found)} peer(s)")
+    for column in ("peer", "connection", "rtt", "addresses", "hardware", "models"):
+        table.add_column(column, overflow="fold")  # ids and addresses must stay copyable
+    for peer in found:
+        rtt = f"{peer.rtt_ms:.1f} ms" if peer.rtt_ms is not None else "-"
+        kind = peer.connection + ("" if peer.verified else " (unverified)")
+        models = ", ".join(m.id for m in peer.models) or "-"
+        table.add_row(
+            peer.peer_id, kind, rtt, "\n".join(peer.addrs) or "-", peer.hardware.describe(), models
+        )
+    cli.console.print(table)
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """Listen addresses, reachability (AutoNAT), relays in use and the DHT's size."""
+    cli = cli_context(ctx)
+    info = _client(ctx).status()
+    if as_json:
+        typer.echo(info.model_dump_json())
+        return
+    uptime = time.time() - info.started_at
+    lines = [
+        f"peer id         {info.peer_id}",
+        f"agent           {info.agent} (protocol {info.protocol}), up {uptime:.0f} s",
+        f"reachability    {info.reachability}"
+        + (" (relay service on)" if info.relay_service else ""),
+        "listening on    " + ("\n                ".join(info.listen_addrs) or "-"),
+        "relayed via     " + ("\n                ".join(info.relayed_addrs) or "-"),
+        f"peers           {info.connected_peers} connected, {info.aria_peers} verified ARIA nodes",
+        f"DHT             {info.dht_routing_table} in routing table, "
+        f"~{info.dht_size_estimate} nodes",
+        f"mDNS            {'on' if info.mdns else 'off'}",
+    ]
+    if info.banned_peers:
+        lines.append("banned          " + ", ".join(info.banned_peers))
+    for line in lines:
+        cli.console.print(line, highlight=False, soft_wrap=True)
+
+
+@app.command("find")
+def find(
+    ctx: typer.Context,
+    model_id: str = typer.Argument(..., help="Catalog id of the model."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Which peers serve MODEL_ID (a DHT lookup; every advert is verified)."""
+    from rich.table import Table
+
+    cli = cli_context(ctx)
+    providers = _client(ctx).find(model_id)
+    if as_json:
+        typer.echo("[" + ",".join(p.model_dump_json() for p in providers) + "]")
+        return
+    if not providers:
+        cli.console.print(f"no peer serves {model_id}")
+        return
+    table = Table(title=f"{model_id}: {len(providers)} provider(s)")
+    for column in ("peer", "connection", "sha256", "licence", "load", "accepts jobs"):
+        table.add_column(column, overflow="fold")
+    for p in providers:
+        table.add_row(
+            p.peer_id,
+            p.connection,
+            p.model.sha256[:16] + "…",
+            p.model.licence_class,
+            f"{p.load.cpu_percent:.0f}% cpu, {p.load.active_jobs} jobs",
+            "yes" if p.consent.share_inference else "no",
+        )
+    cli.console.print(table)
+
+
+@app.command("ping")
+def ping(
+    ctx: typer.Context,
+    peer_id: str = typer.Argument(..., help="Peer id to ping."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """One libp2p ping to PEER_ID (connecting through its advert if needed)."""
+    import json
+
+    result = _client(ctx).ping(peer_id)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    cli_context(ctx).console.print(
+        f"{peer_id}: {result['rtt_ms']:.1f} ms ({result['connection']})",
+        highlight=False,
+        soft_wrap=True,
+    )

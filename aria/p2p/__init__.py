@@ -1,0 +1,32 @@
+"""ARIA's peer-to-peer layer over py-libp2p (see docs/p2p.md and docs/protocol-spec.md).
+
+Pure protocol modules (no I/O, no libp2p import): ``spec``, ``keys``, ``codec``,
+``records``, ``handshake``, ``adverts``, ``guard``, ``peers``, ``netsize``, ``addrs``,
+``views``. Edges: ``identity`` (key file), ``control`` (local control channel),
+``lifecycle`` (pid file, stop), ``local`` (this machine's facts), ``node`` and
+``runner`` (the node process), ``transport/`` (everything that touches libp2p).
+
+Only light modules are re-exported here, so ``import aria.p2p`` never loads libp2p.
+"""
+
+from aria.p2p.control import NodeClient
+from aria.p2p.identity import load_identity, load_or_create_identity
+from aria.p2p.keys import NodeKey, PeerId
+from aria.p2p.lifecycle import node_pid, stop_node
+from aria.p2p.spec import ProtocolSpec, load_spec
+from aria.p2p.views import ModelProvider, NetworkStatus, PeerView
+
+__all__ = [
+    "ModelProvider",
+    "NetworkStatus",
+    "NodeClient",
+    "NodeKey",
+    "PeerId",
+    "PeerView",
+    "ProtocolSpec",
+    "load_identity",
+    "load_or_create_identity",
+    "load_spec",
+    "node_pid",
+    "stop_node",
+]

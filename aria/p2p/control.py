@@ -1,0 +1,229 @@
+"""The node's local control channel: 127.0.0.1 TCP, one token-authenticated request per connection.
+
+The running node listens on an ephemeral loopback port and writes
+``ARIA_HOME/node/control.json`` (mode 0600: port, token, pid, peer id). Only a
+process that can read that file can talk to the node, and nothing off the machine
+can reach the port. Each connection carries one request frame and one response
+frame (the framing of ``aria.p2p.codec``, JSON bodies):
+
+    request   {"token": "...", "op": "status" | "peers" | "find", "args": {...}}
+    response  {"ok": true, "result": ...}  or  {"ok": false, "error": {"code", "message"}}
+
+New operations register a handler under a new ``op`` name; ``NodeClient`` is the
+synchronous client the CLI and the API process use (the API calls it from a worker
+thread). Either side may start first: the client simply finds no node until the
+file appears and the port answers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import trio
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from aria.config import AriaPaths
+from aria.errors import AriaError, NodeNotRunning, PeerError
+from aria.p2p.codec import CodecError, FrameDecoder, Violation, encode_frame
+from aria.p2p.spec import load_spec
+from aria.p2p.views import ModelProvider, NetworkStatus, PeerView
+
+__all__ = ["ControlServer", "NodeClient", "control_file", "new_token"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+_REQUEST_READ_TIMEOUT_S = 5.0
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(max_length=256)
+    op: str = Field(max_length=64)
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class _ControlFile(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    port: int = Field(ge=1, le=65535)
+    token: str
+    pid: int
+    peer_id: str
+
+
+def control_file(paths: AriaPaths) -> Path:
+    return paths.node / "control.json"
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def _frame(obj: Any, limit: int) -> bytes:
+    return encode_frame(json.dumps(obj, separators=(",", ":")).encode("utf-8"), limit)
+
+
+class ControlServer:
+    """Serves ``handlers`` to local clients holding the token."""
+
+    def __init__(
+        self, paths: AriaPaths, peer_id: str, handlers: Mapping[str, Handler], token: str
+    ) -> None:
+        self._paths = paths
+        self._peer_id = peer_id
+        self._handlers = dict(handlers)
+        self._token = token
+        self._limit = load_spec().control_frame
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listeners[0].socket.getsockname()[1]
+        info = {"port": port, "token": self._token, "pid": os.getpid(), "peer_id": self._peer_id}
+        _write_private(control_file(self._paths), json.dumps(info))
+        task_status.started(port)
+        await trio.serve_listeners(self._handle, listeners)
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        async with stream:
+            response = await self._respond(stream)
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await stream.send_all(_frame(response, self._limit))
+
+    async def _read_request(self, stream: trio.SocketStream) -> _Request:
+        decoder = FrameDecoder(self._limit)
+        with trio.fail_after(_REQUEST_READ_TIMEOUT_S):
+            while True:
+                data = await stream.receive_some(65536)
+                if not data:
+                    raise CodecError(Violation.TRUNCATED, "connection closed before a request")
+                frames = decoder.feed(data)
+                if frames:
+                    return _Request.model_validate_json(frames[0])
+
+    async def _respond(self, stream: trio.SocketStream) -> dict[str, Any]:
+        try:
+            request = await self._read_request(stream)
+        except (CodecError, ValidationError, trio.TooSlowError, trio.BrokenResourceError):
+            return _error("bad_request", "the control request was malformed or incomplete")
+        if not hmac.compare_digest(request.token.encode(), self._token.encode()):
+            return _error("unauthorized", "wrong control token")
+        handler = self._handlers.get(request.op)
+        if handler is None:
+            return _error("unknown_op", f"unknown control operation {request.op!r}")
+        try:
+            result = await handler(request.args)
+        except AriaError as exc:
+            return _error(exc.code, exc.message)
+        except Exception:
+            log.exception("control operation %s failed", request.op)
+            return _error("internal_error", f"the node failed to run {request.op!r}")
+        return {"ok": True, "result": result}
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "error": {"code": code, "message": message}}
+
+
+class NodeClient:
+    """Talks to the node that runs on this ARIA home (sync; one socket per call)."""
+
+    def __init__(self, port: int, token: str, peer_id: str, timeout_s: float = 30.0) -> None:
+        self.port = port
+        self.peer_id = peer_id
+        self._token = token
+        self._timeout = timeout_s
+        self._limit = load_spec().control_frame
+
+    @classmethod
+    def connect(cls, paths: AriaPaths, timeout_s: float = 30.0) -> NodeClient | None:
+        """The running node's client, or None when no node answers on this home."""
+        try:
+            info = _ControlFile.model_validate_json(control_file(paths).read_text("utf-8"))
+        except (OSError, ValidationError):
+            return None
+        client = cls(info.port, info.token, info.peer_id, timeout_s)
+        try:
+            client.request("ping")
+        except NodeNotRunning:
+            return None
+        return client
+
+    @classmethod
+    def require(cls, paths: AriaPaths, timeout_s: float = 30.0) -> NodeClient:
+        """Like ``connect`` but raises when no node runs.
+
+        Raises:
+            NodeNotRunning: no node answers for this ARIA home.
+        """
+        client = cls.connect(paths, timeout_s)
+        if client is None:
+            raise NodeNotRunning(
+                f"no ARIA node is running for {paths.home}; start one with `aria node start`"
+            )
+        return client
+
+    def request(self, op: str, **args: Any) -> Any:
+        """Run one operation on the node and return its result.
+
+        Raises:
+            NodeNotRunning: the node cannot be reached or hung up mid-answer.
+            PeerError: the node refused or failed the operation (its message).
+        """
+        body = _frame({"token": self._token, "op": op, "args": args}, self._limit)
+        decoder = FrameDecoder(self._limit)
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=self._timeout) as sock:
+                sock.sendall(body)
+                while True:
+                    data = sock.recv(65536)
+                    if not data:
+                        raise NodeNotRunning("the node closed the control channel mid-answer")
+                    frames = decoder.feed(data)
+                    if frames:
+                        break
+        except (OSError, CodecError) as exc:
+            raise NodeNotRunning(f"the node's control channel did not answer ({exc})") from None
+        try:
+            reply = json.loads(frames[0])
+        except ValueError:
+            raise PeerError("the node sent a malformed control answer") from None
+        if isinstance(reply, dict) and reply.get("ok"):
+            return reply.get("result")
+        error = reply.get("error") if isinstance(reply, dict) else None
+        message = error.get("message") if isinstance(error, dict) else None
+        raise PeerError(str(message or "the node refused the request"))
+
+    def status(self) -> NetworkStatus:
+        return NetworkStatus.model_validate(self.request("status"))
+
+    def peers(self) -> list[PeerView]:
+        return TypeAdapter(list[PeerView]).validate_python(self.request("peers"))
+
+    def ping(self, peer_id: str) -> dict[str, Any]:
+        """RTT to ``peer_id`` and the connection kind the ping crossed."""
+        return dict(self.request("ping_peer", peer_id=peer_id))
+
+    def find(self, model_id: str) -> list[ModelProvider]:
+        return TypeAdapter(list[ModelProvider]).validate_python(
+            self.request("find", model_id=model_id)
+        )

@@ -1,0 +1,126 @@
+"""Real ``aria node start`` processes for multi-node tests, each with its own ARIA_HOME.
+
+Queries go through the real CLI (``aria network ... --json``), run in the node's
+network namespace when it has one, so they exercise the same path a user does.
+Every wait is bounded; ``stop`` always reaps the process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aria.config import AriaPaths
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T | None], timeout_s: float, what: str, every_s: float = 0.5) -> T:
+    """Poll ``probe`` until it returns a truthy value; fail with ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(every_s)
+
+
+@dataclass
+class NodeProc:
+    home: Path
+    proc: subprocess.Popen[bytes]
+    netns: str | None = None
+
+    @property
+    def paths(self) -> AriaPaths:
+        return AriaPaths(self.home)
+
+    def _prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.netns] if self.netns else []
+
+    def cli(self, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self._prefix(), sys.executable, "-m", "aria", *args],
+            capture_output=True,
+            text=True,
+            env=_env(self.home),
+            timeout=timeout_s,
+            check=False,
+        )
+
+    def query(self, *args: str) -> Any:
+        result = self.cli("network", *args, "--json")
+        if result.returncode != 0:
+            return None
+        return json.loads(result.stdout)
+
+    def status(self) -> dict[str, Any] | None:
+        return self.query("status")  # type: ignore[no-any-return]
+
+    def peers(self) -> list[dict[str, Any]]:
+        return self.query("peers") or []
+
+    def peer(self, peer_id: str) -> dict[str, Any] | None:
+        return next((p for p in self.peers() if p["peer_id"] == peer_id), None)
+
+    def log(self) -> str:
+        path = self.home / "logs" / "node.log"
+        out = self.home / "stdout.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return text + (out.read_text(errors="replace") if out.exists() else "")
+
+    def stop(self, timeout_s: float = 30) -> int:
+        """SIGTERM and reap; returns the exit code (kills after ``timeout_s``)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(
+                f"node in {self.home} ignored SIGTERM\n{self.log()[-3000:]}"
+            ) from None
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {"ARIA_HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    if "ARIA_DEBUG" in os.environ:
+        env["ARIA_DEBUG"] = os.environ["ARIA_DEBUG"]
+    return env
+
+
+def start_node(home: Path, *args: str, netns: str | None = None, timeout_s: float = 60) -> NodeProc:
+    """Start ``aria node start ARGS`` and wait until its control channel answers."""
+    home.mkdir(parents=True, exist_ok=True)
+    prefix = ["ip", "netns", "exec", netns] if netns else []
+    out = (home / "stdout.log").open("wb")
+    proc = subprocess.Popen(
+        [*prefix, sys.executable, "-m", "aria", "node", "start", *args],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env=_env(home),
+    )
+    node = NodeProc(home, proc, netns)
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"node exited with {proc.returncode}\n{node.log()[-3000:]}")
+        return node.status() is not None
+
+    try:
+        wait_for(ready, timeout_s, f"the node in {home} to start")
+    except BaseException:
+        node.stop()
+        raise
+    return node

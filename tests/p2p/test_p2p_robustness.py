@@ -1,0 +1,72 @@
+"""A misbehaving peer against a real in-process node: penalties, ban, disconnect, no crash."""
+
+from __future__ import annotations
+
+import multiaddr
+import trio
+from libp2p.custom_types import TProtocol
+from libp2p.peer.peerinfo import info_from_p2p_addr
+
+from aria.config import AriaPaths, AriaSettings
+from aria.p2p.codec import encode_frame
+from aria.p2p.keys import NodeKey
+from aria.p2p.local import LocalFacts
+from aria.p2p.node import Node, NodeOptions
+from aria.p2p.reports import node_status
+from aria.p2p.spec import load_spec
+from aria.p2p.transport.host import build_host, quiet_libp2p_logs
+
+SPEC = load_spec()
+ATTACKS = [
+    (SPEC.handshake_frame + 1).to_bytes(4, "big"),  # oversized frame
+    encode_frame(b"\xff\xfe not json", 100),  # malformed
+    encode_frame(b'{"type":"gossip"}', 100),  # unknown message
+    encode_frame(b'{"type":"hello","record":{}}', 100),  # invalid fields
+    b"\x00\x00\x01\x00partial",  # truncated, then EOF
+]
+
+
+def test_node_bans_a_peer_that_sends_garbage(aria_paths: AriaPaths) -> None:
+    quiet_libp2p_logs()
+    options = NodeOptions(port=0, listen_host="127.0.0.1", mdns=False)
+    node = Node(aria_paths, AriaSettings(), options, NodeKey.generate(), SPEC, LocalFacts())
+    attacker = build_host(NodeKey.generate())
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.run)
+            assert node.host is not None
+            target = info_from_p2p_addr(node.host.get_addrs()[0])
+            async with attacker.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+                await attacker.connect(target)
+                sent = 0
+                with trio.fail_after(30):
+                    while target.peer_id in attacker.get_connected_peers() and sent < 20:
+                        payload = ATTACKS[sent % len(ATTACKS)]
+                        sent += 1
+                        try:
+                            stream = await attacker.new_stream(
+                                target.peer_id, [TProtocol(SPEC.handshake_id)]
+                            )
+                            await stream.write(payload)
+                            await stream.close()
+                        except Exception:
+                            break  # refused: we are banned and being disconnected
+                        await trio.sleep(0.2)
+                    while target.peer_id in attacker.get_connected_peers():
+                        await trio.sleep(0.1)
+                status = node_status(node)
+                assert str(attacker.get_id()) in status.banned_peers
+                assert sent <= 6  # a handful of violations is enough
+                # A banned peer that reconnects is dropped again at once.
+                try:
+                    with trio.fail_after(10):
+                        await attacker.connect(target)
+                        while target.peer_id in attacker.get_connected_peers():
+                            await trio.sleep(0.1)
+                except Exception:
+                    pass
+                assert target.peer_id not in attacker.get_connected_peers()
+            node.stop()
+
+    trio.run(main)
