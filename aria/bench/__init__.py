@@ -1,0 +1,58 @@
+"""Throughput, energy and roofline measurement, and the synthetic GGUF generator.
+
+* ``synthetic``  -- tiny deterministic GGUFs (llama F16/Q8_0/Q4_x, bitnet TQ1_0/TQ2_0);
+* ``service``    -- ``run_bench(BenchPlan)``: what ``aria bench`` and ``benchmarks/`` call;
+* ``runner`` / ``measure`` -- one model in-process through llama.cpp, timed per phase;
+* ``api_mode``   -- the same measurement through a running ARIA API (streaming);
+* ``bandwidth`` / ``footprint`` / ``roofline`` -- the decode ceiling and its fraction;
+* ``energy``     -- RAPL counters, or a labelled CPU-time x TDP estimate;
+* ``charts``     -- PNGs from the result JSON.
+"""
+
+from aria.bench.api_mode import ApiResult, bench_api
+from aria.bench.bandwidth import Bandwidth, measure_read_bandwidth
+from aria.bench.charts import bench_chart, ternary_chart
+from aria.bench.energy import EnergyMeter, EnergyReading
+from aria.bench.footprint import read_footprint
+from aria.bench.roofline import ModelFootprint, Roofline, decode_roofline
+from aria.bench.runner import LlamaRunner, RunnerOptions
+from aria.bench.service import BenchPlan, BenchReport, ModelResult, ModelTarget, run_bench
+from aria.bench.stats import Summary, summarize
+from aria.bench.synthetic import (
+    BITNET_QUANTS,
+    LLAMA_QUANTS,
+    SyntheticSpec,
+    write_bitnet_gguf,
+    write_gguf,
+    write_llama_gguf,
+)
+
+__all__ = [
+    "BITNET_QUANTS",
+    "LLAMA_QUANTS",
+    "ApiResult",
+    "Bandwidth",
+    "BenchPlan",
+    "BenchReport",
+    "EnergyMeter",
+    "EnergyReading",
+    "LlamaRunner",
+    "ModelFootprint",
+    "ModelResult",
+    "ModelTarget",
+    "Roofline",
+    "RunnerOptions",
+    "Summary",
+    "SyntheticSpec",
+    "bench_api",
+    "bench_chart",
+    "decode_roofline",
+    "measure_read_bandwidth",
+    "read_footprint",
+    "run_bench",
+    "summarize",
+    "ternary_chart",
+    "write_bitnet_gguf",
+    "write_gguf",
+    "write_llama_gguf",
+]
