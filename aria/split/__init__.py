@@ -1,0 +1,145 @@
+"""Split inference: one model's layers spread over RPC workers with llama.cpp's ggml-rpc.
+
+* :mod:`~aria.split.planner` (pure) decides which workers hold which layers, and why;
+* :mod:`~aria.split.gguf_layers` reads the per-layer sizes it needs from a GGUF file;
+* :mod:`~aria.split.worker` is the RPC worker process (127.0.0.1 only, consent-gated,
+  memory offer enforced), started with :func:`start_rpc_worker`;
+* :mod:`~aria.split.orchestrator` serves the split model through the backend dispatcher
+  and re-plans without workers that died;
+* :mod:`~aria.split.relay` carries RPC bytes between a local port and a far side (the
+  shape of the libp2p tunnel), counting them.
+
+Only :mod:`~aria.split.ggml_rpc` touches the native library.
+
+Names are imported on first use (PEP 562): an RPC worker or probe process runs
+``python -m aria.split.<module>`` and must not pay for the orchestrator's imports.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aria.split.ggml_rpc import LOOPBACK_HOST, require_loopback
+    from aria.split.gguf_layers import read_layout
+    from aria.split.layout import ModelLayout
+    from aria.split.orchestrator import SplitLease, SplitModel
+    from aria.split.placement import (
+        Candidate,
+        LocalNode,
+        PeerShare,
+        Placement,
+        PlanPolicy,
+        Skipped,
+    )
+    from aria.split.planner import plan_placement
+    from aria.split.probe import WorkerProbe, measure_rtt, probe_worker, probe_workers
+    from aria.split.relay import (
+        Duplex,
+        FarSide,
+        Relay,
+        RelayStats,
+        TcpFarSide,
+        pipe,
+        relay_in_thread,
+    )
+    from aria.split.service import (
+        WorkerSpec,
+        candidate_from_worker,
+        plan_for,
+        probe_candidates,
+        split_model_for,
+    )
+    from aria.split.worker import WorkerReady
+    from aria.split.workers import (
+        RpcWorker,
+        free_loopback_port,
+        listening_addresses,
+        start_rpc_worker,
+    )
+
+__all__ = [
+    "LOOPBACK_HOST",
+    "Candidate",
+    "Duplex",
+    "FarSide",
+    "LocalNode",
+    "ModelLayout",
+    "PeerShare",
+    "Placement",
+    "PlanPolicy",
+    "Relay",
+    "RelayStats",
+    "RpcWorker",
+    "Skipped",
+    "SplitLease",
+    "SplitModel",
+    "TcpFarSide",
+    "WorkerProbe",
+    "WorkerReady",
+    "WorkerSpec",
+    "candidate_from_worker",
+    "free_loopback_port",
+    "listening_addresses",
+    "measure_rtt",
+    "pipe",
+    "plan_for",
+    "plan_placement",
+    "probe_candidates",
+    "probe_worker",
+    "probe_workers",
+    "read_layout",
+    "relay_in_thread",
+    "require_loopback",
+    "split_model_for",
+    "start_rpc_worker",
+]
+
+_HOMES = {
+    "Candidate": "placement",
+    "Duplex": "relay",
+    "FarSide": "relay",
+    "LOOPBACK_HOST": "ggml_rpc",
+    "LocalNode": "placement",
+    "ModelLayout": "layout",
+    "PeerShare": "placement",
+    "Placement": "placement",
+    "PlanPolicy": "placement",
+    "Relay": "relay",
+    "RelayStats": "relay",
+    "RpcWorker": "workers",
+    "Skipped": "placement",
+    "SplitLease": "orchestrator",
+    "SplitModel": "orchestrator",
+    "TcpFarSide": "relay",
+    "WorkerProbe": "probe",
+    "WorkerReady": "worker",
+    "WorkerSpec": "service",
+    "candidate_from_worker": "service",
+    "free_loopback_port": "workers",
+    "listening_addresses": "workers",
+    "measure_rtt": "probe",
+    "pipe": "relay",
+    "plan_for": "service",
+    "plan_placement": "planner",
+    "probe_candidates": "service",
+    "probe_worker": "probe",
+    "probe_workers": "probe",
+    "read_layout": "gguf_layers",
+    "relay_in_thread": "relay",
+    "require_loopback": "ggml_rpc",
+    "split_model_for": "service",
+    "start_rpc_worker": "workers",
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

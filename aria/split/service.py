@@ -1,0 +1,134 @@
+"""Split inference for one of a node's installed models: candidates, plan, served model.
+
+This is where the node's facts (its memory budget, the model's launch options) meet
+the RPC workers it may use. Workers come from ``--worker HOST:PORT[@GB]`` options today
+(probed over ggml-rpc) and from the p2p layer's adverts later; both become planner
+:class:`~aria.split.planner.Candidate` values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from aria.catalog import ModelId
+from aria.errors import AriaError, ConfigError
+from aria.split.ggml_rpc import parse_endpoint
+from aria.split.gguf_layers import read_layout
+from aria.split.orchestrator import SplitModel
+from aria.split.placement import Candidate, LocalNode, Placement, PlanPolicy
+from aria.split.probe import probe_workers
+
+if TYPE_CHECKING:
+    from aria.node import Node
+    from aria.split.workers import RpcWorker
+
+__all__ = [
+    "WorkerSpec",
+    "candidate_from_worker",
+    "plan_for",
+    "probe_candidates",
+    "split_model_for",
+]
+
+_GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """An RPC worker named on the command line, with its operator's offer if known."""
+
+    endpoint: str
+    offered_gb: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> WorkerSpec:
+        """``HOST:PORT`` or ``HOST:PORT@GB``.
+
+        Raises:
+            ConfigError: not of that form.
+        """
+        endpoint, at, offer = text.partition("@")
+        parse_endpoint(endpoint)
+        if not at:
+            return cls(endpoint)
+        try:
+            offered = float(offer)
+        except ValueError:
+            offered = -1.0
+        if not offered > 0:
+            raise ConfigError(f"{text!r}: the memory after '@' must be a positive number of GB")
+        return cls(endpoint, offered)
+
+
+def probe_candidates(
+    specs: Sequence[WorkerSpec], *, timeout_s: float = 5.0
+) -> tuple[list[Candidate], dict[str, str]]:
+    """Probe each worker; returns the ones that answered and, for the rest, why not.
+
+    A worker's offer is the operator's (``@GB``) capped by the memory its device
+    reports; its thread count is unknown over ggml-rpc and taken as 1.
+    """
+    results = probe_workers([spec.endpoint for spec in specs], timeout_s=timeout_s)
+    candidates: list[Candidate] = []
+    unreachable: dict[str, str] = {}
+    for spec in specs:
+        result = results[spec.endpoint]
+        if isinstance(result, AriaError):
+            unreachable[spec.endpoint] = result.message
+            continue
+        offered = result.free_bytes
+        if spec.offered_gb is not None:
+            offered = min(offered, int(spec.offered_gb * _GIB))
+        candidates.append(Candidate(spec.endpoint, spec.endpoint, offered, 1, result.rtt_s))
+    return candidates, unreachable
+
+
+def candidate_from_worker(worker: RpcWorker, *, peer_id: str, rtt_s: float) -> Candidate:
+    """A worker this process started: its announced offer and threads are known exactly."""
+    ready = worker.ready
+    return Candidate(peer_id, ready.endpoint, ready.offered_bytes, ready.threads, rtt_s)
+
+
+def plan_for(
+    node: Node, model_id: str, candidates: Sequence[Candidate], policy: PlanPolicy
+) -> Placement:
+    """The placement of an installed model over ``candidates`` (and this node).
+
+    Raises:
+        ModelNotFound, ModelNotInstalled, PlacementRefused, InvalidRequest (bad GGUF).
+    """
+    return split_model_for(node, model_id, lambda: candidates, policy).plan()
+
+
+def split_model_for(
+    node: Node,
+    model_id: str,
+    candidates: Callable[[], Sequence[Candidate]],
+    policy: PlanPolicy,
+    *,
+    local_memory_bytes: int | None = None,
+) -> SplitModel:
+    """A :class:`SplitModel` for an installed model with this node's launch options.
+
+    ``local_memory_bytes`` overrides the node's memory budget for this model.
+
+    Raises:
+        ModelNotFound, ModelNotInstalled, InvalidRequest (bad GGUF).
+    """
+    model = node.installed(model_id)
+    launch = node.launch_for(model)
+    return SplitModel(
+        model_id=ModelId(model.entry.id),
+        layout=replace(read_layout(model.path), name=model.entry.id),
+        base_launch=launch,
+        local=LocalNode(
+            local_memory_bytes
+            if local_memory_bytes is not None
+            else node.dispatcher.limits.budget_bytes,
+            launch.threads,
+        ),
+        candidates=candidates,
+        policy=policy,
+    )
