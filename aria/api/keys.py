@@ -1,0 +1,115 @@
+"""API keys: random bearer tokens shown once, stored only as SHA-256 hashes.
+
+Keys are 256-bit random values, so a fast hash is enough (nothing to brute-force);
+comparison is constant-time. The file lives in ``ARIA_HOME/api/keys.json`` (mode
+0600) and is re-read when it changes, so ``aria api key revoke`` takes effect on a
+running server at its next request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aria.errors import ConfigError
+
+__all__ = ["ApiKey", "KeyStore"]
+
+_PREFIX = "aria-"
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    name: str
+    hint: str  # the first characters of the secret, to recognise it
+    created: str
+    sha256: str
+
+
+class KeyStore:
+    """The node's API keys."""
+
+    def __init__(self, directory: Path) -> None:
+        self._file = directory / "keys.json"
+        self._cache: tuple[float, list[ApiKey]] | None = None
+
+    def all(self) -> list[ApiKey]:
+        try:
+            mtime = self._file.stat().st_mtime_ns
+        except FileNotFoundError:
+            return []
+        if self._cache is None or self._cache[0] != mtime:
+            self._cache = (mtime, self._read())
+        return list(self._cache[1])
+
+    def _read(self) -> list[ApiKey]:
+        try:
+            data = json.loads(self._file.read_text(encoding="utf-8"))
+            return [ApiKey(**item) for item in data["keys"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(
+                f"{self._file} is unreadable ({exc}); delete it and create new keys"
+            ) from None
+
+    def _write(self, keys: list[ApiKey]) -> None:
+        self._file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = self._file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump({"keys": [asdict(k) for k in keys]}, handle, indent=2)
+        os.replace(tmp, self._file)
+        self._cache = None
+
+    def create(self, name: str) -> tuple[ApiKey, str]:
+        """A new key; the secret is returned once and never stored.
+
+        Raises:
+            ConfigError: ``name`` is empty or already used.
+        """
+        name = name.strip()
+        keys = self.all()
+        if not name:
+            raise ConfigError("an API key needs a name")
+        if any(k.name == name for k in keys):
+            raise ConfigError(
+                f"an API key named {name!r} exists; revoke it first or pick a new name"
+            )
+        secret = _PREFIX + secrets.token_urlsafe(32)
+        key = ApiKey(
+            id=secrets.token_hex(4),
+            name=name,
+            hint=secret[: len(_PREFIX) + 4] + "...",
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+            sha256=_digest(secret),
+        )
+        self._write([*keys, key])
+        return key, secret
+
+    def revoke(self, key: str) -> ApiKey:
+        """Remove the key with this id or name.
+
+        Raises:
+            ConfigError: no key matches.
+        """
+        keys = self.all()
+        match = [k for k in keys if key in (k.id, k.name)]
+        if not match:
+            raise ConfigError(f"no API key has the id or name {key!r}; see `aria api key list`")
+        self._write([k for k in keys if k is not match[0]])
+        return match[0]
+
+    def verify(self, secret: str) -> bool:
+        """Is ``secret`` a current key? (constant-time per stored hash)."""
+        digest = _digest(secret)
+        return any(hmac.compare_digest(digest, k.sha256) for k in self.all())
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()

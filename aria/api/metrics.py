@@ -1,0 +1,155 @@
+"""Prometheus metrics of one API instance (its own registry: no global state).
+
+Request and token counters are updated by the routes; backend states and queue
+depths are read from the dispatcher at scrape time, so they are never stale.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from aria.backends import Dispatcher, DoneEvent
+from aria.backends.states import Busy, Failed, Loading, Ready, Starting, state_name
+
+__all__ = ["CountRequests", "Metrics", "RequestTracker"]
+
+_STATES = tuple(state_name(s) for s in (Starting(), Loading(), Ready(), Busy(), Failed("")))
+_TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_TPS_BUCKETS = (1, 2, 5, 10, 20, 35, 50, 75, 100, 150, 200, 300, 500)
+
+
+class _Backends(Collector):
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+
+    def collect(self) -> Iterator[Metric]:
+        views = self._dispatcher.backends()
+        depth = GaugeMetricFamily(
+            "aria_backend_queue_depth",
+            "Requests waiting for or running on a backend.",
+            labels=["model"],
+        )
+        states = GaugeMetricFamily(
+            "aria_backend_state", "1 for the state each backend is in.", labels=["model", "state"]
+        )
+        for view in views:
+            depth.add_metric([view.model_id], view.queued)
+            for state in _STATES:
+                states.add_metric([view.model_id, state], 1.0 if view.state == state else 0.0)
+        events = CounterMetricFamily(
+            "aria_backend_events", "Backend starts, crashes and unloads.", labels=["event"]
+        )
+        for event, count in sorted(self._dispatcher.events.items()):
+            events.add_metric([event], count)
+        yield depth
+        yield states
+        yield events
+
+
+class Metrics:
+    """The API's metrics; ``render()`` is the ``/metrics`` body."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "aria_requests", "HTTP requests.", ["endpoint", "status"], registry=r
+        )
+        self.errors = Counter("aria_errors", "Errors returned, by kind.", ["kind"], registry=r)
+        self.tokens_in = Counter(
+            "aria_prompt_tokens", "Prompt tokens processed.", ["model"], registry=r
+        )
+        self.tokens_out = Counter(
+            "aria_completion_tokens", "Tokens generated.", ["model"], registry=r
+        )
+        self.ttft = Histogram(
+            "aria_time_to_first_token_seconds",
+            "From request to first generated token.",
+            ["model"],
+            buckets=_TTFT_BUCKETS,
+            registry=r,
+        )
+        self.tokens_per_second = Histogram(
+            "aria_tokens_per_second",
+            "Decode speed of each generation.",
+            ["model"],
+            buckets=_TPS_BUCKETS,
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "aria_fallbacks", "Fallback-chain candidates skipped.", ["model", "reason"], registry=r
+        )
+        r.register(_Backends(dispatcher))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class RequestTracker:
+    """Times one generation: TTFT at the first token, tokens/s and usage at the end."""
+
+    def __init__(self, metrics: Metrics, model: str, started: float) -> None:
+        self._metrics = metrics
+        self._model = model
+        self._started = started
+        self._first: float | None = None
+
+    def token(self) -> None:
+        if self._first is None:
+            self._first = time.perf_counter()
+            self._metrics.ttft.labels(self._model).observe(self._first - self._started)
+
+    def done(self, done: DoneEvent | None) -> None:
+        if done is None:
+            return
+        self._metrics.tokens_in.labels(self._model).inc(done.prompt_tokens)
+        self._metrics.tokens_out.labels(self._model).inc(done.completion_tokens)
+        if self._first is not None and done.completion_tokens > 1:
+            elapsed = time.perf_counter() - self._first
+            if elapsed > 0:
+                rate = (done.completion_tokens - 1) / elapsed
+                self._metrics.tokens_per_second.labels(self._model).observe(rate)
+
+
+_ENDPOINTS = frozenset(
+    {
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings",
+        "/v1/models",
+        "/health",
+        "/metrics",
+    }
+)
+
+
+class CountRequests:
+    """ASGI middleware counting requests by endpoint and final status."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def observe(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe)
+        finally:
+            endpoint = scope["path"] if scope["path"] in _ENDPOINTS else "other"
+            self.metrics.requests.labels(endpoint, str(status)).inc()

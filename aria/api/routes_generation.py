@@ -1,0 +1,141 @@
+"""``POST /v1/chat/completions`` and ``POST /v1/completions``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from aria.api.convert import chat_job, completion_job
+from aria.api.metrics import Metrics, RequestTracker
+from aria.api.payloads import DONE, ChatOutput, Chunks
+from aria.api.peers import serve_on_peer
+from aria.api.schemas import ChatCompletionRequest, CompletionRequest
+from aria.api.streaming import EventStream, Final, error_event, generated, route_headers
+from aria.node import Node, Served
+
+__all__ = ["ERROR_RESPONSES", "router"]
+
+router = APIRouter(tags=["inference"])
+
+ERROR_RESPONSES: dict[int | str, dict[str, str]] = {
+    400: {"description": "Invalid request (OpenAI error object)"},
+    401: {"description": "Missing or invalid API key"},
+    404: {"description": "Unknown or not-installed model"},
+    413: {"description": "Request body too large"},
+    422: {"description": "A field has the wrong type or range"},
+    503: {"description": "No backend could serve the request"},
+}
+
+
+@router.post("/v1/chat/completions", responses=ERROR_RESPONSES)
+async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+    """Chat with a model (its own chat template), streamed as SSE when ``stream`` is true."""
+    remote = await serve_on_peer(request, body)
+    if remote is not None:
+        return remote
+    node: Node = request.app.state.node
+    metrics: Metrics = request.app.state.metrics
+    job, tools = chat_job(body)
+    started = time.perf_counter()
+    served = await node.generate(job, body.model)
+    headers = route_headers(served, metrics)
+    chunks = Chunks("chat", served.model_id)
+    output = ChatOutput(tools=tools)
+    tracker = RequestTracker(metrics, served.model_id, started)
+    if body.stream:
+        usage = bool(body.stream_options and body.stream_options.include_usage)
+        stream = _chat_stream(served, output, chunks, tracker, metrics, usage)
+        return EventStream(stream, headers=headers, on_close=served.aclose)
+    async with served:
+        done = None
+        async for item in generated(served, tracker, lambda: output.repeating):
+            if isinstance(item, Final):
+                done = item.done
+            else:
+                output.feed(item)
+    output.finish()
+    payload = chunks.response({"message": output.message()}, done, output.finish_reason(done))
+    return JSONResponse(payload, headers=headers)
+
+
+async def _chat_stream(
+    served: Served,
+    output: ChatOutput,
+    chunks: Chunks,
+    tracker: RequestTracker,
+    metrics: Metrics,
+    usage: bool,
+) -> AsyncIterator[bytes]:
+    try:
+        yield chunks.delta({"role": "assistant", "content": ""})
+        done = None
+        async for item in generated(served, tracker, lambda: output.repeating):
+            if isinstance(item, Final):
+                done = item.done
+                continue
+            for delta in output.feed(item):
+                yield chunks.delta(delta)
+        for delta in output.finish():
+            yield chunks.delta(delta)
+        yield chunks.delta({}, finish_reason=output.finish_reason(done))
+        if usage:
+            yield chunks.usage(done)
+        yield DONE
+    except Exception as exc:
+        yield error_event(exc, metrics)
+
+
+@router.post("/v1/completions", responses=ERROR_RESPONSES)
+async def completions(body: CompletionRequest, request: Request) -> Response:
+    """Continue a raw prompt (no chat template)."""
+    node: Node = request.app.state.node
+    metrics: Metrics = request.app.state.metrics
+    job = completion_job(body)
+    started = time.perf_counter()
+    served = await node.generate(job, body.model)
+    headers = route_headers(served, metrics)
+    chunks = Chunks("text", served.model_id)
+    tracker = RequestTracker(metrics, served.model_id, started)
+    prefix = body.prompt_text() if body.echo else ""
+    if body.stream:
+        usage = bool(body.stream_options and body.stream_options.include_usage)
+        stream = _text_stream(served, chunks, tracker, metrics, usage, prefix)
+        return EventStream(stream, headers=headers, on_close=served.aclose)
+    async with served:
+        parts, done = [prefix], None
+        async for item in generated(served, tracker, lambda: False):
+            if isinstance(item, Final):
+                done = item.done
+            else:
+                parts.append(item)
+    reason = "stop" if done is None or done.finish_reason == "cancelled" else done.finish_reason
+    return JSONResponse(chunks.response({"text": "".join(parts)}, done, reason), headers=headers)
+
+
+async def _text_stream(
+    served: Served,
+    chunks: Chunks,
+    tracker: RequestTracker,
+    metrics: Metrics,
+    usage: bool,
+    prefix: str,
+) -> AsyncIterator[bytes]:
+    try:
+        if prefix:
+            yield chunks.content(prefix)
+        done = None
+        async for item in generated(served, tracker, lambda: False):
+            if isinstance(item, Final):
+                done = item.done
+            else:
+                yield chunks.content(item)
+        reason = "stop" if done is None or done.finish_reason == "cancelled" else done.finish_reason
+        yield chunks.delta({}, finish_reason=reason)
+        if usage:
+            yield chunks.usage(done)
+        yield DONE
+    except Exception as exc:
+        yield error_event(exc, metrics)

@@ -1,0 +1,57 @@
+"""Backends: one OS process per loaded model, supervised by the dispatcher.
+
+* ``protocol``    -- the line protocol between node and worker (jobs, events, errors);
+* ``worker``      -- the worker process (``python -m aria.backends.worker``);
+* ``llama_engine``/``bitnet_engine`` -- the engines a worker can run;
+* ``launch``      -- worker options and the tier -> engine choice;
+* ``process``     -- one worker process seen from the node;
+* ``plan``/``states`` -- the pure start/evict/stop decisions and backend states;
+* ``dispatcher``/``lease`` -- supervision, fair queueing, one request on a backend;
+* ``chain``       -- serving from the first model of a fallback chain that works;
+* ``toolcalls``/``grammar``/``decoding``/``prompting`` -- text in and out of a model.
+
+Nothing here imports ``llama_cpp`` at module level; only the worker process loads it.
+"""
+
+from aria.backends.bitnet import SERVER_NAMES, find_bitnet_server
+from aria.backends.chain import Attempt, Opened, open_first
+from aria.backends.dispatcher import BackendView, Dispatcher
+from aria.backends.engine import Embeddings, Finished
+from aria.backends.launch import WorkerLaunch, choose_launch
+from aria.backends.lease import DoneEvent, Generation, Lease, TokenEvent
+from aria.backends.plan import Limits
+from aria.backends.protocol import FinishReason, GenerationJob, GrammarSpec, WorkerInfo
+from aria.backends.states import BackendState, Busy, Failed, Loading, Ready, Starting
+from aria.backends.toolcalls import ContentDelta, ParsedToolCall, ToolCallParser
+
+__all__ = [
+    "SERVER_NAMES",
+    "Attempt",
+    "BackendState",
+    "BackendView",
+    "Busy",
+    "ContentDelta",
+    "Dispatcher",
+    "DoneEvent",
+    "Embeddings",
+    "Failed",
+    "FinishReason",
+    "Finished",
+    "Generation",
+    "GenerationJob",
+    "GrammarSpec",
+    "Lease",
+    "Limits",
+    "Loading",
+    "Opened",
+    "ParsedToolCall",
+    "Ready",
+    "Starting",
+    "TokenEvent",
+    "ToolCallParser",
+    "WorkerInfo",
+    "WorkerLaunch",
+    "choose_launch",
+    "find_bitnet_server",
+    "open_first",
+]

@@ -1,0 +1,82 @@
+"""Serve a request from the first model of a fallback chain that can take it.
+
+A candidate is skipped when it cannot serve for a reason that is not the client's
+fault: not installed, its backend failed to start or does not fit, or it crashed
+before producing anything. Errors in the request itself (too long, bad grammar)
+are raised at once: another model would refuse them too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import anyio
+
+from aria.catalog.entries import ModelId
+from aria.errors import AriaError, BackendError, CatalogError, RoutingError, StoreError
+
+__all__ = ["Attempt", "Opened", "open_first"]
+
+T = TypeVar("T")
+
+# Failures after which the next candidate is tried.
+_FALLBACK_ERRORS = (BackendError, CatalogError, StoreError)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A candidate that was skipped, and why (its error code)."""
+
+    model_id: ModelId
+    code: str
+    message: str
+
+
+@dataclass
+class Opened(Generic[T]):
+    """The value opened on ``model_id``; ``stack`` releases it (the backend lease)."""
+
+    model_id: ModelId
+    value: T
+    skipped: tuple[Attempt, ...]
+    stack: AsyncExitStack
+
+    async def aclose(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.stack.aclose()
+
+
+async def open_first(
+    candidates: Sequence[ModelId],
+    open_one: Callable[[ModelId, AsyncExitStack], Awaitable[T]],
+) -> Opened[T]:
+    """Call ``open_one`` on each candidate until one succeeds.
+
+    Raises:
+        The candidate's own error when there was only one; otherwise ``RoutingError``
+        listing why each candidate was skipped.
+    """
+    skipped: list[Attempt] = []
+    last: AriaError | None = None
+    for model_id in candidates:
+        stack = AsyncExitStack()
+        try:
+            value = await open_one(model_id, stack)
+        except _FALLBACK_ERRORS as exc:
+            with anyio.CancelScope(shield=True):
+                await stack.aclose()
+            skipped.append(Attempt(model_id, exc.code, exc.message))
+            last = exc
+            continue
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await stack.aclose()
+            raise
+        return Opened(model_id, value, tuple(skipped), stack)
+    if last is not None and len(skipped) == 1:
+        raise last
+    reasons = "; ".join(f"{a.model_id}: {a.message}" for a in skipped) or "no candidate model"
+    raise RoutingError(f"no model could serve the request ({reasons})")

@@ -1,0 +1,265 @@
+"""The dispatcher: one supervised worker process per loaded model.
+
+* Lazy start: a backend is spawned by the first request for its model, which waits
+  for the load and a health ping; requests arriving meanwhile queue behind it.
+* Fair queueing: each backend has an ``anyio.Lock`` (FIFO, so first come first
+  served); different backends serve in parallel. ``queued`` counts waiting and
+  in-flight requests (the queue depth in ``/metrics``).
+* Memory: admission is decided by :func:`aria.backends.plan.plan_backends` from the
+  node's budget, each model's memory floor and ``max_loaded``: least-recently-used
+  idle backends are evicted to make room, else the request is refused (503).
+* Idle time-out: a housekeeping task unloads backends idle for ``idle_timeout_s``
+  and clears failed ones.
+* Crashes: a worker that dies marks its backend ``Failed``; the request in flight gets
+  ``BackendCrashed`` and the next request restarts the process.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import anyio
+
+from aria.backends.launch import WorkerLaunch
+from aria.backends.lease import Lease
+from aria.backends.plan import Desired, Limits, Observed, Refuse, Start, Stop, plan_backends
+from aria.backends.process import WorkerProcess, describe_exit
+from aria.backends.protocol import WorkerInfo
+from aria.backends.states import BackendState, Busy, Failed, Loading, Ready, Starting, state_name
+from aria.catalog.entries import ModelId
+from aria.errors import BackendUnavailable
+
+__all__ = ["BackendView", "Dispatcher"]
+
+
+@dataclass
+class _Backend:
+    model_id: ModelId
+    launch: WorkerLaunch
+    ram_bytes: int
+    last_used: float
+    lock: anyio.Lock = field(default_factory=anyio.Lock)
+    state: BackendState = field(default_factory=Starting)
+    process: WorkerProcess | None = None
+    info: WorkerInfo | None = None
+    queued: int = 0
+    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+
+@dataclass(frozen=True)
+class BackendView:
+    """A backend as reported by ``/health`` and ``/metrics``."""
+
+    model_id: ModelId
+    state: str
+    detail: str
+    pid: int | None
+    queued: int
+    ram_bytes: int
+    engine: str
+    threads: int
+    n_ctx: int | None
+
+
+class Dispatcher:
+    """Supervises backend processes; use inside ``async with dispatcher.running()``."""
+
+    def __init__(
+        self,
+        limits: Limits,
+        logs_dir: Path,
+        *,
+        start_timeout_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._limits = limits
+        self._logs_dir = logs_dir
+        self._start_timeout_s = start_timeout_s
+        self._clock = clock
+        self._backends: dict[ModelId, _Backend] = {}
+        self._admission = anyio.Lock()
+        # starts, crashes, evict, idle, failed: lifetime counts for /metrics.
+        self.events: Counter[str] = Counter()
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Dispatcher]:
+        """Run housekeeping; on exit stop every backend process.
+
+        The block's own exception is re-raised as is, not wrapped in the task group's
+        ExceptionGroup, so callers can still ``except AriaError``.
+        """
+        failure: BaseException | None = None
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._housekeeping)
+            try:
+                yield self
+            except BaseException as exc:
+                if isinstance(exc, anyio.get_cancelled_exc_class()):
+                    raise
+                failure = exc
+            finally:
+                group.cancel_scope.cancel()
+                await self.stop_all()
+        if failure is not None:
+            raise failure
+
+    @asynccontextmanager
+    async def lease(
+        self, model_id: ModelId, launch: WorkerLaunch, ram_bytes: int
+    ) -> AsyncIterator[Lease]:
+        """Exclusive use of ``model_id``'s backend, started if needed (FIFO per backend).
+
+        Raises:
+            BackendUnavailable: it does not fit the memory budget, or failed to start.
+        """
+        backend = await self._admit(model_id, launch, ram_bytes)
+        try:
+            async with backend.lock:
+                await self._ensure_started(backend)
+                assert backend.process is not None and backend.info is not None
+                backend.state = Busy()
+                try:
+                    yield Lease(
+                        model_id=model_id,
+                        info=backend.info,
+                        process=backend.process,
+                        next_id=partial(next, backend.ids),
+                        on_crash=partial(self._crashed, backend),
+                    )
+                finally:
+                    if isinstance(backend.state, Busy):
+                        backend.state = Ready()
+                    backend.last_used = self._clock()
+        finally:
+            backend.queued -= 1
+
+    def backends(self) -> list[BackendView]:
+        """Every known backend, freshest state first checked against its process."""
+        self._observe()
+        return [
+            BackendView(
+                model_id=b.model_id,
+                state=state_name(b.state),
+                detail=b.state.reason if isinstance(b.state, Failed) else "",
+                pid=b.process.pid if b.process is not None else None,
+                queued=b.queued,
+                ram_bytes=b.ram_bytes,
+                engine=b.launch.engine,
+                threads=b.launch.threads,
+                n_ctx=b.info.n_ctx if b.info is not None else None,
+            )
+            for b in self._backends.values()
+        ]
+
+    def pid_of(self, model_id: ModelId) -> int | None:
+        backend = self._backends.get(model_id)
+        return backend.process.pid if backend and backend.process else None
+
+    async def stop_all(self) -> None:
+        with anyio.CancelScope(shield=True):
+            async with self._admission:
+                for model_id in list(self._backends):
+                    await self._remove(model_id, "shutdown")
+
+    # -- supervision ---------------------------------------------------------------------
+
+    def _observe(self) -> list[Observed]:
+        for backend in self._backends.values():
+            process = backend.process
+            if (
+                isinstance(backend.state, Ready | Busy)
+                and process
+                and process.returncode is not None
+            ):
+                backend.state = Failed(
+                    f"the backend process stopped: {describe_exit(process.returncode)}"
+                )
+        return [
+            Observed(b.model_id, b.state, b.ram_bytes, b.last_used, b.queued)
+            for b in self._backends.values()
+        ]
+
+    async def _admit(self, model_id: ModelId, launch: WorkerLaunch, ram_bytes: int) -> _Backend:
+        async with self._admission:
+            while True:
+                action = plan_backends(
+                    Desired(model_id, ram_bytes), self._observe(), self._limits, self._clock()
+                )
+                match action:
+                    case Stop(model_id=victim, reason=reason):
+                        await self._remove(victim, reason)
+                    case Refuse(reason=reason):
+                        raise BackendUnavailable(reason)
+                    case Start() | None:
+                        break
+            backend = self._backends.get(model_id)
+            if backend is None:
+                backend = _Backend(model_id, launch, ram_bytes, last_used=self._clock())
+                self._backends[model_id] = backend
+            elif isinstance(action, Start):  # restart a failed backend, with today's options
+                backend.launch, backend.ram_bytes, backend.state = launch, ram_bytes, Starting()
+            backend.queued += 1
+            return backend
+
+    async def _ensure_started(self, backend: _Backend) -> None:
+        alive = backend.process is not None and backend.process.returncode is None
+        if alive and isinstance(backend.state, Ready):
+            return
+        if backend.process is not None:
+            await backend.process.kill()
+            backend.process = None
+        log = self._logs_dir / f"backend-{backend.model_id}.log"
+        self.events["starts"] += 1
+        try:
+            backend.state = Loading()
+            backend.process = await WorkerProcess.spawn(backend.launch, log)
+            backend.info = await backend.process.handshake(self._start_timeout_s)
+        except BaseException as exc:
+            reason = exc.message if isinstance(exc, BackendUnavailable) else "start interrupted"
+            backend.state = Failed(reason)
+            if backend.process is not None:
+                await backend.process.kill()
+                backend.process = None
+            if isinstance(exc, BackendUnavailable):
+                raise BackendUnavailable(
+                    f"model {backend.model_id} could not start: {reason} (log: {log})"
+                ) from None
+            raise
+        backend.state = Ready()
+
+    async def _crashed(self, backend: _Backend, reason: str) -> None:
+        self.events["crashes"] += 1
+        backend.state = Failed(reason)
+        if backend.process is not None:
+            await backend.process.kill()
+            backend.process = None
+
+    async def _remove(self, model_id: ModelId, reason: str) -> None:
+        backend = self._backends.pop(model_id)
+        self.events[reason] += 1
+        if backend.process is not None:
+            await backend.process.stop()
+            backend.process = None
+
+    async def _housekeeping(self) -> None:
+        tick = max(0.05, min(self._limits.idle_timeout_s / 4, 15.0))
+        while True:
+            await anyio.sleep(tick)
+            async with self._admission:
+                while (
+                    action := plan_backends(None, self._observe(), self._limits, self._clock())
+                ) is not None:
+                    if not isinstance(action, Stop):
+                        break
+                    await self._remove(action.model_id, action.reason)

@@ -1,0 +1,93 @@
+"""How a backend worker is launched: its options, and the pure choice of them per model.
+
+The options travel to the worker as one JSON argument, so later features add fields
+without touching the command line (split inference adds the ggml-rpc servers the
+worker registers before it loads the model).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from aria.catalog.entries import CatalogEntry, Tier
+
+__all__ = [
+    "DEFAULT_CONTEXT_CAP",
+    "TERNARY_QUANTS",
+    "Engine",
+    "WorkerLaunch",
+    "choose_launch",
+]
+
+Engine = Literal["llama", "bitnet-server"]
+
+# A model's full trained window can be huge (128k); the KV cache for it would dwarf
+# a small model's weights, so the default window is capped (settings can raise it).
+DEFAULT_CONTEXT_CAP = 8192
+
+TERNARY_QUANTS = frozenset({"TQ1_0", "TQ2_0", "I2_S"})
+
+
+@dataclass(frozen=True)
+class WorkerLaunch:
+    """Everything a worker needs to load one model."""
+
+    model_path: str
+    n_ctx: int
+    threads: int
+    engine: Engine = "llama"
+    n_gpu_layers: int = 0
+    server_binary: str | None = None
+    # Split inference (aria.split): ggml-rpc servers registered before loading, in the
+    # order tensor_split weights them.
+    rpc_servers: tuple[str, ...] = ()
+    tensor_split: tuple[float, ...] = ()
+
+    def argv(self) -> list[str]:
+        """The command line starting a worker with these options."""
+        return [sys.executable, "-m", "aria.backends.worker", json.dumps(asdict(self))]
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerLaunch:
+        data = json.loads(text)
+        for key in ("rpc_servers", "tensor_split"):
+            data[key] = tuple(data.get(key, ()))
+        return cls(**data)
+
+
+def choose_launch(
+    entry: CatalogEntry,
+    model_path: Path,
+    *,
+    threads: int,
+    gpu_available: bool,
+    context_length: int | None,
+    bitnet_server: Path | None,
+) -> WorkerLaunch:
+    """Map a model's tier to its backend.
+
+    Efficiency (ternary) models run on llama.cpp, or on a bitnet.cpp server when one
+    is installed; Quality and Specialist run on llama.cpp's CPU backend; Accelerated
+    offloads every layer when a GPU was detected.
+    """
+    n_ctx = min(entry.context_length, context_length or DEFAULT_CONTEXT_CAP)
+    if entry.tier is Tier.EFFICIENCY and bitnet_server is not None and _is_ternary(entry):
+        return WorkerLaunch(
+            model_path=str(model_path),
+            n_ctx=n_ctx,
+            threads=threads,
+            engine="bitnet-server",
+            server_binary=str(bitnet_server),
+        )
+    gpu_layers = -1 if entry.tier is Tier.ACCELERATED and gpu_available else 0
+    return WorkerLaunch(
+        model_path=str(model_path), n_ctx=n_ctx, threads=threads, n_gpu_layers=gpu_layers
+    )
+
+
+def _is_ternary(entry: CatalogEntry) -> bool:
+    return entry.native_1bit or entry.quantization.upper() in TERNARY_QUANTS

@@ -1,0 +1,161 @@
+"""Using a backend while holding it: one generation or embedding request at a time.
+
+A :class:`Lease` is handed out by the dispatcher under the backend's FIFO lock. A
+:class:`Generation` reads that request's events as the worker produces them; if the
+consumer stops early, :meth:`Generation.aclose` sends ``cancel`` and drains the
+worker to its ``done`` (shielded from the caller's cancellation), so the next request
+starts on a clean pipe. A worker that does not finish in time is killed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from aria.backends.engine import Embeddings
+from aria.backends.protocol import FinishReason, GenerationJob, WorkerInfo, error_from_wire
+from aria.catalog.entries import ModelId
+from aria.errors import AriaError, BackendCrashed
+
+if TYPE_CHECKING:
+    from aria.backends.process import WorkerProcess
+
+__all__ = ["DoneEvent", "Generation", "Lease", "TokenEvent"]
+
+_DRAIN_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    text: str
+
+
+@dataclass(frozen=True)
+class DoneEvent:
+    finish_reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Exclusive use of one ready backend; ``on_crash`` tells the dispatcher it died."""
+
+    model_id: ModelId
+    info: WorkerInfo
+    process: WorkerProcess
+    next_id: Callable[[], int]
+    on_crash: Callable[[str], Awaitable[None]]
+
+    async def _guard(self, call: Awaitable[Any]) -> Any:
+        try:
+            return await call
+        except BackendCrashed as exc:
+            await self.on_crash(exc.message)
+            raise
+
+    async def generate(self, job: GenerationJob) -> Generation:
+        """Send ``job``; read its events from the returned :class:`Generation`.
+
+        Raises:
+            BackendCrashed: the worker is gone.
+        """
+        request_id = self.next_id()
+        await self._guard(
+            self.process.send({"op": "generate", "id": request_id, "job": job.to_wire()})
+        )
+        return Generation(self, request_id)
+
+    async def embed(self, texts: list[str]) -> Embeddings:
+        """Raises: BackendCrashed, ContextLengthExceeded, InvalidRequest."""
+        request_id = self.next_id()
+        await self._guard(self.process.send({"op": "embed", "id": request_id, "input": texts}))
+        while True:
+            message = await self._guard(self.process.receive())
+            if message.get("id") != request_id:
+                continue  # a late reply to a request whose client went away
+            if message.get("ev") == "error":
+                raise error_from_wire(message)
+            return Embeddings(vectors=message["data"], prompt_tokens=int(message["prompt_tokens"]))
+
+
+class Generation:
+    """The events of one generation request, in order, as the worker produces them."""
+
+    def __init__(self, lease: Lease, request_id: int) -> None:
+        self._lease = lease
+        self._id = request_id
+        self._done: DoneEvent | None = None
+        self._stash: dict[str, Any] | None = None
+        self.finished = False
+
+    async def next_event(self) -> TokenEvent | DoneEvent:
+        """The next token(s) (or the final summary).
+
+        Tokens that arrived while the caller was busy come back as one event (their
+        texts joined), so a slow consumer catches up instead of falling further behind.
+
+        Raises:
+            BackendCrashed: the worker died; ContextLengthExceeded, InvalidRequest:
+            the worker refused the job before generating.
+        """
+        message = self._stash or await self._read()
+        self._stash = None
+        if message.get("ev") != "tok":
+            return self._final(message)
+        text = message["text"]
+        while (more := self._lease.process.buffered()) is not None:
+            if more.get("id") != self._id:
+                continue
+            if more.get("ev") != "tok":
+                self._stash = more
+                break
+            text += more["text"]
+        return TokenEvent(text)
+
+    async def _read(self) -> dict[str, Any]:
+        while True:
+            try:
+                message: dict[str, Any] = await self._lease._guard(self._lease.process.receive())
+            except AriaError:
+                self.finished = True
+                raise
+            if message.get("id") == self._id:
+                return message
+
+    def _final(self, message: dict[str, Any]) -> DoneEvent:
+        self.finished = True
+        if message.get("ev") == "done":
+            self._done = DoneEvent(
+                finish_reason=message["finish_reason"],
+                prompt_tokens=int(message["prompt_tokens"]),
+                completion_tokens=int(message["completion_tokens"]),
+            )
+            return self._done
+        raise error_from_wire(message)
+
+    async def cancel(self) -> DoneEvent | None:
+        """Stop generating if still running and wait until the worker is free.
+
+        Returns the worker's final summary (``None`` if it failed instead).
+        """
+        if self.finished:
+            return self._done
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._lease._guard(self._lease.process.send({"op": "cancel", "id": self._id}))
+                with anyio.fail_after(_DRAIN_TIMEOUT_S):
+                    while not self.finished:
+                        await self.next_event()
+            except AriaError:
+                pass  # crashed or refused: either way the request is over
+            except TimeoutError:
+                await self._lease.on_crash("the backend did not stop after a cancel")
+            self.finished = True
+        return self._done
+
+    async def aclose(self) -> None:
+        await self.cancel()

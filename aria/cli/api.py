@@ -1,0 +1,117 @@
+"""``aria api``: serve the OpenAI-compatible API and manage its keys."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from aria.cli.context import CliContext, cli_context
+
+if TYPE_CHECKING:
+    from aria.api.keys import KeyStore
+    from aria.node import Node
+
+app = typer.Typer(help="Serve the OpenAI-compatible API and manage its keys.", no_args_is_help=True)
+key_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(key_app, name="key")
+
+
+def _keys(cli: CliContext) -> KeyStore:
+    # aria.api pulls in FastAPI: imported here to keep `aria --help` fast.
+    from aria.api.keys import KeyStore
+
+    cli.paths.ensure()
+    return KeyStore(cli.paths.api)
+
+
+@app.command("start")
+def start(
+    ctx: typer.Context,
+    port: Annotated[int | None, typer.Option(help="TCP port (default: api.port, 3000).")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default: api.host, 127.0.0.1).")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, max=1024, help="Threads per backend (default: advice).")
+    ] = None,
+) -> None:
+    """Serve the OpenAI-compatible API (chat, completions, embeddings, models, health, metrics)."""
+    import trio
+
+    from aria.api import ServerConfig, serve
+    from aria.node import Node
+
+    cli = cli_context(ctx)
+    settings = cli.settings
+    if threads is not None:
+        settings.inference.threads = threads
+    config = ServerConfig(host or settings.api.host, settings.api.port if port is None else port)
+    node = Node.create(cli.paths, settings)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            urls = await nursery.start(serve, node, config)
+            _print_banner(cli, node, urls, keys_required=config.keys_required)
+
+    trio.run(main)
+    cli.console.print("API stopped.")
+
+
+def _print_banner(cli: CliContext, node: Node, urls: list[str], *, keys_required: bool) -> None:
+    resolution = node.resolve(None)
+    bitnet = node.bitnet_server
+    lines = [
+        f"ARIA API listening on [bold]{escape(', '.join(urls))}[/] "
+        f"(OpenAI base URL: {escape(urls[0])}/v1)",
+        f'profile {node.settings.node.profile}; model "auto" -> '
+        f"{escape(', '.join(resolution.candidates))}",
+        f"[yellow]note:[/] {escape(resolution.notice)}" if resolution.notice else "",
+        "bitnet.cpp server: "
+        + (escape(str(bitnet)) if bitnet else "not found (ternary models run on llama.cpp)"),
+        "API keys: "
+        + ("required (Authorization: Bearer)" if keys_required else "not required on loopback"),
+        "Press Ctrl+C to stop.",
+    ]
+    for line in filter(None, lines):
+        cli.console.print(line, soft_wrap=True, highlight=False)
+
+
+@key_app.command("create")
+def key_create(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="A label for the key.")]
+) -> None:
+    """Create a key; it is shown once and stored only as a hash."""
+    cli = cli_context(ctx)
+    key, secret = _keys(cli).create(name)
+    cli.console.print(f"created API key [bold]{escape(key.name)}[/] (id {key.id}):")
+    cli.console.print(secret, highlight=False, soft_wrap=True)
+    cli.console.print("[yellow]Store it now: it cannot be shown again.[/]")
+
+
+@key_app.command("list")
+def key_list(ctx: typer.Context) -> None:
+    """List keys (ids, names, first characters; never the secrets)."""
+    cli = cli_context(ctx)
+    keys = _keys(cli).all()
+    if not keys:
+        cli.console.print("No API keys. Create one with `aria api key create NAME`.")
+        return
+    table = Table(title="API keys")
+    for column in ("id", "name", "key", "created"):
+        table.add_column(column)
+    for key in keys:
+        table.add_row(key.id, escape(key.name), key.hint, key.created)
+    cli.console.print(table)
+
+
+@key_app.command("revoke")
+def key_revoke(
+    ctx: typer.Context, key: Annotated[str, typer.Argument(help="The key's id or name.")]
+) -> None:
+    """Revoke a key; a running server refuses it from its next request."""
+    cli = cli_context(ctx)
+    revoked = _keys(cli).revoke(key)
+    cli.console.print(f"revoked API key {escape(revoked.name)} (id {revoked.id})")

@@ -1,0 +1,205 @@
+"""``aria chat`` and ``aria infer``: talk to a local model without starting a server.
+
+Both run a :class:`~aria.node.Node` in this process (the model itself runs in its
+worker process, as behind the API) and stream tokens as they are generated.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from aria.cli.context import CliContext, cli_context
+from aria.errors import RequestError
+
+if TYPE_CHECKING:
+    from aria.backends import DoneEvent, GenerationJob
+    from aria.node import Node
+
+_EXIT_COMMANDS = frozenset({"/exit", "/quit"})
+
+ModelOption = Annotated[
+    str | None, typer.Option("--model", "-m", help="Model id (default: the profile's choice).")
+]
+MaxTokens = Annotated[int, typer.Option("--max-tokens", min=1, help="Most tokens per answer.")]
+Temperature = Annotated[float, typer.Option(min=0.0, max=2.0, help="Sampling temperature.")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("chat")(chat)
+    app.command("infer")(infer)
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    model: str
+    tier: str
+    done: DoneEvent | None
+    ttft_s: float | None
+    decode_s: float
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        tokens = self.done.completion_tokens if self.done else 0
+        return (tokens - 1) / self.decode_s if tokens > 1 and self.decode_s > 0 else None
+
+    def stats(self) -> str:
+        tokens = self.done.completion_tokens if self.done else 0
+        rate = self.tokens_per_second
+        speed = f"{rate:.1f} tok/s" if rate is not None else "- tok/s"
+        return f"{self.model} · {self.tier} · {tokens} tokens · {speed}"
+
+
+async def _answer(
+    node: Node, job: GenerationJob, model: str | None, on_text: Callable[[str], None]
+) -> Answer:
+    from aria.backends import TokenEvent
+
+    started = time.perf_counter()
+    first: float | None = None
+    parts: list[str] = []
+    done = None
+    async with await node.generate(job, model) as served:
+        if served.resolution.notice:
+            _note(served.resolution.notice)
+        async for event in served.events():
+            if isinstance(event, TokenEvent):
+                first = first or time.perf_counter()
+                parts.append(event.text)
+                on_text(event.text)
+            else:
+                done = event
+    end = time.perf_counter()
+    return Answer(
+        text="".join(parts),
+        model=served.model_id,
+        tier=served.entry.tier.value,
+        done=done,
+        ttft_s=None if first is None else first - started,
+        decode_s=0.0 if first is None else end - first,
+    )
+
+
+def _note(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[yellow]note:[/] {escape(message)}", highlight=False)
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _node(cli: CliContext) -> Node:
+    from aria.node import Node
+
+    return Node.create(cli.paths, cli.settings)
+
+
+def infer(
+    ctx: typer.Context,
+    prompt: Annotated[str, typer.Argument(help="What to ask.")],
+    model: ModelOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    max_tokens: MaxTokens = 512,
+    temperature: Temperature = 0.7,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed (reproducible output).")] = None,
+) -> None:
+    """Answer one prompt, streaming the tokens (offline, no server needed)."""
+    import trio
+
+    from aria.backends import GenerationJob
+
+    cli = cli_context(ctx)
+    node = _node(cli)
+    job = GenerationJob(
+        messages=({"role": "user", "content": prompt},),
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+    )
+
+    async def run() -> Answer:
+        async with node.running():
+            return await _answer(node, job, model, (lambda _: None) if as_json else _write)
+
+    answer = trio.run(run)
+    if as_json:
+        typer.echo(json.dumps(_as_json(answer), ensure_ascii=False))
+    else:
+        _write("\n")
+        cli.err.print(f"[dim]{escape(answer.stats())}[/]", highlight=False)
+
+
+def _as_json(answer: Answer) -> dict[str, Any]:
+    done = answer.done
+    return {
+        "model": answer.model,
+        "tier": answer.tier,
+        "text": answer.text,
+        "finish_reason": done.finish_reason if done else None,
+        "usage": {
+            "prompt_tokens": done.prompt_tokens if done else 0,
+            "completion_tokens": done.completion_tokens if done else 0,
+        },
+        "ttft_s": answer.ttft_s,
+        "tokens_per_second": answer.tokens_per_second,
+    }
+
+
+def _read_line() -> str | None:
+    try:
+        return input("you> ")
+    except EOFError:
+        return None
+
+
+def chat(
+    ctx: typer.Context,
+    model: ModelOption = None,
+    system: Annotated[str | None, typer.Option(help="A system prompt for the session.")] = None,
+    max_tokens: MaxTokens = 512,
+    temperature: Temperature = 0.7,
+) -> None:
+    """Chat in the terminal; the conversation is kept until /exit (or Ctrl+D)."""
+    import trio
+
+    from aria.backends import GenerationJob
+
+    cli = cli_context(ctx)
+    node = _node(cli)
+    history: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+
+    async def session() -> None:
+        async with node.running():
+            cli.console.print("[dim]Type /exit (or press Ctrl+D) to leave.[/]")
+            while True:
+                line = await trio.to_thread.run_sync(_read_line)
+                if line is None or line.strip() in _EXIT_COMMANDS:
+                    return
+                if not line.strip():
+                    continue
+                history.append({"role": "user", "content": line})
+                job = GenerationJob(
+                    messages=tuple(history), max_tokens=max_tokens, temperature=temperature
+                )
+                try:
+                    answer = await _answer(node, job, model, _write)
+                except RequestError as exc:  # e.g. the conversation outgrew the context
+                    history.pop()
+                    cli.err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
+                    continue
+                history.append({"role": "assistant", "content": answer.text})
+                _write("\n")
+                cli.console.print(f"[dim]\\[{escape(answer.stats())}][/]", highlight=False)
+
+    trio.run(session)

@@ -1,0 +1,31 @@
+"""The published OpenAPI document matches the code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from aria.api.openapi import render
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+
+
+def test_docs_openapi_json_is_up_to_date() -> None:
+    assert DOC.read_text(encoding="utf-8") == render(), (
+        "docs/openapi.json is stale: run `python -m aria.api.openapi`"
+    )
+
+
+def test_document_describes_every_endpoint() -> None:
+    paths = json.loads(DOC.read_text(encoding="utf-8"))["paths"]
+    assert set(paths) == {
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings",
+        "/v1/models",
+        "/health",
+        "/metrics",
+    }
+    chat = paths["/v1/chat/completions"]["post"]
+    assert {"400", "401", "404", "413", "422", "503"} <= set(chat["responses"])
+    assert "ChatCompletionRequest" in json.dumps(chat["requestBody"])
