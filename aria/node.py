@@ -239,7 +239,11 @@ class Node:
         """The worker options for ``model`` on this machine (tier -> backend, threads)."""
         entry = model.entry
         inference = self.settings.inference
-        threads = inference.threads or recommend_threads(self.hardware.cpu, entry.params_b)
+        threads = (
+            inference.threads
+            or inference.measured_threads.get(entry.id)
+            or recommend_threads(self.hardware.cpu, entry.params_b)
+        )
         return choose_launch(
             entry,
             model.path,

@@ -85,6 +85,12 @@ class Metrics:
         self.fallbacks = Counter(
             "aria_fallbacks", "Fallback-chain candidates skipped.", ["model", "reason"], registry=r
         )
+        self.route_decisions = Counter(
+            "aria_route_decisions",
+            "Requests routed by the SmartRouter, by category and the model that served.",
+            ["category", "model"],
+            registry=r,
+        )
         r.register(_Backends(dispatcher))
 
     def render(self) -> bytes:

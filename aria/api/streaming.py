@@ -89,9 +89,11 @@ def error_event(exc: Exception, metrics: Metrics) -> bytes:
 
 
 def route_headers(served: Served, metrics: Metrics) -> dict[str, str]:
-    """``x-aria-route`` (and ``x-aria-notice``), counting fallbacks taken."""
+    """``x-aria-route`` (and ``x-aria-notice``), counting decisions and fallbacks taken."""
     for attempt in served.skipped:
         metrics.fallbacks.labels(attempt.model_id, attempt.code).inc()
+    if served.resolution.category is not None:
+        metrics.route_decisions.labels(served.resolution.category, served.model_id).inc()
     headers = {"x-aria-route": _header_safe(served.route_header())}
     if served.resolution.notice:
         headers["x-aria-notice"] = _header_safe(served.resolution.notice)

@@ -17,10 +17,11 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 __all__ = ["BuildReport", "check_build"]
 
-_QUANTS = ("Q8_0", "Q4_0")
+_QUANTS: tuple[Literal["Q8_0", "Q4_0"], ...] = ("Q8_0", "Q4_0")
 _PROMPT = "The quick brown fox jumps over the lazy dog because"
 
 
@@ -42,7 +43,8 @@ def _probe(model: Path) -> None:
     import llama_cpp
 
     llm = llama_cpp.Llama(str(model), n_ctx=256, n_threads=2, verbose=False)
-    out = llm.create_completion(_PROMPT, max_tokens=4, temperature=0.0)
+    out = llm.create_completion(_PROMPT, max_tokens=4, temperature=0.0, stream=False)
+    assert isinstance(out, dict)  # stream=False always returns one response
     print(json.dumps({"tokens": out["usage"]["completion_tokens"]}))
 
 

@@ -16,7 +16,14 @@ from typing import Generic, TypeVar
 import anyio
 
 from aria.catalog.entries import ModelId
-from aria.errors import AriaError, BackendError, CatalogError, RoutingError, StoreError
+from aria.errors import (
+    AriaError,
+    BackendError,
+    CatalogError,
+    ModelNotInstalled,
+    RoutingError,
+    StoreError,
+)
 
 __all__ = ["Attempt", "Opened", "open_first"]
 
@@ -24,6 +31,7 @@ T = TypeVar("T")
 
 # Failures after which the next candidate is tried.
 _FALLBACK_ERRORS = (BackendError, CatalogError, StoreError)
+_MISSING = ModelNotInstalled.code
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,8 @@ async def open_first(
     """Call ``open_one`` on each candidate until one succeeds.
 
     Raises:
-        The candidate's own error when there was only one; otherwise ``RoutingError``
+        The candidate's own error when there was only one, the last one's when none was
+        installed (``ModelNotInstalled``, naming the command); otherwise ``RoutingError``
         listing why each candidate was skipped.
     """
     skipped: list[Attempt] = []
@@ -76,7 +85,8 @@ async def open_first(
                 await stack.aclose()
             raise
         return Opened(model_id, value, tuple(skipped), stack)
-    if last is not None and len(skipped) == 1:
+    # Nothing installed at all: the last resort's own error says what to download.
+    if last is not None and (len(skipped) == 1 or all(a.code == _MISSING for a in skipped)):
         raise last
     reasons = "; ".join(f"{a.model_id}: {a.message}" for a in skipped) or "no candidate model"
     raise RoutingError(f"no model could serve the request ({reasons})")

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Literal
 
 from aria.catalog.entries import CatalogEntry, Tier
+from aria.errors import BackendUnavailable
 
 __all__ = [
+    "BITNET_ONLY_QUANTS",
     "DEFAULT_CONTEXT_CAP",
     "TERNARY_QUANTS",
     "Engine",
@@ -30,6 +32,8 @@ Engine = Literal["llama", "bitnet-server"]
 DEFAULT_CONTEXT_CAP = 8192
 
 TERNARY_QUANTS = frozenset({"TQ1_0", "TQ2_0", "I2_S"})
+# Formats only bitnet.cpp reads: without its server such a model cannot be served here.
+BITNET_ONLY_QUANTS = frozenset({"I2_S"})
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,10 @@ def choose_launch(
     Efficiency (ternary) models run on llama.cpp, or on a bitnet.cpp server when one
     is installed; Quality and Specialist run on llama.cpp's CPU backend; Accelerated
     offloads every layer when a GPU was detected.
+
+    Raises:
+        BackendUnavailable: the file is in a format only bitnet.cpp reads and no
+            bitnet.cpp server is configured (the fallback chain then moves on).
     """
     n_ctx = min(entry.context_length, context_length or DEFAULT_CONTEXT_CAP)
     if entry.tier is Tier.EFFICIENCY and bitnet_server is not None and _is_ternary(entry):
@@ -82,6 +90,13 @@ def choose_launch(
             threads=threads,
             engine="bitnet-server",
             server_binary=str(bitnet_server),
+        )
+    if entry.quantization.upper() in BITNET_ONLY_QUANTS:
+        raise BackendUnavailable(
+            f"{entry.id} ships in bitnet.cpp's {entry.quantization} format, which llama.cpp "
+            "cannot load; install bitnet.cpp and set inference.bitnet_server to its "
+            "llama-server binary",
+            param="model",
         )
     gpu_layers = -1 if entry.tier is Tier.ACCELERATED and gpu_available else 0
     return WorkerLaunch(

@@ -134,6 +134,7 @@ def test_auto_falls_back_when_the_first_choice_fails(
         assert {c.model for c in stream} == {"c-works"}
         metrics = server.http().get("/metrics").text
         assert 'aria_fallbacks_total{model="a-broken",reason="backend_unavailable"} 2.0' in metrics
+        assert 'aria_route_decisions_total{category="chat",model="c-works"} 2.0' in metrics
         # Naming the broken model explicitly: no fallback, a clear 503.
         broken = server.http().post(
             "/v1/chat/completions", json={"model": "a-broken", "messages": HELLO, "max_tokens": 3}

@@ -17,7 +17,7 @@ from aria.backends import (
 from aria.backends.protocol import decode, encode, error_from_wire, error_to_wire
 from aria.catalog import CatalogEntry, load_catalog
 from aria.catalog.entries import Tier
-from aria.errors import BackendCrashed, ConfigError, ContextLengthExceeded
+from aria.errors import BackendCrashed, BackendUnavailable, ConfigError, ContextLengthExceeded
 
 
 def entry(tier: Tier, quant: str = "Q4_K_M", one_bit: bool = False) -> CatalogEntry:
@@ -55,6 +55,16 @@ def test_tiers_map_to_engines(tmp_path: Path) -> None:
         choose_launch(small, path, gpu_available=False, bitnet_server=server, **common).engine
         == "llama"
     )
+
+
+def test_bitnet_only_format_needs_the_bitnet_server(tmp_path: Path) -> None:
+    i2s = entry(Tier.EFFICIENCY, "I2_S", one_bit=True)
+    common = {"threads": 2, "context_length": None, "gpu_available": False}
+    with pytest.raises(BackendUnavailable, match="I2_S.*bitnet_server"):
+        choose_launch(i2s, tmp_path / "m.gguf", bitnet_server=None, **common)
+    server = tmp_path / "bitnet-llama-server"
+    launch = choose_launch(i2s, tmp_path / "m.gguf", bitnet_server=server, **common)
+    assert launch.engine == "bitnet-server"
 
 
 def test_context_window_is_capped_unless_configured(tmp_path: Path) -> None:

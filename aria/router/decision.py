@@ -1,0 +1,244 @@
+"""``route()``: which model serves a request, and what to try when it cannot (pure).
+
+1. **Category.** Structural rules first, in precedence order: an image part -> vision;
+   tools or a JSON response format -> tool_use; a prompt of at least
+   ``limits.long_context_tokens`` -> long_context. Otherwise the classifier reads the text.
+2. **Candidates.** The routing table's row for (category, profile), then the installed
+   models the row does not name (imports, in tier order), filtered to models the node
+   knows, of an enabled tier, that chat, that see images when the request has one, and
+   whose window (capped like the backends cap it) holds the prompt plus the answer.
+3. **Known limit.** Native 1-bit models are unreliable at tool calls and JSON: a request
+   with tools or a JSON format never goes to one while any non-1-bit model is reachable.
+4. **Chain.** Reachable candidates (installed here, then offered by peers), in that
+   order. When none is, the catalog candidates are listed anyway (the executor skips
+   each with "not installed" and reports it). The embedded default model always ends
+   the chain as the last resort.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final
+
+from aria.catalog.entries import Capability, CatalogEntry, ModelId, Tier
+from aria.errors import ConfigError
+from aria.profiles import enabled_tiers
+from aria.router.categories import Category
+from aria.router.request import RouteRequest
+from aria.router.table import RoutingTable
+
+__all__ = ["Availability", "RoutingDecision", "route"]
+
+_NOT_CHAT: Final = frozenset({Capability.EMBEDDING, Capability.COMPLETION})
+# How many candidates a reason names (the chain itself lists them all).
+_NAMED: Final = 3
+
+
+@dataclass(frozen=True)
+class Availability:
+    """What this node can run right now, as the router needs to know it."""
+
+    profile: str
+    tiers: tuple[Tier, ...]
+    entries: Mapping[ModelId, CatalogEntry]
+    installed: frozenset[ModelId]
+    default_model: ModelId
+    gpu: bool = False
+    context_cap: int | None = None
+    peer_models: frozenset[ModelId] = frozenset()
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        profile: str,
+        gpu: bool,
+        catalog: Iterable[CatalogEntry],
+        installed: Iterable[CatalogEntry],
+        default_model: ModelId,
+        context_cap: int | None = None,
+        peer_models: Iterable[ModelId] = (),
+    ) -> Availability:
+        """Availability from the catalog and the store's installed entries (imports too).
+
+        Raises:
+            ConfigError: ``profile`` is not a known preset.
+        """
+        installed = tuple(installed)
+        entries = {entry.id: entry for entry in (*catalog, *installed)}
+        return cls(
+            profile=profile,
+            tiers=enabled_tiers(profile, gpu_available=gpu),
+            entries=MappingProxyType(entries),
+            installed=frozenset(entry.id for entry in installed),
+            default_model=default_model,
+            gpu=gpu,
+            context_cap=context_cap,
+            peer_models=frozenset(peer_models),
+        )
+
+    def __post_init__(self) -> None:
+        if self.default_model not in self.entries:
+            raise ConfigError(f"the default model {self.default_model!r} has no catalog entry")
+
+    def window(self, entry: CatalogEntry) -> int:
+        """The context window a backend will actually open for ``entry``."""
+        if self.context_cap is None:
+            return entry.context_length
+        return min(entry.context_length, self.context_cap)
+
+    def reachable(self, model_id: ModelId) -> bool:
+        return model_id in self.installed or model_id in self.peer_models
+
+
+@dataclass(frozen=True)
+class RoutingDecision:
+    """The model to try first, the ones to try next, and a one-line explanation."""
+
+    model_id: ModelId
+    tier: Tier
+    category: Category
+    confidence: float
+    reason: str
+    fallbacks: tuple[ModelId, ...]
+    notice: str | None = None
+    scores: Mapping[Category, float] = field(default_factory=dict)
+
+    @property
+    def chain(self) -> tuple[ModelId, ...]:
+        """Every candidate in the order the executor tries them."""
+        return (self.model_id, *self.fallbacks)
+
+    def labels(self) -> dict[str, str]:
+        """Metric labels of this decision (``aria_route_decisions{category,model,tier}``)."""
+        return {"category": self.category.value, "model": self.model_id, "tier": self.tier.value}
+
+
+def route(request: RouteRequest, table: RoutingTable, available: Availability) -> RoutingDecision:
+    """Decide which model serves ``request`` and what to fall back on (see module doc)."""
+    text = table.classifier.classify(request.text)
+    category, confidence = _structural(request, table) or (text.category, text.confidence)
+    need = request.prompt_tokens + (request.max_tokens or table.limits.answer_reserve_tokens)
+    row = tuple(dict.fromkeys(table.models_for(category, available.profile)))
+    default = available.default_model
+    listed = [m for m in row if _fits(m, category, need, available)]
+    # Installed models the row does not name (imports, operator picks) still beat a download.
+    unlisted = [
+        m
+        for m in _reachable_by_tier(available)
+        if m not in row and m != default and _fits(m, category, need, available)
+    ]
+    candidates = listed + unlisted
+    one_bit_note = None
+    if request.needs_structured_output:
+        candidates, one_bit_note = _demote_1bit(candidates, available)
+    reachable = sorted(
+        (m for m in candidates if available.reachable(m)),
+        key=lambda m: m not in available.installed,
+    )
+    chain = [*(m for m in (reachable or candidates) if m != default), default]
+    why = _reason(category, available, row, reachable, candidates, need)
+    if one_bit_note:
+        why += "; " + one_bit_note
+    notice = None
+    if not reachable:
+        notice = f"no installed model suits {category.value} under profile {available.profile}"
+        if candidates:
+            notice += f" (download {candidates[0]} for it)"
+        notice += f"; the embedded default {default} answers as the last resort"
+    return RoutingDecision(
+        model_id=chain[0],
+        tier=available.entries[chain[0]].tier,
+        category=category,
+        confidence=round(confidence, 4),
+        reason=why,
+        fallbacks=tuple(chain[1:]),
+        notice=notice,
+        scores=text.scores,
+    )
+
+
+def _structural(request: RouteRequest, table: RoutingTable) -> tuple[Category, float] | None:
+    if request.has_image:
+        return Category.VISION, 1.0
+    if request.needs_structured_output:
+        return Category.TOOL_USE, 1.0
+    if request.prompt_tokens >= table.limits.long_context_tokens:
+        return Category.LONG_CONTEXT, 1.0
+    return None
+
+
+def _fits(model_id: ModelId, category: Category, need: int, available: Availability) -> bool:
+    entry = available.entries.get(model_id)
+    if entry is None or entry.tier not in available.tiers:
+        return False
+    caps = entry.capabilities
+    if Capability.CHAT not in caps and caps & _NOT_CHAT:
+        return False
+    if category is Category.VISION and Capability.VISION not in caps:
+        return False
+    return available.window(entry) >= need
+
+
+def _demote_1bit(
+    fitting: list[ModelId], available: Availability
+) -> tuple[list[ModelId], str | None]:
+    """Keep native 1-bit models away from tools/JSON (known limit, see module doc).
+
+    They are dropped while any non-1-bit model is reachable (the default model counts);
+    otherwise they stay, after the non-1-bit candidates, and the reason says so.
+    """
+    one_bit = [m for m in fitting if available.entries[m].native_1bit]
+    if not one_bit:
+        return fitting, None
+    others = [m for m in fitting if m not in one_bit]
+    default = available.default_model
+    alternatives = [m for m in (*others, default) if not available.entries[m].native_1bit]
+    if any(available.reachable(m) for m in alternatives):
+        return others, "native 1-bit models skipped for tools/JSON (known limit)"
+    return others + one_bit, "only native 1-bit models can serve; tool calls may be unreliable"
+
+
+def _reachable_by_tier(available: Availability) -> list[ModelId]:
+    """Installed and peer-offered models of the enabled tiers, in tier preference order."""
+    reachable = available.installed | available.peer_models
+    known = [available.entries[m] for m in reachable if m in available.entries]
+    usable = [e for e in known if e.tier in available.tiers]
+    usable.sort(key=lambda e: (available.tiers.index(e.tier), e.id))
+    return [e.id for e in usable]
+
+
+def _reason(
+    category: Category,
+    available: Availability,
+    row: tuple[ModelId, ...],
+    reachable: list[ModelId],
+    candidates: list[ModelId],
+    need: int,
+) -> str:
+    where = f"{category.value} row for profile {available.profile}"
+    if reachable:
+        first = reachable[0]
+        source = "installed" if first in available.installed else "offered by a peer"
+        if first in row:
+            return f"{first} is the first {source} model of the {where}"
+        return f"no installed model of the {where} fits; {first} is {source} and fits"
+    default = available.default_model
+    if candidates:
+        names = ", ".join(candidates[:_NAMED])
+        if len(candidates) > _NAMED:
+            names += f" and {len(candidates) - _NAMED} more"
+        return (
+            f"no installed model of the {where} fits; trying catalog candidates {names} "
+            f"(not installed), then the embedded default {default} as the last resort"
+        )
+    if not row:
+        return f"the {where} is empty; the embedded default {default} is the last resort"
+    return (
+        f"no model of the {where} fits (enabled tiers "
+        f"{', '.join(t.value for t in available.tiers)}, about {need} tokens needed"
+        f"{', vision required' if category is Category.VISION else ''}); "
+        f"the embedded default {default} is the last resort"
+    )
