@@ -20,6 +20,7 @@ from aria.catalog import (
     load_denylist,
 )
 from aria.cli.context import CliContext, cli_context
+from aria.cli.plan import plan_command
 from aria.errors import IntegrityError, ModelNotInstalled
 
 if TYPE_CHECKING:
@@ -273,3 +274,6 @@ def _size(n: int) -> str:
         if value < 1024 or unit == "TiB":
             break
     return f"{value:,.1f} {unit}"
+
+
+app.command("plan")(plan_command)
