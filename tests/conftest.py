@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,11 +12,13 @@ from aria.config import AriaPaths
 
 
 @pytest.fixture(autouse=True)
-def aria_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def aria_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     """A fresh ARIA_HOME per test; nothing ever touches the user's real data dir."""
     home = tmp_path_factory.mktemp("aria_home")
     monkeypatch.setenv("ARIA_HOME", str(home))
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith("ARIA_") and name not in {"ARIA_HOME", "ARIA_DEBUG"}:
             monkeypatch.delenv(name)
     yield home
