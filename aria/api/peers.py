@@ -4,7 +4,8 @@ Used only when the request names a model that is not installed here, the operato
 allows sending prompts to peers (``consent.use_peers``, off by default), and a node
 runs on this ARIA home. The node (``aria.p2p.remote``) picks the peer, streams the
 peer's OpenAI chunks back over the control channel, and this module relays them to
-the client unchanged, with ``x-aria-served-by: <peer id>``. A refusal or failure
+the client unchanged, with ``x-aria-served-by: <peer id>``. When no peer advertises
+the model, the local path answers (its error says how to install it). A refusal or failure
 before the first chunk is an OpenAI error response; one after it is an SSE error
 event (the client already has tokens).
 """
@@ -21,7 +22,7 @@ from fastapi.responses import Response
 from aria.api.metrics import Metrics
 from aria.api.schemas import ChatCompletionRequest
 from aria.api.streaming import EventStream, error_event
-from aria.errors import AriaError
+from aria.errors import AriaError, PeerError, RoutingError
 from aria.node import Node
 from aria.p2p.control import NodeClient
 
@@ -45,7 +46,12 @@ async def serve_on_peer(request: Request, body: ChatCompletionRequest) -> Respon
         return None  # no node: the local path says the model is not installed
     payload = await request.json()
     items = client.stream("infer", body=payload)
-    first = await anyio.to_thread.run_sync(_next, items)  # AriaError → OpenAI error
+    try:
+        first = await anyio.to_thread.run_sync(_next, items)  # AriaError → OpenAI error
+    except PeerError as exc:
+        if exc.code == RoutingError.code:
+            return None  # no peer has it: the local path explains how to get the model
+        raise
     if first is None:
         raise AriaError(f"the peer serving {model} closed the stream without an answer")
     peer = str(first["peer"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -117,3 +118,48 @@ def node_id(ctx: typer.Context) -> None:
     from aria.p2p.identity import load_identity
 
     typer.echo(load_identity(cli_context(ctx).paths).peer_id)
+
+
+class Switch(StrEnum):
+    """``on``/``off`` values of ``aria node share``."""
+
+    ON = "on"
+    OFF = "off"
+
+
+@app.command("share")
+def share(
+    ctx: typer.Context,
+    inference: Annotated[
+        Switch | None, typer.Option("--inference", help="Accept inference requests from peers.")
+    ] = None,
+    rpc: Annotated[
+        Switch | None,
+        typer.Option("--rpc", help="Lend this machine's compute to peers' split inference."),
+    ] = None,
+    use_peers: Annotated[
+        Switch | None, typer.Option("--use-peers", help="Let this machine send prompts to peers.")
+    ] = None,
+) -> None:
+    """Show or change what this node shares with peers (saved in config; the node reads
+    it when it starts, and its advert's consent summary says so)."""
+    cli = cli_context(ctx)
+    consent = cli.settings.consent
+    wanted = {"share_inference": inference, "share_rpc": rpc, "use_peers": use_peers}
+    for field, value in wanted.items():
+        if value is not None:
+            setattr(consent, field, value is Switch.ON)
+    if any(v is not None for v in wanted.values()):
+        cli.save()
+
+    def word(flag: bool) -> str:
+        return "on" if flag else "off"
+
+    cli.console.print(
+        f"inference sharing {word(consent.share_inference)} "
+        f"(max {consent.max_remote_jobs} jobs, {consent.max_remote_tokens} tokens), "
+        f"rpc sharing {word(consent.share_rpc)} ({consent.rpc_memory_gb:g} GB), "
+        f"use peers {word(consent.use_peers)}",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -24,7 +24,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,34 @@ class ControlServer:
         async with stream:
             response = await self._respond(stream)
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await stream.send_all(_frame(response, self._limit))
+                if isinstance(response, dict):
+                    await stream.send_all(_frame(response, self._limit))
+                else:
+                    await self._stream_out(stream, response)
+
+    async def _stream_out(self, stream: trio.SocketStream, items: AsyncIterator[Any]) -> None:
+        """A streaming op: ``{"ok", "stream"}``, one ``{"item"}`` frame per item, then
+        ``{"ok", "end"}`` or an error frame. A client that hangs up closes ``items``."""
+        try:
+            await stream.send_all(_frame({"ok": True, "stream": True}, self._limit))
+            try:
+                async for item in items:
+                    await stream.send_all(_frame({"item": item}, self._limit))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                raise
+            except AriaError as exc:
+                await stream.send_all(_frame(_error(exc.code, exc.message), self._limit))
+                return
+            except Exception:
+                log.exception("streaming control operation failed")
+                await stream.send_all(
+                    _frame(_error("internal_error", "stream failed"), self._limit)
+                )
+                return
+            await stream.send_all(_frame({"ok": True, "end": True}, self._limit))
+        finally:
+            with trio.CancelScope(shield=True):
+                await items.aclose()  # type: ignore[attr-defined]
 
     async def _read_request(self, stream: trio.SocketStream) -> _Request:
         decoder = FrameDecoder(self._limit)
@@ -120,7 +147,7 @@ class ControlServer:
                 if frames:
                     return _Request.model_validate_json(frames[0])
 
-    async def _respond(self, stream: trio.SocketStream) -> dict[str, Any]:
+    async def _respond(self, stream: trio.SocketStream) -> dict[str, Any] | AsyncIterator[Any]:
         try:
             request = await self._read_request(stream)
         except (CodecError, ValidationError, trio.TooSlowError, trio.BrokenResourceError):
@@ -137,11 +164,46 @@ class ControlServer:
         except Exception:
             log.exception("control operation %s failed", request.op)
             return _error("internal_error", f"the node failed to run {request.op!r}")
+        if isinstance(result, AsyncIterator):
+            return result
         return {"ok": True, "result": result}
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"ok": False, "error": {"code": code, "message": message}}
+
+
+def _reply(frame: bytes) -> dict[str, Any]:
+    """A control answer frame: the reply object, or the node's error raised.
+
+    Raises:
+        PeerError: malformed, or the node's error (``code`` kept from the node).
+    """
+    try:
+        reply = json.loads(frame)
+    except ValueError:
+        raise PeerError("the node sent a malformed control answer") from None
+    if isinstance(reply, dict) and (reply.get("ok") or "item" in reply):
+        return reply
+    error = reply.get("error") if isinstance(reply, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    failure = _error_class(code)(str(message or "the node refused the request"))
+    if isinstance(code, str) and type(failure) is PeerError:
+        failure.code = code[:64]  # e.g. `no_route`: callers may tell such cases apart
+    raise failure
+
+
+def _error_class(code: object) -> type[PeerError]:
+    """The ``PeerError`` subclass the node raised (by its code, e.g. ``ConsentRefused``),
+    so the API answers with the same HTTP status; plain ``PeerError`` otherwise."""
+    pending: list[type[PeerError]] = [PeerError]
+    while pending:
+        cls = pending.pop()
+        if cls.code == code:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return PeerError
 
 
 class NodeClient:
@@ -203,15 +265,36 @@ class NodeClient:
                         break
         except (OSError, CodecError) as exc:
             raise NodeNotRunning(f"the node's control channel did not answer ({exc})") from None
+        return _reply(frames[0]).get("result")
+
+    def stream(self, op: str, **args: Any) -> Iterator[Any]:
+        """Run a streaming operation; yield its items as the node sends them.
+
+        Raises:
+            NodeNotRunning: the node cannot be reached or hung up mid-stream.
+            PeerError: the node refused or failed the operation (its code and message).
+        """
+        body = _frame({"token": self._token, "op": op, "args": args}, self._limit)
+        decoder = FrameDecoder(self._limit)
         try:
-            reply = json.loads(frames[0])
-        except ValueError:
-            raise PeerError("the node sent a malformed control answer") from None
-        if isinstance(reply, dict) and reply.get("ok"):
-            return reply.get("result")
-        error = reply.get("error") if isinstance(reply, dict) else None
-        message = error.get("message") if isinstance(error, dict) else None
-        raise PeerError(str(message or "the node refused the request"))
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=self._timeout)
+        except OSError as exc:
+            raise NodeNotRunning(f"the node's control channel did not answer ({exc})") from None
+        with sock:
+            try:
+                sock.sendall(body)
+                while True:
+                    data = sock.recv(65536)
+                    if not data:
+                        raise NodeNotRunning("the node closed the control channel mid-stream")
+                    for frame in decoder.feed(data):
+                        reply = _reply(frame)
+                        if "item" in reply:
+                            yield reply["item"]
+                        elif reply.get("end"):
+                            return
+            except (OSError, CodecError) as exc:
+                raise NodeNotRunning(f"the node's control channel failed ({exc})") from None
 
     def status(self) -> NetworkStatus:
         return NetworkStatus.model_validate(self.request("status"))

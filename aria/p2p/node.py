@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -34,9 +35,11 @@ from aria.p2p.adverts import (
 from aria.p2p.control import ControlServer, new_token
 from aria.p2p.guard import PeerGuard, handshake_penalty
 from aria.p2p.handshake import HandshakeComplete, HandshakeFailed
+from aria.p2p.inference import INFERENCE_PROTOCOL
 from aria.p2p.keys import NodeKey
 from aria.p2p.local import LocalFacts, consent_summary, load_report, shareable_models
 from aria.p2p.peers import PeerBook
+from aria.p2p.remote import infer_handler, serve_inference
 from aria.p2p.reports import control_ops
 from aria.p2p.spec import ProtocolSpec
 from aria.p2p.transport.dht import AriaDht
@@ -45,6 +48,7 @@ from aria.p2p.transport.host import build_host, connection_kind, libp2p_id, ping
 from aria.p2p.transport.mdns import announce_on_lan, lan_peers
 from aria.p2p.transport.nat import NatTraversal, RelayService
 from aria.p2p.transport.sessions import Handshakes, watch_connections
+from aria.p2p.tunnel import TUNNEL_PROTOCOL, Tunnels
 
 if TYPE_CHECKING:
     from libp2p.abc import IHost, INetStream
@@ -91,6 +95,7 @@ class Node:
         self.started_at = clock()
         self.advert: Advert | None = None
         self.active_jobs = 0  # remote jobs in flight (reported in the advert's load)
+        self.tunnels = Tunnels(self)  # the RPC tunnel's both ends (aria.p2p.tunnel)
         self._seq = 0
         self._stopping = trio.Event()
         self._publish_soon = trio.Event()
@@ -128,8 +133,16 @@ class Node:
                 self.clock,
             )
             host.set_stream_handler(TProtocol(self.spec.handshake_id), self._accept_handshake)
+            host.set_stream_handler(TProtocol(INFERENCE_PROTOCOL), partial(serve_inference, self))
+            host.set_stream_handler(TProtocol(TUNNEL_PROTOCOL), self.tunnels.serve)
             watch_connections(host, self._on_connected, self._on_disconnected)
-            control = ControlServer(self.paths, self.key.peer_id, control_ops(self), new_token())
+            ops = {
+                **control_ops(self),
+                "infer": infer_handler(self),
+                "tunnel": self.tunnels.open_op,
+                "tunnel_close": self.tunnels.close_op,
+            }
+            control = ControlServer(self.paths, self.key.peer_id, ops, new_token())
             lan = announce_on_lan(host) if self.options.mdns else contextlib.nullcontext(False)
             with lan as self.mdns_active:
                 async with background_trio_service(self.dht.kad), trio.open_nursery() as nursery:
@@ -146,6 +159,7 @@ class Node:
                         loops.append(self._mdns_loop)
                     for loop in loops:
                         self._spawn(loop)
+                    nursery.start_soon(self.tunnels.run)
                     task_status.started()
                     await self._stopping.wait()
                     with trio.move_on_after(8) as scope:

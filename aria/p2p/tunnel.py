@@ -1,0 +1,297 @@
+"""The RPC tunnel ``/aria/rpc-tunnel/1.0.0``: ggml-rpc bytes inside libp2p streams.
+
+ggml-rpc has no authentication or encryption, so no RPC port ever leaves loopback.
+The requesting node runs a :class:`aria.split.Relay` on 127.0.0.1; each connection
+the orchestrator makes to it becomes one libp2p stream (Noise-encrypted, to a peer
+id the handshake verified). The serving node answers the stream with one frame,
+``accept`` or ``reject`` (reason ``consent_off`` unless ``consent.share_rpc``;
+``failed`` if its worker cannot start), then joins it to its own RPC worker on
+127.0.0.1 (started on first use, stopped with the node) and pumps raw bytes both
+ways until either side ends; the end of one side closes the other at once, so a
+dead worker or peer looks like a reset to the orchestrator.
+
+Control ops: ``tunnel {"peer_id"} -> {"port"}`` opens (or returns) the local port
+for a peer after checking that the peer accepts; ``tunnel_close {"peer_id"}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import trio
+from pydantic import TypeAdapter
+
+from aria.errors import BackendUnavailable, ConfigError, ConsentRefused, InvalidRequest, PeerError
+from aria.p2p.codec import CodecError, End, MessageDecoder, Violation, WireModel, encode_message
+from aria.p2p.inference import Reason, Reject
+from aria.p2p.transport.host import connection_kind, libp2p_id
+from aria.split.ggml_rpc import parse_endpoint
+from aria.split.relay import Relay, RelayStats, TcpFarSide, pipe
+
+if TYPE_CHECKING:
+    from libp2p.abc import INetStream
+
+    from aria.p2p.node import Node
+    from aria.split.workers import RpcWorker
+
+__all__ = ["TUNNEL_PROTOCOL", "Accept", "StreamDuplex", "Tunnels", "answer_decoder"]
+
+log = logging.getLogger(__name__)
+
+TUNNEL_PROTOCOL = "/aria/rpc-tunnel/1.0.0"
+MAX_ANSWER_FRAME = 1024
+_HEADER = struct.Struct(">I")
+_OPEN_TIMEOUT_S = 60.0  # the first stream may wait for the peer's worker to start
+_READ = 256 * 1024
+
+
+class Accept(WireModel):
+    type: Literal["accept"] = "accept"
+
+
+TunnelAnswer = Accept | Reject | End
+_ADAPTER: TypeAdapter[TunnelAnswer] = TypeAdapter(TunnelAnswer)
+
+
+def answer_decoder() -> MessageDecoder[TunnelAnswer]:
+    """Decodes the serving side's one answer frame (``CodecError`` on anything else)."""
+    return MessageDecoder(_ADAPTER, frozenset({"accept", "reject", "end"}), MAX_ANSWER_FRAME)
+
+
+def _encode(message: WireModel) -> bytes:
+    return encode_message(message, MAX_ANSWER_FRAME)
+
+
+class StreamDuplex:
+    """A libp2p stream as the relay's ``Duplex`` (send / receive / aclose)."""
+
+    def __init__(self, stream: INetStream) -> None:
+        self._stream = stream
+
+    async def send(self, item: bytes) -> None:
+        try:
+            await self._stream.write(item)
+        except Exception as exc:  # py-libp2p raises several types for a gone stream
+            raise anyio.BrokenResourceError(str(exc)) from None
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        try:
+            data = await self._stream.read(max_bytes)
+        except Exception:
+            data = b""
+        if not data:
+            raise anyio.EndOfStream
+        return bytes(data)
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._stream.reset()
+
+
+async def _read_exact(stream: INetStream, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        try:
+            more = await stream.read(size - len(data))
+        except Exception:
+            more = b""
+        if not more:
+            raise CodecError(Violation.TRUNCATED, "the tunnel stream ended inside its answer")
+        data += more
+    return bytes(data)
+
+
+async def _read_answer(stream: INetStream) -> TunnelAnswer:
+    """Exactly one frame, so no tunnelled byte after it is consumed here."""
+    (length,) = _HEADER.unpack(await _read_exact(stream, _HEADER.size))
+    if length > MAX_ANSWER_FRAME:
+        raise CodecError(Violation.OVERSIZED, f"tunnel answer of {length} bytes")
+    return answer_decoder().parse(await _read_exact(stream, length))
+
+
+class _PeerFarSide:
+    """The relay's far side: a new tunnel stream to ``peer`` per local connection."""
+
+    def __init__(self, tunnels: Tunnels, peer: str) -> None:
+        self._tunnels, self._peer = tunnels, peer
+
+    async def open(self) -> StreamDuplex:
+        try:
+            return await self._tunnels.open_stream(self._peer)
+        except PeerError as exc:
+            raise OSError(exc.message) from None
+
+
+class Tunnels:
+    """Both ends of the RPC tunnel for one node: its served worker and its relays."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._worker: RpcWorker | None = None
+        self._worker_lock = trio.Lock()
+        self._relays: dict[str, _Tunnel] = {}
+        self.served = RelayStats()  # bytes through the tunnels peers opened to our worker
+
+    async def run(self) -> None:
+        """Live as long as the node; stop the RPC worker when the node stops."""
+        try:
+            await trio.sleep_forever()
+        finally:
+            for tunnel in self._relays.values():
+                tunnel.scope.cancel()
+            if self._worker is not None:
+                self._worker.stop()
+
+    # -- serving side ---------------------------------------------------------------
+
+    async def serve(self, stream: INetStream) -> None:
+        """Handle one inbound tunnel stream (registered on the node's host)."""
+        node = self.node
+        peer = str(stream.muxed_conn.peer_id)
+        record = node.book.get(peer)
+        if record is None or record.verified_at is None or not node.guard.admit(peer, node.clock()):
+            await _reset(stream)
+            return
+        try:
+            if not node.settings.consent.share_rpc:
+                log.info("refused an RPC tunnel from %s: consent_off", peer)
+                await self._refuse(stream, "consent_off", _RPC_OFF)
+                return
+            try:
+                worker = await self._ensure_worker()
+            except (BackendUnavailable, ConfigError, ConsentRefused) as exc:
+                log.warning("cannot start the RPC worker for %s: %s", peer, exc)
+                await self._refuse(stream, "failed", "this node's RPC worker cannot start")
+                return
+            far = await TcpFarSide(*parse_endpoint(worker.endpoint)).open()
+            await stream.write(_encode(Accept()))
+            await pipe(StreamDuplex(stream), far, self.served)
+        except Exception as exc:
+            log.info("RPC tunnel from %s ended: %s", peer, exc)
+            await _reset(stream)
+
+    async def _refuse(self, stream: INetStream, reason: Reason, message: str) -> None:
+        await stream.write(_encode(Reject(reason=reason, message=message)) + _encode(End()))
+        await stream.close()
+
+    async def _ensure_worker(self) -> RpcWorker:
+        async with self._worker_lock:
+            if self._worker is None or not self._worker.alive():
+                self._worker = await trio.to_thread.run_sync(self._start_worker)
+            return self._worker
+
+    def _start_worker(self) -> RpcWorker:
+        from aria.split.workers import start_rpc_worker
+
+        node = self.node
+        return start_rpc_worker(
+            log_path=node.paths.logs / "rpc-worker.log",
+            threads=node.settings.inference.threads or 1,
+            memory_gb=node.settings.consent.rpc_memory_gb,
+            cache_dir=node.paths.cache / "rpc",
+        )
+
+    # -- requesting side ------------------------------------------------------------
+
+    async def open_stream(self, peer: str) -> StreamDuplex:
+        """A tunnel stream to ``peer`` that its node accepted.
+
+        Raises:
+            ConsentRefused: the peer does not lend compute (``consent_off``).
+            PeerError: unreachable, refused for another reason, or broke the protocol.
+        """
+        from libp2p.custom_types import TProtocol
+
+        node = self.node
+        assert node.host is not None
+        pid = libp2p_id(peer)
+        if connection_kind(node.host, pid) == "none":
+            await node.reach(peer)
+        try:
+            with trio.fail_after(_OPEN_TIMEOUT_S):
+                stream = await node.host.new_stream(pid, [TProtocol(TUNNEL_PROTOCOL)])
+                answer = await _read_answer(stream)
+        except CodecError as exc:
+            await _reset(stream)
+            raise PeerError(f"peer {peer} broke the RPC tunnel protocol ({exc})") from None
+        except Exception as exc:
+            raise PeerError(f"cannot open an RPC tunnel to peer {peer}: {exc}") from None
+        if isinstance(answer, Accept):
+            return StreamDuplex(stream)
+        await _reset(stream)
+        if isinstance(answer, Reject):
+            text = f"peer {peer} refused the RPC tunnel ({answer.reason}): {answer.message}"
+            raise ConsentRefused(text) if answer.reason == "consent_off" else PeerError(text)
+        raise PeerError(f"peer {peer} closed the RPC tunnel without an answer")
+
+    async def open_op(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Control op ``tunnel``: the 127.0.0.1 port whose connections reach ``peer_id``'s
+        RPC worker (checked once now, so a refusal is an error here, not a dead port)."""
+        peer = _peer_arg(args)
+        if peer in self._relays:
+            return self._relays[peer].report(peer)
+        probe = await self.open_stream(peer)
+        await probe.aclose()
+        relay = Relay(_PeerFarSide(self, peer))
+        scope = trio.CancelScope()
+
+        async def serve(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            with scope:
+                await relay.serve(task_status=task_status)
+            self._relays.pop(peer, None)
+
+        assert self.node._nursery is not None
+        port = await self.node._nursery.start(serve)
+        self._relays[peer] = _Tunnel(port, scope, relay.stats)
+        log.info("RPC tunnel to %s listening on 127.0.0.1:%d", peer, port)
+        return self._relays[peer].report(peer)
+
+    async def close_op(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Control op ``tunnel_close``: stop ``peer_id``'s local port; report its traffic."""
+        peer = _peer_arg(args)
+        tunnel = self._relays.pop(peer, None)
+        if tunnel is None:
+            return {"closed": False, "peer_id": peer}
+        tunnel.scope.cancel()
+        return {"closed": True, **tunnel.report(peer)}
+
+
+@dataclass(frozen=True)
+class _Tunnel:
+    """One open local tunnel port and the bytes it carried."""
+
+    port: int
+    scope: trio.CancelScope
+    stats: RelayStats
+
+    def report(self, peer: str) -> dict[str, Any]:
+        return {
+            "peer_id": peer,
+            "port": self.port,
+            "bytes_to_peer": self.stats.to_far,
+            "bytes_from_peer": self.stats.to_near,
+            "connections": self.stats.connections,
+        }
+
+
+def _peer_arg(args: dict[str, Any]) -> str:
+    peer = args.get("peer_id")
+    if not isinstance(peer, str) or not 0 < len(peer) <= 128:
+        raise InvalidRequest("a tunnel needs a peer id")
+    return peer
+
+
+_RPC_OFF = (
+    "this node does not lend compute to peers (its operator can enable it with "
+    "`aria node share --rpc on`)"
+)
+
+
+async def _reset(stream: INetStream) -> None:
+    with trio.CancelScope(shield=True), contextlib.suppress(Exception):
+        await stream.reset()

@@ -1,0 +1,53 @@
+"""The serving node's way to its own API: endpoint file, its own API key, chunk relay."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+import trio
+
+from aria.api import ServerConfig
+from aria.api.background import serve_in_thread
+from aria.api.keys import KeyStore
+from aria.bench.synthetic import write_llama_gguf
+from aria.config import AriaPaths, AriaSettings
+from aria.hardware import detect
+from aria.node import Node
+from aria.p2p.local_api import LocalApiError, endpoint_file, read_endpoint, stream_chat
+
+BODY = {"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 6}
+
+
+def _collect(paths: AriaPaths, body: dict[str, object]) -> list[str]:
+    async def run() -> list[str]:
+        return [data async for data in stream_chat(paths, body)]
+
+    return trio.run(run)
+
+
+def test_the_node_streams_from_its_api_with_its_own_key(aria_home: Path, tmp_path: Path) -> None:
+    paths = AriaPaths(aria_home)
+    node = Node.create(paths, AriaSettings(), hardware=detect())
+    node.store.import_file(write_llama_gguf(tmp_path / "tiny.gguf"), model_id="tiny")
+    KeyStore(paths.api).create("operator")  # a keyed API (as on a LAN address)
+    with serve_in_thread(node, ServerConfig("127.0.0.1", 0, require_keys=True)) as url:
+        endpoint = read_endpoint(paths)
+        assert endpoint is not None and endpoint.url == url and endpoint.keys_required
+        assert stat.S_IMODE(endpoint_file(paths).stat().st_mode) == 0o600
+        events = _collect(paths, {**BODY, "stream": True})
+        assert events[-1] == "[DONE]"
+        chunks = [json.loads(e) for e in events[:-1]]
+        assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
+        whole = _collect(paths, BODY)
+        assert len(whole) == 1 and json.loads(whole[0])["object"] == "chat.completion"
+        names = [k.name for k in KeyStore(paths.api).all()]
+        assert names == ["operator", "aria-node-peers"]  # created once, then reused
+        with pytest.raises(LocalApiError) as refused:
+            _collect(paths, {**BODY, "model": "no-such-model"})
+        assert refused.value.status == 404
+    assert read_endpoint(paths) is None  # removed when the API stopped
+    with pytest.raises(LocalApiError, match="no ARIA API runs"):
+        _collect(paths, BODY)
