@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -57,6 +58,9 @@ from aria.router import (
 from aria.store import InstalledModel, ModelStore
 from aria.store.embedded import find_wheel
 
+if TYPE_CHECKING:
+    from aria.split import Placement
+
 __all__ = ["Node", "Resolution", "Served"]
 
 _GIB = 1024**3
@@ -77,11 +81,11 @@ class Served:
 
     def __init__(
         self,
-        opened: Opened[tuple[CatalogEntry, Generation, TokenEvent | DoneEvent]],
+        opened: Opened[tuple[CatalogEntry, Generation, TokenEvent | DoneEvent, Placement | None]],
         resolution: Resolution,
     ) -> None:
         self._opened = opened
-        self.entry, self._generation, self._first = opened.value
+        self.entry, self._generation, self._first, self.split = opened.value
         self.resolution = resolution
 
     @property
@@ -97,8 +101,16 @@ class Served:
         parts = [f"model={self.model_id}", f"category={self.resolution.category or 'none'}"]
         if self.skipped:
             parts.append("fallbacks=" + ",".join(f"{a.model_id}:{a.code}" for a in self.skipped))
+        if self.split is not None:
+            parts.append(f"split={len(self.split.shares)} peer(s)")
         parts.append(f"reason={self.resolution.reason}")
         return "; ".join(parts)
+
+    def split_header(self) -> str | None:
+        """``x-aria-split``: where the layers ran, when the model was split over peers."""
+        from aria.split.auto import describe_split
+
+        return None if self.split is None else describe_split(self.split)
 
     async def events(self) -> AsyncIterator[TokenEvent | DoneEvent]:
         """Tokens as the worker generates them, then one :class:`DoneEvent`."""
@@ -267,35 +279,51 @@ class Node:
         )
 
     @asynccontextmanager
-    async def _lease(self, model_id: ModelId) -> AsyncIterator[tuple[CatalogEntry, Lease]]:
+    async def _lease(
+        self, model_id: ModelId, *, distributed: bool = False
+    ) -> AsyncIterator[tuple[CatalogEntry, Lease]]:
+        from aria.split.auto import needs_split, split_lease
+
         if self._embedded_wheel_cached(model_id):
             await anyio.to_thread.run_sync(self.store.ensure_embedded)
         model = self.installed(model_id)
+        if distributed or needs_split(self, model):  # over peers (docs/split-inference.md)
+            async with split_lease(self, model, forced=distributed) as split:
+                yield model.entry, split
+            return
         ram = int(model.entry.memory.ram_gb * _GIB)
         async with self.dispatcher.lease(model.entry.id, self.launch_for(model), ram) as lease:
             yield model.entry, lease
 
     # -- serving ------------------------------------------------------------------------
 
-    async def generate(self, job: GenerationJob, model: str | None) -> Served:
+    async def generate(
+        self, job: GenerationJob, model: str | None, *, distributed: bool = False
+    ) -> Served:
         """Start ``job`` on the first model of the chain that can take it.
 
         The first event is awaited here, so a backend that fails before its first
-        token is skipped like a missing one.
+        token is skipped like a missing one. A model that does not fit this node's
+        memory budget is split over peers that lend compute; ``distributed`` forces that.
 
         Raises:
             ModelNotFound, ModelNotInstalled, BackendUnavailable, BackendCrashed,
-            RoutingError (every candidate failed), ContextLengthExceeded, InvalidRequest.
+            RoutingError (every candidate failed), ContextLengthExceeded, InvalidRequest,
+            PlacementRefused (too big here and no peers can hold it).
         """
+        from aria.split.auto import placement_of
+
         resolution = self.resolve(model, job)
 
         async def open_one(
             model_id: ModelId, stack: AsyncExitStack
-        ) -> tuple[CatalogEntry, Generation, TokenEvent | DoneEvent]:
-            entry, lease = await stack.enter_async_context(self._lease(model_id))
+        ) -> tuple[CatalogEntry, Generation, TokenEvent | DoneEvent, Placement | None]:
+            entry, lease = await stack.enter_async_context(
+                self._lease(model_id, distributed=distributed)
+            )
             generation = await lease.generate(job)
             stack.push_async_callback(generation.aclose)
-            return entry, generation, await generation.next_event()
+            return entry, generation, await generation.next_event(), placement_of(lease)
 
         return Served(await open_first(resolution.candidates, open_one), resolution)
 

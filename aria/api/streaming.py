@@ -97,6 +97,9 @@ def route_headers(served: Served, metrics: Metrics) -> dict[str, str]:
     headers = {"x-aria-route": _header_safe(served.route_header())}
     if served.resolution.notice:
         headers["x-aria-notice"] = _header_safe(served.resolution.notice)
+    split = served.split_header()
+    if split is not None:
+        headers["x-aria-split"] = _header_safe(split)
     return headers
 
 

@@ -21,6 +21,7 @@ from aria.errors import (
     BackendError,
     CatalogError,
     ModelNotInstalled,
+    PlacementRefused,
     RoutingError,
     StoreError,
 )
@@ -29,8 +30,9 @@ __all__ = ["Attempt", "Opened", "open_first"]
 
 T = TypeVar("T")
 
-# Failures after which the next candidate is tried.
-_FALLBACK_ERRORS = (BackendError, CatalogError, StoreError)
+# Failures after which the next candidate is tried (PlacementRefused: too big for this
+# node and its peers).
+_FALLBACK_ERRORS = (BackendError, CatalogError, StoreError, PlacementRefused)
 _MISSING = ModelNotInstalled.code
 
 

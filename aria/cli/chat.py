@@ -22,6 +22,7 @@ from aria.errors import RequestError
 if TYPE_CHECKING:
     from aria.backends import DoneEvent, GenerationJob
     from aria.node import Node
+    from aria.split import Placement
 
 _EXIT_COMMANDS = frozenset({"/exit", "/quit"})
 
@@ -45,6 +46,7 @@ class Answer:
     done: DoneEvent | None
     ttft_s: float | None
     decode_s: float
+    split: Placement | None = None  # set when the model ran split over peers
 
     @property
     def tokens_per_second(self) -> float | None:
@@ -59,7 +61,12 @@ class Answer:
 
 
 async def _answer(
-    node: Node, job: GenerationJob, model: str | None, on_text: Callable[[str], None]
+    node: Node,
+    job: GenerationJob,
+    model: str | None,
+    on_text: Callable[[str], None],
+    *,
+    distributed: bool = False,
 ) -> Answer:
     from aria.backends import TokenEvent
 
@@ -67,9 +74,13 @@ async def _answer(
     first: float | None = None
     parts: list[str] = []
     done = None
-    async with await node.generate(job, model) as served:
+    async with await node.generate(job, model, distributed=distributed) as served:
         if served.resolution.notice:
             _note(served.resolution.notice)
+        if served.split is not None:
+            _note(f"split over peers ({served.split_header()}):")
+            for line in served.split.explanation:
+                _note(f"  {line}")
         async for event in served.events():
             if isinstance(event, TokenEvent):
                 first = first or time.perf_counter()
@@ -85,6 +96,7 @@ async def _answer(
         done=done,
         ttft_s=None if first is None else first - started,
         decode_s=0.0 if first is None else end - first,
+        split=served.split,
     )
 
 

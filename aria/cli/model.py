@@ -1,4 +1,5 @@
-"""``aria model``: the verified model store (list, download, import, verify, rm, info)."""
+"""``aria model``: the verified model store (list, download, import, verify, rm, info), plus
+``plan`` and ``run`` (split inference over peers)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from aria.catalog import (
 )
 from aria.cli.context import CliContext, cli_context
 from aria.cli.plan import plan_command
+from aria.cli.run import run_command
 from aria.errors import IntegrityError, ModelNotInstalled
 
 if TYPE_CHECKING:
@@ -277,3 +279,4 @@ def _size(n: int) -> str:
 
 
 app.command("plan")(plan_command)
+app.command("run")(run_command)

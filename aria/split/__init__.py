@@ -7,7 +7,9 @@
 * :mod:`~aria.split.orchestrator` serves the split model through the backend dispatcher
   and re-plans without workers that died;
 * :mod:`~aria.split.relay` carries RPC bytes between a local port and a far side (the
-  shape of the libp2p tunnel), counting them.
+  shape of the libp2p tunnel), counting them;
+* :mod:`~aria.split.peers` (pure) and :mod:`~aria.split.network` turn the peer network's
+  lenders into candidates; :mod:`~aria.split.auto` splits a model that does not fit here.
 
 Only :mod:`~aria.split.ggml_rpc` touches the native library.
 
@@ -21,10 +23,13 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from aria.split.auto import describe_split, needs_split, placement_of, split_lease
     from aria.split.ggml_rpc import LOOPBACK_HOST, require_loopback
     from aria.split.gguf_layers import read_layout
     from aria.split.layout import ModelLayout
+    from aria.split.network import NetworkCandidates, network_candidates
     from aria.split.orchestrator import SplitLease, SplitModel
+    from aria.split.peers import candidates_from_peers, lenders
     from aria.split.placement import (
         Candidate,
         LocalNode,
@@ -66,6 +71,7 @@ __all__ = [
     "FarSide",
     "LocalNode",
     "ModelLayout",
+    "NetworkCandidates",
     "PeerShare",
     "Placement",
     "PlanPolicy",
@@ -80,10 +86,16 @@ __all__ = [
     "WorkerReady",
     "WorkerSpec",
     "candidate_from_worker",
+    "candidates_from_peers",
+    "describe_split",
     "free_loopback_port",
+    "lenders",
     "listening_addresses",
     "measure_rtt",
+    "needs_split",
+    "network_candidates",
     "pipe",
+    "placement_of",
     "plan_for",
     "plan_placement",
     "probe_candidates",
@@ -92,6 +104,7 @@ __all__ = [
     "read_layout",
     "relay_in_thread",
     "require_loopback",
+    "split_lease",
     "split_model_for",
     "start_rpc_worker",
 ]
@@ -103,6 +116,7 @@ _HOMES = {
     "LOOPBACK_HOST": "ggml_rpc",
     "LocalNode": "placement",
     "ModelLayout": "layout",
+    "NetworkCandidates": "network",
     "PeerShare": "placement",
     "Placement": "placement",
     "PlanPolicy": "placement",
@@ -117,10 +131,16 @@ _HOMES = {
     "WorkerReady": "worker",
     "WorkerSpec": "service",
     "candidate_from_worker": "service",
+    "candidates_from_peers": "peers",
+    "describe_split": "auto",
     "free_loopback_port": "workers",
+    "lenders": "peers",
     "listening_addresses": "workers",
     "measure_rtt": "probe",
+    "needs_split": "auto",
+    "network_candidates": "network",
     "pipe": "relay",
+    "placement_of": "auto",
     "plan_for": "service",
     "plan_placement": "planner",
     "probe_candidates": "service",
@@ -129,6 +149,7 @@ _HOMES = {
     "read_layout": "gguf_layers",
     "relay_in_thread": "relay",
     "require_loopback": "ggml_rpc",
+    "split_lease": "auto",
     "split_model_for": "service",
     "start_rpc_worker": "workers",
 }

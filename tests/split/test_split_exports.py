@@ -13,11 +13,13 @@ import aria.split
 def test_the_public_surface_is_exactly_this() -> None:
     assert sorted(aria.split.__all__) == [
         "Candidate", "Duplex", "FarSide", "LOOPBACK_HOST", "LocalNode", "ModelLayout",
-        "PeerShare", "Placement", "PlanPolicy", "Relay", "RelayStats", "RpcWorker", "Skipped",
-        "SplitLease", "SplitModel", "TcpFarSide", "WorkerProbe", "WorkerReady", "WorkerSpec",
-        "candidate_from_worker", "free_loopback_port", "listening_addresses", "measure_rtt",
-        "pipe", "plan_for", "plan_placement", "probe_candidates", "probe_worker",
-        "probe_workers", "read_layout", "relay_in_thread", "require_loopback",
+        "NetworkCandidates", "PeerShare", "Placement", "PlanPolicy", "Relay", "RelayStats",
+        "RpcWorker", "Skipped", "SplitLease", "SplitModel", "TcpFarSide", "WorkerProbe",
+        "WorkerReady", "WorkerSpec", "candidate_from_worker", "candidates_from_peers",
+        "describe_split", "free_loopback_port", "lenders", "listening_addresses",
+        "measure_rtt", "needs_split", "network_candidates", "pipe", "placement_of",
+        "plan_for", "plan_placement", "probe_candidates", "probe_worker", "probe_workers",
+        "read_layout", "relay_in_thread", "require_loopback", "split_lease",
         "split_model_for", "start_rpc_worker",
     ]  # fmt: skip
 
