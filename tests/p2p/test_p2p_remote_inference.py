@@ -224,6 +224,9 @@ def test_killing_the_serving_node_mid_stream_gives_a_clear_error(cluster: Cluste
         "messages": [{"role": "user", "content": "Tell me a long story"}],
         "stream": True,
         "max_tokens": 1000,
+        # Forbid the end tokens (</s>, <|im_end|>) so the random model cannot finish
+        # before the kill lands.
+        "logit_bias": {"2": -100, "4": -100},
     }
     events: list[str] = []
     with httpx.stream(
