@@ -212,6 +212,7 @@ class Node:
             installed=[m.entry for m in self.store.installed()],
             default_model=self.catalog.default_model_id,
             context_cap=self.settings.inference.context_length or DEFAULT_CONTEXT_CAP,
+            bitnet_cpp=self.bitnet_server is not None,
         )
         return route(_route_request(job), self.routing, available)
 

@@ -17,7 +17,6 @@ from aria.catalog.entries import CatalogEntry, Tier
 from aria.errors import BackendUnavailable
 
 __all__ = [
-    "BITNET_ONLY_QUANTS",
     "DEFAULT_CONTEXT_CAP",
     "TERNARY_QUANTS",
     "Engine",
@@ -32,8 +31,6 @@ Engine = Literal["llama", "bitnet-server"]
 DEFAULT_CONTEXT_CAP = 8192
 
 TERNARY_QUANTS = frozenset({"TQ1_0", "TQ2_0", "I2_S"})
-# Formats only bitnet.cpp reads: without its server such a model cannot be served here.
-BITNET_ONLY_QUANTS = frozenset({"I2_S"})
 
 
 @dataclass(frozen=True)
@@ -91,7 +88,7 @@ def choose_launch(
             engine="bitnet-server",
             server_binary=str(bitnet_server),
         )
-    if entry.quantization.upper() in BITNET_ONLY_QUANTS:
+    if entry.needs_bitnet_cpp:
         raise BackendUnavailable(
             f"{entry.id} ships in bitnet.cpp's {entry.quantization} format, which llama.cpp "
             "cannot load; install bitnet.cpp and set inference.bitnet_server to its "

@@ -12,6 +12,7 @@ from typing import Annotated, Literal, NewType
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "BITNET_ONLY_QUANTIZATIONS",
     "Capability",
     "CatalogEntry",
     "HuggingFaceSource",
@@ -26,6 +27,10 @@ __all__ = [
 
 ModelId = NewType("ModelId", str)
 LicenceId = NewType("LicenceId", str)
+
+# bitnet.cpp's own ternary packing: published BitNet b1.58 2B-4T, Falcon-E and Falcon3
+# 1.58-bit GGUFs use it, and mainline llama.cpp does not read it.
+BITNET_ONLY_QUANTIZATIONS = frozenset({"I2_S"})
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
@@ -108,6 +113,11 @@ class CatalogEntry(_Frozen):
     memory: MemoryFloor
     native_1bit: bool = False
     notes: str = ""
+
+    @property
+    def needs_bitnet_cpp(self) -> bool:
+        """True for files only bitnet.cpp can load (llama.cpp, so llama-cpp-python, cannot)."""
+        return self.quantization.upper() in BITNET_ONLY_QUANTIZATIONS
 
     @property
     def verified_hash(self) -> bool:

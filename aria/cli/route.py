@@ -62,6 +62,7 @@ def route_command(
 
 def _inputs(cli: CliContext, profile: str) -> tuple[Availability, RoutingTable]:
     """The node's availability under ``profile`` and its routing table."""
+    from aria.backends import find_bitnet_server
     from aria.backends.launch import DEFAULT_CONTEXT_CAP
     from aria.catalog import ModelId, load_catalog, load_denylist
     from aria.hardware import detect
@@ -77,6 +78,7 @@ def _inputs(cli: CliContext, profile: str) -> tuple[Availability, RoutingTable]:
         installed=installed,
         default_model=ModelId(catalog.default_model_id),
         context_cap=cli.settings.inference.context_length or DEFAULT_CONTEXT_CAP,
+        bitnet_cpp=find_bitnet_server(cli.settings.inference.bitnet_server) is not None,
     )
     known = [entry.id for entry in (*catalog.entries, *installed)]
     return available, load_routing_table(cli.paths, known_models=known)

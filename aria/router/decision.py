@@ -48,6 +48,7 @@ class Availability:
     gpu: bool = False
     context_cap: int | None = None
     peer_models: frozenset[ModelId] = frozenset()
+    bitnet_cpp: bool = False
 
     @classmethod
     def build(
@@ -60,6 +61,7 @@ class Availability:
         default_model: ModelId,
         context_cap: int | None = None,
         peer_models: Iterable[ModelId] = (),
+        bitnet_cpp: bool = False,
     ) -> Availability:
         """Availability from the catalog and the store's installed entries (imports too).
 
@@ -77,6 +79,7 @@ class Availability:
             gpu=gpu,
             context_cap=context_cap,
             peer_models=frozenset(peer_models),
+            bitnet_cpp=bitnet_cpp,
         )
 
     def __post_init__(self) -> None:
@@ -174,6 +177,8 @@ def _fits(model_id: ModelId, category: Category, need: int, available: Availabil
     entry = available.entries.get(model_id)
     if entry is None or entry.tier not in available.tiers:
         return False
+    if entry.needs_bitnet_cpp and not available.bitnet_cpp:
+        return False  # no engine here can load it: never route to it or suggest it
     caps = entry.capabilities
     if Capability.CHAT not in caps and caps & _NOT_CHAT:
         return False

@@ -57,6 +57,7 @@ def available(
     cap: int | None = None,
     peers: Iterable[str] = (),
     default: CatalogEntry = DEFAULT,
+    bitnet_cpp: bool = False,
 ) -> Availability:
     catalog = {e.id: e for e in (*entries, default)}
     return Availability.build(
@@ -67,6 +68,7 @@ def available(
         default_model=default.id,
         context_cap=cap,
         peer_models=[ModelId(p) for p in peers],
+        bitnet_cpp=bitnet_cpp,
     )
 
 

@@ -322,3 +322,17 @@ def test_availability_needs_the_default_model_in_its_entries() -> None:
             installed=frozenset(),
             default_model=ModelId("missing"),
         )
+
+
+def test_bitnet_only_files_are_routed_only_when_bitnet_cpp_is_configured(
+    classifier: QueryClassifier,
+) -> None:
+    i2s = ONE_BIT.model_copy(update={"id": ModelId("bitnet-i2s"), "quantization": "I2_S"})
+    rows = same_row_for_text(classifier, [i2s.id, SMALL.id])
+    request = RouteRequest.from_text("Hello there, how are you?")
+    without = route(request, rows, available([i2s, SMALL], installed=[], profile="efficient"))
+    assert i2s.id not in without.chain
+    assert without.notice is not None and i2s.id not in without.notice
+    assert f"download {SMALL.id}" in without.notice
+    with_server = available([i2s, SMALL], installed=[], profile="efficient", bitnet_cpp=True)
+    assert route(request, rows, with_server).chain[0] == i2s.id
