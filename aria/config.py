@@ -26,9 +26,15 @@ from typing import Any
 import platformdirs
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from aria.errors import ConfigError
+from aria.files import write_atomic
 
 __all__ = [
     "ApiSettings",
@@ -39,7 +45,7 @@ __all__ = [
     "NodeSettings",
     "P2PSettings",
     "load_settings",
-    "save_settings",
+    "update_settings",
 ]
 
 
@@ -199,26 +205,50 @@ def load_settings(paths: AriaPaths) -> AriaSettings:
     """Read ``config.toml`` (if any) and apply ``ARIA_*`` environment overrides.
 
     Raises:
-        ConfigError: the file is not valid TOML or holds invalid values.
+        ConfigError: the file is not valid TOML, or it or the environment holds an
+            invalid value.
     """
-    data: dict[str, Any] = {}
-    if paths.config_file.exists():
-        try:
-            data = tomllib.loads(paths.config_file.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{paths.config_file} is not valid TOML: {exc}") from exc
+    return _validated(paths, _read_file(paths))
+
+
+def update_settings(paths: AriaPaths, changes: Mapping[str, Mapping[str, Any]]) -> AriaSettings:
+    """Set ``changes`` (section -> key -> value) in ``config.toml`` and return the result.
+
+    Only the named keys change: the rest of the file stays as the operator wrote it, and
+    values that came from ``ARIA_*`` variables are never written into it.
+
+    Raises:
+        ConfigError: a value is invalid, or the file cannot be read or written.
+    """
+    data = _read_file(paths)
+    for section, values in changes.items():
+        data[section] = {**data.get(section, {}), **values}
+    settings = _validated(paths, data)
+    try:
+        write_atomic(paths.config_file, tomli_w.dumps(data))
+    except OSError as exc:
+        raise ConfigError(f"cannot write {paths.config_file}: {exc.strerror or exc}") from exc
+    return settings
+
+
+def _read_file(paths: AriaPaths) -> dict[str, Any]:
+    if not paths.config_file.exists():
+        return {}
+    try:
+        return tomllib.loads(paths.config_file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{paths.config_file} is not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {paths.config_file}: {exc.strerror or exc}") from exc
+
+
+def _validated(paths: AriaPaths, data: dict[str, Any]) -> AriaSettings:
+    source = f"{paths.config_file} or the ARIA_* environment"
     try:
         return AriaSettings(**data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"{paths.config_file}: {where}: {first['msg']}") from exc
-
-
-def save_settings(paths: AriaPaths, settings: AriaSettings) -> None:
-    """Write the settings atomically so a crash never leaves half a config file."""
-    paths.ensure()
-    payload = settings.model_dump(mode="json", exclude_none=True)
-    tmp = paths.config_file.with_suffix(".toml.tmp")
-    tmp.write_text(tomli_w.dumps(payload), encoding="utf-8")
-    os.replace(tmp, paths.config_file)
+        raise ConfigError(f"{source}: {where}: {first['msg']}") from exc
+    except SettingsError as exc:  # an ARIA_* variable pydantic-settings cannot parse
+        raise ConfigError(f"invalid ARIA_* environment variable: {exc}") from exc

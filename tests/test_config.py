@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from aria.config import AriaPaths, AriaSettings, load_settings, save_settings
+from aria.config import AriaPaths, load_settings, update_settings
 from aria.errors import ConfigError
 
 
@@ -24,14 +24,39 @@ def test_defaults_when_no_file(aria_paths: AriaPaths) -> None:
     assert settings.consent.use_peers is False
 
 
-def test_round_trip(aria_paths: AriaPaths) -> None:
-    settings = AriaSettings()
-    settings.node.profile = "balanced"
-    settings.inference.threads = 3
-    save_settings(aria_paths, settings)
+def test_update_changes_only_the_named_keys(aria_paths: AriaPaths) -> None:
+    aria_paths.config_file.write_text("[api]\nport = 3100\n", encoding="utf-8")
+    updated = update_settings(aria_paths, {"node": {"profile": "balanced"}})
+    update_settings(aria_paths, {"inference": {"threads": 3}})
     again = load_settings(aria_paths)
-    assert again.node.profile == "balanced"
-    assert again.inference.threads == 3
+    assert updated.node.profile == again.node.profile == "balanced"
+    assert (again.inference.threads, again.api.port) == (3, 3100)
+    text = aria_paths.config_file.read_text(encoding="utf-8")
+    assert "host" not in text  # defaults are not frozen into the file
+
+
+def test_update_never_writes_environment_overrides(
+    aria_paths: AriaPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARIA_INFERENCE__THREADS", "7")
+    update_settings(aria_paths, {"node": {"profile": "full"}})
+    assert "threads" not in aria_paths.config_file.read_text(encoding="utf-8")
+
+
+def test_invalid_update_leaves_the_file_alone(aria_paths: AriaPaths) -> None:
+    update_settings(aria_paths, {"node": {"profile": "full"}})
+    before = aria_paths.config_file.read_text(encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"api\.port"):
+        update_settings(aria_paths, {"api": {"port": -1}})
+    assert aria_paths.config_file.read_text(encoding="utf-8") == before
+
+
+def test_unparsable_environment_variable_is_a_config_error(
+    aria_paths: AriaPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARIA_P2P__BOOTSTRAP", "not-json")
+    with pytest.raises(ConfigError, match="ARIA_"):
+        load_settings(aria_paths)
 
 
 def test_environment_beats_the_file(aria_paths: AriaPaths, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -81,6 +81,6 @@ def create_app(node: Node, *, require_keys: bool = False) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["authorization", "content-type"],
-            expose_headers=["x-aria-route", "x-aria-notice"],
+            expose_headers=["x-aria-route", "x-aria-notice", "x-aria-split", "x-aria-served-by"],
         )
     return app

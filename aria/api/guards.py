@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from aria.api.errors import error_response
 from aria.api.keys import KeyStore
 from aria.api.metrics import Metrics
-from aria.errors import AuthenticationError, PayloadTooLarge
+from aria.errors import AriaError, AuthenticationError, PayloadTooLarge
 
 __all__ = ["BearerAuth", "BodyLimit"]
 
@@ -34,7 +34,16 @@ class BearerAuth:
             await self.app(scope, receive, send)
             return
         scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and token.strip() and self.keys.verify(token.strip()):
+        try:
+            valid = (
+                scheme.lower() == "bearer"
+                and bool(token.strip())
+                and self.keys.verify(token.strip())
+            )
+        except AriaError as exc:  # e.g. an unreadable keys file: say so, not "internal error"
+            await error_response(exc, {}, self.metrics)(scope, receive, send)
+            return
+        if valid:
             await self.app(scope, receive, send)
             return
         error = AuthenticationError(

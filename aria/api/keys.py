@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from aria.errors import ConfigError
+from aria.files import write_atomic
 
 __all__ = ["ApiKey", "KeyStore"]
 
@@ -59,12 +59,7 @@ class KeyStore:
             ) from None
 
     def _write(self, keys: list[ApiKey]) -> None:
-        self._file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self._file.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"keys": [asdict(k) for k in keys]}, handle, indent=2)
-        os.replace(tmp, self._file)
+        write_atomic(self._file, json.dumps({"keys": [asdict(k) for k in keys]}, indent=2))
         self._cache = None
 
     def create(self, name: str) -> tuple[ApiKey, str]:

@@ -158,7 +158,7 @@ class _Sampling(_Body):
     @classmethod
     def _token_ids(cls, value: dict[str, float] | None) -> dict[str, float] | None:
         for key in value or {}:
-            if not key.isdigit():
+            if not (key.isascii() and key.isdigit()):
                 raise ValueError(f"logit_bias keys are token ids, not {key!r}")
         return value
 

@@ -118,7 +118,7 @@ class LlamaEngine:
             logits_processor=processors or None,
             grammar=grammar,
         )
-        for token in tokens if budget > 0 else ():
+        for token in tokens:
             if cancelled():
                 finish = "cancelled"
                 break

@@ -119,10 +119,6 @@ class ToolCallParser:
         # Small models often repeat the same call until max_tokens: the caller may stop.
         self.repeating = False
 
-    @property
-    def saw_tool_calls(self) -> bool:
-        return self._calls > 0
-
     def feed(self, text: str) -> list[ParserEvent]:
         if self._mode == "content":
             return [ContentDelta(text)] if text else []

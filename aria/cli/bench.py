@@ -126,11 +126,8 @@ def bench(
         cli.console.print(f"chart written to {chart}")
     if save:
         best = {m.target.model_id: m.best.threads for m in report.models}
-        cli.settings.inference.measured_threads = {
-            **cli.settings.inference.measured_threads,
-            **best,
-        }
-        cli.save()
+        measured = {**cli.settings.inference.measured_threads, **best}
+        cli.update("inference", measured_threads=measured)
         saved = ", ".join(f"{k}={v}" for k, v in best.items())
         cli.console.print(f"saved measured threads to {cli.paths.config_file}: {saved}")
 

@@ -195,7 +195,12 @@ def chat(
         async with node.running():
             cli.console.print("[dim]Type /exit (or press Ctrl+D) to leave.[/]")
             while True:
-                line = await trio.to_thread.run_sync(_read_line)
+                # Abandon the blocked input() on Ctrl+C. (trio-typing, pulled in by libp2p,
+                # ships stubs older than this trio keyword.)
+                line = await trio.to_thread.run_sync(
+                    _read_line,
+                    abandon_on_cancel=True,  # type: ignore[call-arg]
+                )
                 if line is None or line.strip() in _EXIT_COMMANDS:
                     return
                 if not line.strip():

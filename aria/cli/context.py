@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from aria.config import AriaPaths, AriaSettings, load_settings, save_settings
+from aria.config import AriaPaths, AriaSettings, load_settings, update_settings
 
 __all__ = ["CliContext", "abort", "cli_context", "print_error"]
 
@@ -21,12 +20,19 @@ class CliContext:
     console: Console = field(default_factory=Console)
     err: Console = field(default_factory=lambda: Console(stderr=True))
 
-    @cached_property
-    def settings(self) -> AriaSettings:
-        return load_settings(self.paths)
+    _settings: AriaSettings | None = field(default=None, repr=False)
 
-    def save(self) -> None:
-        save_settings(self.paths, self.settings)
+    @property
+    def settings(self) -> AriaSettings:
+        """The operator's settings, loaded on first use (commands that need none never parse)."""
+        if self._settings is None:
+            self._settings = load_settings(self.paths)
+        return self._settings
+
+    def update(self, section: str, **values: Any) -> AriaSettings:
+        """Persist ``values`` in ``config.toml``'s ``section``; later reads see them."""
+        self._settings = update_settings(self.paths, {section: values})
+        return self._settings
 
 
 def cli_context(ctx: typer.Context) -> CliContext:

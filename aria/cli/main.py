@@ -50,7 +50,14 @@ def run() -> None:
     """Console-script entry point."""
     _register()
     try:
-        app()
+        try:
+            app()
+        except BaseExceptionGroup as group:
+            # trio nurseries wrap a single start-up failure (port in use, keys
+            # required) in a group: unwrap it so it is rendered like any other error.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
     except AriaError as exc:
         if os.environ.get("ARIA_DEBUG"):
             traceback.print_exc()

@@ -42,8 +42,7 @@ def profile_set(
     """Persist the profile preset in the node's config."""
     cli = cli_context(ctx)
     enabled_tiers(name, gpu_available=False)  # validates the name (ConfigError otherwise)
-    cli.settings.node.profile = name
-    cli.save()
+    cli.update("node", profile=name)
     cli.console.print(f"profile set to [bold]{name}[/]")
 
 
@@ -144,13 +143,11 @@ def share(
     """Show or change what this node shares with peers (saved in config; the node reads
     it when it starts, and its advert's consent summary says so)."""
     cli = cli_context(ctx)
-    consent = cli.settings.consent
     wanted = {"share_inference": inference, "share_rpc": rpc, "use_peers": use_peers}
-    for field, value in wanted.items():
-        if value is not None:
-            setattr(consent, field, value is Switch.ON)
-    if any(v is not None for v in wanted.values()):
-        cli.save()
+    changes = {field: value is Switch.ON for field, value in wanted.items() if value is not None}
+    if changes:
+        cli.update("consent", **changes)
+    consent = cli.settings.consent
 
     def word(flag: bool) -> str:
         return "on" if flag else "off"

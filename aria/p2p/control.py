@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from aria.config import AriaPaths
 from aria.errors import AriaError, NodeNotRunning, PeerError
+from aria.files import write_atomic
 from aria.p2p.codec import CodecError, FrameDecoder, Violation, encode_frame
 from aria.p2p.spec import load_spec
 from aria.p2p.views import ModelProvider, NetworkStatus, PeerView
@@ -69,16 +70,6 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def _frame(obj: Any, limit: int) -> bytes:
     return encode_frame(json.dumps(obj, separators=(",", ":")).encode("utf-8"), limit)
 
@@ -99,7 +90,7 @@ class ControlServer:
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
         port = listeners[0].socket.getsockname()[1]
         info = {"port": port, "token": self._token, "pid": os.getpid(), "peer_id": self._peer_id}
-        _write_private(control_file(self._paths), json.dumps(info))
+        write_atomic(control_file(self._paths), json.dumps(info))
         task_status.started(port)
         await trio.serve_listeners(self._handle, listeners)
 
@@ -206,6 +197,13 @@ def _error_class(code: object) -> type[PeerError]:
     return PeerError
 
 
+# The node bounds every operation itself (a tunnel opens within 60 s, a peer's first
+# chunk arrives within 300 s) and then answers; the client waits a little longer, so
+# it hears the node's own answer instead of timing out first.
+_REQUEST_ANSWER_S = 90.0
+_STREAM_ITEM_S = 330.0
+
+
 class NodeClient:
     """Talks to the node that runs on this ARIA home (sync; one socket per call)."""
 
@@ -255,6 +253,7 @@ class NodeClient:
         decoder = FrameDecoder(self._limit)
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=self._timeout) as sock:
+                sock.settimeout(max(self._timeout, _REQUEST_ANSWER_S))
                 sock.sendall(body)
                 while True:
                     data = sock.recv(65536)
@@ -282,6 +281,7 @@ class NodeClient:
             raise NodeNotRunning(f"the node's control channel did not answer ({exc})") from None
         with sock:
             try:
+                sock.settimeout(max(self._timeout, _STREAM_ITEM_S))
                 sock.sendall(body)
                 while True:
                     data = sock.recv(65536)

@@ -13,7 +13,7 @@ Everything here is pure: the I/O lives in ``aria.p2p.remote``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -99,8 +99,17 @@ class Admission:
     reject: Reject | None = None
 
 
-def admit(consent: ConsentSettings, active_jobs: int, body: dict[str, Any]) -> Admission:
+def admit(
+    consent: ConsentSettings,
+    active_jobs: int,
+    body: dict[str, Any],
+    shared: Collection[str],
+) -> Admission:
     """Check the operator's consent and limits for one peer request.
+
+    Only a model this node shares (``shared``: installed, verified, licence allows
+    sharing — what its advert lists) may be named: never ``auto``, a yellow-licence or
+    local-only model, or one this node would itself have to fetch from other peers.
 
     ``max_tokens`` above ``consent.max_remote_tokens`` is refused (``too_many_tokens``)
     rather than silently clamped: the requester then knows to ask another peer. A
@@ -115,6 +124,9 @@ def admit(consent: ConsentSettings, active_jobs: int, body: dict[str, Any]) -> A
     if not isinstance(model, str) or not model or not isinstance(body.get("messages"), list):
         message = "a remote request needs a model name and a messages list"
         return Admission(None, Reject(reason="bad_request", message=message))
+    if model.casefold() not in {m.casefold() for m in shared}:
+        message = f"this node does not share a model named {model!r} with peers"
+        return Admission(None, Reject(reason="no_model", message=message))
     limit = consent.max_remote_tokens
     asked = body.get("max_completion_tokens", body.get("max_tokens"))
     if asked is not None and (not isinstance(asked, int) or isinstance(asked, bool)):

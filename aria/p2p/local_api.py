@@ -23,6 +23,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from aria.config import AriaPaths
+from aria.files import write_atomic
 
 __all__ = [
     "ApiEndpoint",
@@ -58,22 +59,11 @@ def endpoint_file(paths: AriaPaths) -> Path:
     return paths.api / "endpoint.json"
 
 
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def write_endpoint(paths: AriaPaths, url: str, *, keys_required: bool) -> None:
     """Called by the API once it listens (``url`` as hypercorn bound it)."""
     url = url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:")
     info = ApiEndpoint(url=url, pid=os.getpid(), keys_required=keys_required)
-    _write_private(endpoint_file(paths), info.model_dump_json())
+    write_atomic(endpoint_file(paths), info.model_dump_json())
 
 
 def remove_endpoint(paths: AriaPaths) -> None:
@@ -104,7 +94,7 @@ def _node_api_key(paths: AriaPaths) -> str:
     with contextlib.suppress(Exception):
         store.revoke(_KEY_NAME)
     _, secret = store.create(_KEY_NAME)
-    _write_private(secret_file, secret)
+    write_atomic(secret_file, secret)
     return secret
 
 

@@ -36,6 +36,7 @@ from aria.p2p.inference import (
     encode,
     rank_providers,
 )
+from aria.p2p.local import shareable_models
 from aria.p2p.local_api import LocalApiError, stream_chat
 from aria.p2p.reports import find_providers
 from aria.p2p.transport.host import connection_kind, libp2p_id
@@ -77,7 +78,8 @@ async def serve_inference(node: Node, stream: INetStream) -> None:
         _penalize(node, peer, "timeout")
         await _reset(stream)
         return
-    admission = admit(node.settings.consent, node.active_jobs, request.body)
+    shared = {offer.id for offer in await trio.to_thread.run_sync(shareable_models, node.paths)}
+    admission = admit(node.settings.consent, node.active_jobs, request.body, shared)
     try:
         if admission.reject is not None:
             log.info("refused inference from %s: %s", peer, admission.reject.reason)

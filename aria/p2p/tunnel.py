@@ -134,6 +134,7 @@ class Tunnels:
         self.node = node
         self._worker: RpcWorker | None = None
         self._worker_lock = trio.Lock()
+        self._open_lock = trio.Lock()
         self._relays: dict[str, _Tunnel] = {}
         self.served = RelayStats()  # bytes through the tunnels peers opened to our worker
 
@@ -169,7 +170,11 @@ class Tunnels:
                 await self._refuse(stream, "failed", "this node's RPC worker cannot start")
                 return
             far = await TcpFarSide(*parse_endpoint(worker.endpoint)).open()
-            await stream.write(_encode(Accept()))
+            try:
+                await stream.write(_encode(Accept()))
+            except BaseException:
+                await far.aclose()  # never leave the worker's one client slot taken
+                raise
             await pipe(StreamDuplex(stream), far, self.served)
         except Exception as exc:
             log.info("RPC tunnel from %s ended: %s", peer, exc)
@@ -212,14 +217,17 @@ class Tunnels:
         pid = libp2p_id(peer)
         if connection_kind(node.host, pid) == "none":
             await node.reach(peer)
+        stream: INetStream | None = None
         try:
             with trio.fail_after(_OPEN_TIMEOUT_S):
                 stream = await node.host.new_stream(pid, [TProtocol(TUNNEL_PROTOCOL)])
                 answer = await _read_answer(stream)
-        except CodecError as exc:
-            await _reset(stream)
-            raise PeerError(f"peer {peer} broke the RPC tunnel protocol ({exc})") from None
         except Exception as exc:
+            # Reset an opened stream, or a late "accept" would pin the peer's worker.
+            if stream is not None:
+                await _reset(stream)
+            if isinstance(exc, CodecError):
+                raise PeerError(f"peer {peer} broke the RPC tunnel protocol ({exc})") from None
             raise PeerError(f"cannot open an RPC tunnel to peer {peer}: {exc}") from None
         if isinstance(answer, Accept):
             return StreamDuplex(stream)
@@ -233,8 +241,12 @@ class Tunnels:
         """Control op ``tunnel``: the 127.0.0.1 port whose connections reach ``peer_id``'s
         RPC worker (checked once now, so a refusal is an error here, not a dead port)."""
         peer = _peer_arg(args)
-        if peer in self._relays:
-            return self._relays[peer].report(peer)
+        async with self._open_lock:  # two callers must not start two relays for one peer
+            if peer not in self._relays:
+                await self._start_relay(peer)
+        return self._relays[peer].report(peer)
+
+    async def _start_relay(self, peer: str) -> None:
         probe = await self.open_stream(peer)
         await probe.aclose()
         relay = Relay(_PeerFarSide(self, peer))
@@ -249,7 +261,6 @@ class Tunnels:
         port = await self.node._nursery.start(serve)
         self._relays[peer] = _Tunnel(port, scope, relay.stats)
         log.info("RPC tunnel to %s listening on 127.0.0.1:%d", peer, port)
-        return self._relays[peer].report(peer)
 
     async def close_op(self, args: dict[str, Any]) -> dict[str, Any]:
         """Control op ``tunnel_close``: stop ``peer_id``'s local port; report its traffic."""

@@ -133,6 +133,9 @@ def start_rpc_worker(
         process.kill()
         process.wait()
         raise
+    finally:
+        assert process.stdout is not None
+        process.stdout.close()  # only the ready line is ever read from it
     return RpcWorker(ready=ready, process=process, log_path=log_path)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from aria.errors import InsufficientDiskSpace, StoreError
+from aria.files import write_atomic
 
 __all__ = [
     "CHUNK_BYTES",
@@ -63,14 +64,9 @@ def ensure_free_space(directory: Path, needed_bytes: int, *, subject: str) -> No
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` so readers see the old file or the new one, never half of it."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write ``text`` atomically, turning OS errors into store errors."""
     with storage_errors(path):
-        with tmp.open("w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, text, mode=0o644)
 
 
 @contextmanager

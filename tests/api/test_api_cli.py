@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,17 @@ def test_missing_model_is_one_clear_line(aria_paths: AriaPaths) -> None:
         "error: SmolLM2-135M-Instruct is not installed; run "
         "`aria model download SmolLM2-135M-Instruct`"
     ]
+
+
+def test_api_start_off_loopback_without_keys_is_one_line(aria_home: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "aria", "api", "start", "--host", "0.0.0.0", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ARIA_HOME": str(aria_home)},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "error:" in result.stderr and "key" in result.stderr

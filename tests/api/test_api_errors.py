@@ -58,6 +58,7 @@ def test_malformed_json(http: httpx.Client) -> None:
         (chat(top_p=0), "top_p"),
         (chat(stop=["a", "b", "c", "d", "e"]), "stop"),
         (chat(logit_bias={"the": 1}), "logit_bias"),
+        (chat(logit_bias={"\u00b2": 1}), "logit_bias"),  # a digit to str.isdigit, not to int()
         (
             chat(tools=[{"type": "function", "function": {"name": "bad name!"}}]),
             "tools.0.function.name",

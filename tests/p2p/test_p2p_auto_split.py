@@ -20,7 +20,7 @@ import pytest
 
 from aria.bench.synthetic import write_llama_gguf
 from aria.catalog import load_catalog, load_denylist
-from aria.config import AriaPaths, AriaSettings, save_settings
+from aria.config import AriaPaths, update_settings
 from aria.store import ModelStore
 from tests.p2p.procs import NodeProc, _env, start_node, wait_for
 from tests.p2p.test_p2p_remote_inference import Api, _start_api
@@ -46,11 +46,7 @@ class Cluster:
 
 
 def _settings(home: Path, **changes: dict[str, object]) -> None:
-    settings = AriaSettings()
-    for section, values in changes.items():
-        for key, value in values.items():
-            setattr(getattr(settings, section), key, value)
-    save_settings(AriaPaths(home), settings)
+    update_settings(AriaPaths(home), changes)
 
 
 def _run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

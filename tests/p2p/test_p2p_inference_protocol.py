@@ -18,27 +18,36 @@ from aria.p2p.local import consent_summary
 from aria.p2p.views import ModelProvider
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+SHARED = ("m",)
 
 
 def test_consent_off_by_default_rejects_with_its_reason() -> None:
-    decision = admit(ConsentSettings(), 0, BODY)
+    decision = admit(ConsentSettings(), 0, BODY, SHARED)
     assert decision.body is None and decision.reject is not None
     assert decision.reject.reason == "consent_off"
 
 
 def test_limits_busy_and_too_many_tokens() -> None:
     consent = ConsentSettings(share_inference=True, max_remote_jobs=1, max_remote_tokens=64)
-    assert admit(consent, 1, BODY).reject.reason == "busy"  # type: ignore[union-attr]
-    over = admit(consent, 0, {**BODY, "max_tokens": 65}).reject
+    assert admit(consent, 1, BODY, SHARED).reject.reason == "busy"  # type: ignore[union-attr]
+    over = admit(consent, 0, {**BODY, "max_tokens": 65}, SHARED).reject
     assert over is not None and over.reason == "too_many_tokens"
-    assert admit(consent, 0, {**BODY, "max_tokens": "x"}).reject.reason == "bad_request"  # type: ignore[union-attr]
-    assert admit(consent, 0, {"model": "m"}).reject.reason == "bad_request"  # type: ignore[union-attr]
+    assert admit(consent, 0, {**BODY, "max_tokens": "x"}, SHARED).reject.reason == "bad_request"  # type: ignore[union-attr]
+    assert admit(consent, 0, {"model": "m"}, SHARED).reject.reason == "bad_request"  # type: ignore[union-attr]
+
+
+def test_only_models_this_node_shares_may_be_named() -> None:
+    consent = ConsentSettings(share_inference=True)
+    for model in ("auto", "local-only", "not-installed"):
+        refused = admit(consent, 0, {**BODY, "model": model}, SHARED).reject
+        assert refused is not None and refused.reason == "no_model"
+    assert admit(consent, 0, {**BODY, "model": "M"}, SHARED).body is not None
 
 
 def test_an_admitted_request_gets_the_token_limit_when_it_names_none() -> None:
     consent = ConsentSettings(share_inference=True, max_remote_tokens=64)
-    assert admit(consent, 0, BODY).body == {**BODY, "max_tokens": 64}
-    assert admit(consent, 0, {**BODY, "max_completion_tokens": 10}).body == {
+    assert admit(consent, 0, BODY, SHARED).body == {**BODY, "max_tokens": 64}
+    assert admit(consent, 0, {**BODY, "max_completion_tokens": 10}, SHARED).body == {
         **BODY,
         "max_tokens": 10,
     }

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aria.bench.synthetic import write_llama_gguf
-from aria.config import AriaPaths, AriaSettings, save_settings
+from aria.config import AriaPaths, update_settings
 from aria.split import RpcWorker, start_rpc_worker
 
 StartWorker = Callable[..., RpcWorker]
@@ -38,10 +38,7 @@ def worker_env(home: Path) -> dict[str, str]:
 
 
 def consenting_home(home: Path, *, consent: bool = True) -> Path:
-    paths = AriaPaths(home)
-    settings = AriaSettings()
-    settings.consent.share_rpc = consent
-    save_settings(paths, settings)
+    update_settings(AriaPaths(home), {"consent": {"share_rpc": consent}})
     return home
 
 

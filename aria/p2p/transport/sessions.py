@@ -109,9 +109,10 @@ class Handshakes:
 
     async def _run(self, stream: INetStream, peer: ID, *, initiator: bool) -> None:
         machine = self._machine(peer, initiator=initiator)
+        events: list[object] = []
         with trio.move_on_after(self._spec.handshake_timeout_s + 2):
             events = await pump(stream, machine, self._clock)
-        if not machine.done:
+        if not machine.done or not events:
             events = [HandshakeFailed("timeout", "handshake stalled")]
         failed = any(isinstance(e, HandshakeFailed) for e in events)
         with contextlib.suppress(Exception):
