@@ -45,8 +45,8 @@ system:
 	@bash scripts/system_deps.sh
 
 $(PY):
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); exit 1; }
+	$(PY) -m pip install --quiet --upgrade pip || { rm -rf $(VENV); exit 1; }
 
 $(STAMPS)/core: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e .

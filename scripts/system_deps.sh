@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages ARIA needs when they are missing:
+#   python3-venv, python3-dev -> the virtualenv, and headers for packages built from source
 #   build-essential, cmake  -> build llama-cpp-python from source
 #   libgmp-dev              -> py-libp2p's fastecdsa builds against GMP
 #   iproute2, iptables      -> the NAT lab tests (network namespaces)
 # Silent and quick when everything is present; needs root (or sudo) otherwise.
 set -euo pipefail
 
-needed=(build-essential cmake libgmp-dev iproute2 iptables)
+needed=(python3-venv python3-dev build-essential cmake libgmp-dev iproute2 iptables)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
