@@ -7,8 +7,9 @@ this package first, so nothing here may import the pydantic-based modules eagerl
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from aria._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from aria.hardware.advice import (
@@ -61,12 +62,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, __all__)
