@@ -216,23 +216,6 @@ class Node:
         )
         return route(_route_request(job), self.routing, available)
 
-    def _profile_default(self) -> Resolution:
-        profile = self.settings.node.profile
-        tiers = enabled_tiers(profile, gpu_available=self.hardware.gpu_available)
-        installed = self.store.installed()
-        chain = [m.entry.id for tier in tiers for m in installed if m.entry.tier is tier]
-        default = self.catalog.default_model_id
-        names = ", ".join(tier.value for tier in tiers)
-        if chain:
-            if default not in chain and self.store.is_installed(default):
-                chain.append(default)
-            return Resolution(tuple(chain), None, f"profile {profile} default ({names})")
-        notice = (
-            f"no model of the {profile} profile's tiers ({names}) is installed; "
-            f"answering with the embedded default model {default}"
-        )
-        return Resolution((default,), None, "embedded default", notice=notice)
-
     def installed(self, model_id: str) -> InstalledModel:
         """The installed model ``model_id``.
 
@@ -341,7 +324,7 @@ class Node:
             embedding = [
                 m.entry.id for m in installed if Capability.EMBEDDING in m.entry.capabilities
             ]
-            candidates = tuple(embedding) or self._profile_default().candidates
+            candidates = tuple(embedding) or self.route(None).chain
 
         async def open_one(model_id: ModelId, stack: AsyncExitStack) -> Embeddings:
             _, lease = await stack.enter_async_context(self._lease(model_id))
