@@ -336,6 +336,7 @@ class Node:
             )
             self._spawn(self._refresh_peer if due else self._ping, record.peer_id)
         self.guard.prune(now)
+        self.book.prune(now)
 
     async def reach(self, peer: str) -> None:
         """Connect to an ARIA node found in the DHT, directly or through its relay."""

@@ -67,8 +67,16 @@ class PeerBook:
     def on_rtt(self, peer: str, rtt_ms: float) -> None:
         self._record(peer).rtt_ms = rtt_ms
 
-    def forget(self, peer: str) -> None:
-        self._peers.pop(peer, None)
+    def prune(self, now: float) -> None:
+        """Forget peers that are neither verified nor advertised, so a node that meets
+        many peers (or many failed handshakes) keeps a bounded book."""
+        stale = [
+            peer
+            for peer, record in self._peers.items()
+            if record.verified_at is None and self.advert(peer, now) is None
+        ]
+        for peer in stale:
+            del self._peers[peer]
 
     def verified(self) -> list[PeerRecord]:
         return [r for r in self._peers.values() if r.verified_at is not None]
