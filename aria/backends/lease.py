@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 
@@ -57,6 +57,14 @@ class Lease:
             await self.on_crash(exc.message)
             raise
 
+    async def _raise_reported(self, message: dict[str, Any]) -> NoReturn:
+        """Raise the error the worker reported; an engine crash the worker survived
+        (e.g. its bitnet.cpp server died) retires the backend like a dead worker."""
+        error = error_from_wire(message)
+        if isinstance(error, BackendCrashed):
+            await self.on_crash(error.message)
+        raise error
+
     async def generate(self, job: GenerationJob) -> Generation:
         """Send ``job``; read its events from the returned :class:`Generation`.
 
@@ -78,7 +86,7 @@ class Lease:
             if message.get("id") != request_id:
                 continue  # a late reply to a request whose client went away
             if message.get("ev") == "error":
-                raise error_from_wire(message)
+                await self._raise_reported(message)
             return Embeddings(vectors=message["data"], prompt_tokens=int(message["prompt_tokens"]))
 
 
@@ -105,7 +113,7 @@ class Generation:
         message = self._stash or await self._read()
         self._stash = None
         if message.get("ev") != "tok":
-            return self._final(message)
+            return await self._final(message)
         text = message["text"]
         while (more := self._lease.process.buffered()) is not None:
             if more.get("id") != self._id:
@@ -126,7 +134,7 @@ class Generation:
             if message.get("id") == self._id:
                 return message
 
-    def _final(self, message: dict[str, Any]) -> DoneEvent:
+    async def _final(self, message: dict[str, Any]) -> DoneEvent:
         self.finished = True
         if message.get("ev") == "done":
             self._done = DoneEvent(
@@ -135,7 +143,7 @@ class Generation:
                 completion_tokens=int(message["completion_tokens"]),
             )
             return self._done
-        raise error_from_wire(message)
+        await self._lease._raise_reported(message)
 
     async def cancel(self) -> DoneEvent | None:
         """Stop generating if still running and wait until the worker is free.

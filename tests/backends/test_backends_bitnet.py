@@ -102,3 +102,46 @@ async def test_the_server_dies_with_its_worker(tmp_path: Path, server_binary: Pa
     with anyio.fail_after(10):
         while Path(f"/proc/{children[0]}").exists():
             await anyio.sleep(0.05)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads the worker's children from /proc")
+async def test_a_dead_server_under_a_live_worker_restarts_the_backend(
+    tmp_path: Path, server_binary: Path
+) -> None:
+    import os
+    import signal
+
+    from aria.backends import Dispatcher, DoneEvent, Limits
+    from aria.catalog import ModelId
+    from aria.errors import BackendCrashed
+
+    model = write_bitnet_gguf(tmp_path / "ternary.gguf", quant="TQ2_0")
+    launch = WorkerLaunch(
+        model_path=str(model),
+        n_ctx=256,
+        threads=1,
+        engine="bitnet-server",
+        server_binary=str(server_binary),
+    )
+    job = GenerationJob(messages=({"role": "user", "content": "hi"},), max_tokens=3)
+    dispatcher = Dispatcher(Limits(4 * 1024**3, 2, 600), tmp_path / "logs")
+    tern = ModelId("tern")
+
+    async def generate() -> str:
+        async with dispatcher.lease(tern, launch, 1024**3) as lease:
+            generation = await lease.generate(job)
+            text = ""
+            while not isinstance(event := await generation.next_event(), DoneEvent):
+                text += event.text
+            return text
+
+    async with dispatcher.running():
+        first = await generate()
+        worker = dispatcher.pid_of(tern)
+        assert worker is not None
+        server = Path(f"/proc/{worker}/task/{worker}/children").read_text().split()
+        os.kill(int(server[0]), signal.SIGKILL)  # the engine dies, the worker lives on
+        with pytest.raises(BackendCrashed):
+            await generate()
+        assert await generate() == first  # a fresh worker (and server) took over
+        assert dispatcher.pid_of(tern) not in (None, worker)
