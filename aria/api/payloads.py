@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from aria.backends import ContentDelta, DoneEvent, ParsedToolCall, ToolCallParser
 
-__all__ = ["DONE", "ChatOutput", "Chunks", "sse", "usage"]
+__all__ = ["DONE", "ChatOutput", "Chunks", "finish_reason", "sse", "usage"]
 
 DONE = b"data: [DONE]\n\n"
 
@@ -37,6 +37,13 @@ def usage(done: DoneEvent | None) -> dict[str, int]:
 
 def new_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(12)}"
+
+
+def finish_reason(done: DoneEvent | None) -> str:
+    """OpenAI's finish_reason for a generation (a cancelled one reports ``stop``)."""
+    if done is None or done.finish_reason == "cancelled":
+        return "stop"
+    return done.finish_reason
 
 
 @dataclass
@@ -82,11 +89,7 @@ class ChatOutput:
         return deltas
 
     def finish_reason(self, done: DoneEvent | None) -> str:
-        if self.tool_calls:
-            return "tool_calls"
-        if done is None or done.finish_reason == "cancelled":
-            return "stop"
-        return done.finish_reason
+        return "tool_calls" if self.tool_calls else finish_reason(done)
 
     def message(self) -> dict[str, Any]:
         text = "".join(self.content)

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from aria.api.convert import chat_job, completion_job
 from aria.api.metrics import Metrics, RequestTracker
-from aria.api.payloads import DONE, ChatOutput, Chunks
+from aria.api.payloads import DONE, ChatOutput, Chunks, finish_reason
 from aria.api.peers import serve_on_peer
 from aria.api.schemas import ChatCompletionRequest, CompletionRequest
 from aria.api.streaming import EventStream, Final, error_event, generated, route_headers
@@ -111,8 +111,9 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
                 done = item.done
             else:
                 parts.append(item)
-    reason = "stop" if done is None or done.finish_reason == "cancelled" else done.finish_reason
-    return JSONResponse(chunks.response({"text": "".join(parts)}, done, reason), headers=headers)
+    return JSONResponse(
+        chunks.response({"text": "".join(parts)}, done, finish_reason(done)), headers=headers
+    )
 
 
 async def _text_stream(
@@ -132,8 +133,7 @@ async def _text_stream(
                 done = item.done
             else:
                 yield chunks.content(item)
-        reason = "stop" if done is None or done.finish_reason == "cancelled" else done.finish_reason
-        yield chunks.delta({}, finish_reason=reason)
+        yield chunks.delta({}, finish_reason=finish_reason(done))
         if usage:
             yield chunks.usage(done)
         yield DONE
