@@ -10,7 +10,7 @@ import pytest
 from aria.backends import GenerationJob, GrammarSpec, WorkerLaunch
 from aria.backends.process import WorkerProcess
 from aria.backends.protocol import error_from_wire
-from aria.bench.synthetic import write_bitnet_gguf
+from aria.bench.synthetic import BitnetQuant, write_bitnet_gguf
 from aria.errors import ContextLengthExceeded, InvalidRequest
 
 pytestmark = pytest.mark.anyio
@@ -24,6 +24,18 @@ def server_binary(tmp_path: Path) -> Path:
     binary.write_text(f'#!/bin/sh\nexec {sys.executable} {STANDIN} "$@"\n')
     binary.chmod(0o755)
     return binary
+
+
+def bitnet_launch(tmp: Path, server_binary: Path, quant: BitnetQuant, n_ctx: int) -> WorkerLaunch:
+    """A bitnet.cpp-engine launch for a generated ternary model."""
+    model = write_bitnet_gguf(tmp / "ternary.gguf", quant=quant)
+    return WorkerLaunch(
+        model_path=str(model),
+        n_ctx=n_ctx,
+        threads=1,
+        engine="bitnet-server",
+        server_binary=str(server_binary),
+    )
 
 
 async def collect(
@@ -44,14 +56,7 @@ async def collect(
 
 
 async def test_worker_proxies_to_the_bitnet_server(tmp_path: Path, server_binary: Path) -> None:
-    model = write_bitnet_gguf(tmp_path / "ternary.gguf", quant="TQ2_0")
-    launch = WorkerLaunch(
-        model_path=str(model),
-        n_ctx=512,
-        threads=1,
-        engine="bitnet-server",
-        server_binary=str(server_binary),
-    )
+    launch = bitnet_launch(tmp_path, server_binary, "TQ2_0", n_ctx=512)
     process = await WorkerProcess.spawn(launch, tmp_path / "worker.log")
     try:
         info = await process.handshake(60)
@@ -85,14 +90,7 @@ async def test_the_server_dies_with_its_worker(tmp_path: Path, server_binary: Pa
 
     import anyio
 
-    model = write_bitnet_gguf(tmp_path / "ternary.gguf", quant="TQ1_0")
-    launch = WorkerLaunch(
-        model_path=str(model),
-        n_ctx=256,
-        threads=1,
-        engine="bitnet-server",
-        server_binary=str(server_binary),
-    )
+    launch = bitnet_launch(tmp_path, server_binary, "TQ1_0", n_ctx=256)
     process = await WorkerProcess.spawn(launch, tmp_path / "worker.log")
     await process.handshake(60)
     children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
@@ -115,14 +113,7 @@ async def test_a_dead_server_under_a_live_worker_restarts_the_backend(
     from aria.catalog import ModelId
     from aria.errors import BackendCrashed
 
-    model = write_bitnet_gguf(tmp_path / "ternary.gguf", quant="TQ2_0")
-    launch = WorkerLaunch(
-        model_path=str(model),
-        n_ctx=256,
-        threads=1,
-        engine="bitnet-server",
-        server_binary=str(server_binary),
-    )
+    launch = bitnet_launch(tmp_path, server_binary, "TQ2_0", n_ctx=256)
     job = GenerationJob(messages=({"role": "user", "content": "hi"},), max_tokens=3)
     dispatcher = Dispatcher(Limits(4 * 1024**3, 2, 600), tmp_path / "logs")
     tern = ModelId("tern")
