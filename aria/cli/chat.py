@@ -127,11 +127,37 @@ def infer(
     seed: Annotated[int | None, typer.Option(help="Sampling seed (reproducible output).")] = None,
 ) -> None:
     """Answer one prompt, streaming the tokens (offline, no server needed)."""
+    answer_prompt(
+        cli_context(ctx),
+        prompt,
+        model,
+        as_json=as_json,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+    )
+
+
+def answer_prompt(
+    cli: CliContext,
+    prompt: str,
+    model: str | None,
+    *,
+    as_json: bool,
+    max_tokens: int,
+    temperature: float,
+    seed: int | None = None,
+    distributed: bool | None = None,
+) -> None:
+    """Answer one prompt in-process: stream it (or print one JSON object) plus stats.
+
+    ``distributed`` is ``aria model run``'s flag: when given, the JSON also reports the
+    split plan (``null`` when the model ran here).
+    """
     import trio
 
     from aria.backends import GenerationJob
 
-    cli = cli_context(ctx)
     node = _node(cli)
     job = GenerationJob(
         messages=({"role": "user", "content": prompt},),
@@ -142,11 +168,15 @@ def infer(
 
     async def run() -> Answer:
         async with node.running():
-            return await _answer(node, job, model, (lambda _: None) if as_json else _write)
+            on_text = (lambda _: None) if as_json else _write
+            return await _answer(node, job, model, on_text, distributed=bool(distributed))
 
     answer = trio.run(run)
     if as_json:
-        typer.echo(json.dumps(_as_json(answer), ensure_ascii=False))
+        payload = _as_json(answer)
+        if distributed is not None:
+            payload["split"] = answer.split.to_dict() if answer.split is not None else None
+        typer.echo(json.dumps(payload, ensure_ascii=False))
     else:
         _write("\n")
         cli.err.print(f"[dim]{escape(answer.stats())}[/]", highlight=False)

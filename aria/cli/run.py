@@ -9,13 +9,11 @@ explanation goes to stderr, the answer to stdout.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from aria.cli.chat import Answer, MaxTokens, Temperature, _answer, _as_json, _node, _write
+from aria.cli.chat import MaxTokens, Temperature, answer_prompt
 from aria.cli.context import cli_context
 
 __all__ = ["run_command"]
@@ -37,27 +35,12 @@ def run_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Answer PROMPT with MODEL_ID (greedy unless --temperature), split over peers if needed."""
-    import trio
-
-    from aria.backends import GenerationJob
-
-    cli = cli_context(ctx)
-    node = _node(cli)
-    job = GenerationJob(
-        messages=({"role": "user", "content": prompt},),
+    answer_prompt(
+        cli_context(ctx),
+        prompt,
+        model_id,
+        as_json=as_json,
         max_tokens=max_tokens,
         temperature=temperature,
+        distributed=distributed,
     )
-
-    async def run() -> Answer:
-        async with node.running():
-            on_text = (lambda _: None) if as_json else _write
-            return await _answer(node, job, model_id, on_text, distributed=distributed)
-
-    answer = trio.run(run)
-    if as_json:
-        split = answer.split.to_dict() if answer.split is not None else None
-        typer.echo(json.dumps({**_as_json(answer), "split": split}, ensure_ascii=False))
-    else:
-        _write("\n")
-        cli.err.print(f"[dim]{escape(answer.stats())}[/]", highlight=False)
