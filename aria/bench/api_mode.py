@@ -31,9 +31,18 @@ class StreamSample:
 
     @property
     def gen_tok_s(self) -> float:
-        """Rate after the first token (the first one's wait is TTFT)."""
+        """Rate after the first token (the first one's wait is TTFT).
+
+        When every token arrived in one chunk (a fast model outrunning the stream, which
+        the API then sends as one catch-up chunk) there is no interval to time: the rate
+        over the whole request is reported instead, a lower bound.
+        """
+        if self.gen_tokens <= 1:
+            return 0.0  # one token: no generation rate to speak of
         streaming = self.total_s - self.ttft_s
-        return (self.gen_tokens - 1) / streaming if streaming > 0 else 0.0
+        if streaming > 0:
+            return (self.gen_tokens - 1) / streaming
+        return self.gen_tokens / self.total_s if self.total_s > 0 else 0.0
 
 
 @dataclass(frozen=True)

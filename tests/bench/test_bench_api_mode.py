@@ -32,6 +32,11 @@ def test_stream_rate_counts_tokens_after_the_first() -> None:
     assert StreamSample(None, 1, 0.5, 0.5).gen_tok_s == 0.0
 
 
+def test_tokens_delivered_in_one_chunk_report_the_whole_request_rate() -> None:
+    # A fast model outruns the stream: all 8 tokens arrive in one catch-up chunk.
+    assert StreamSample(None, 8, 0.25, 0.25).gen_tok_s == pytest.approx(32.0)
+
+
 def test_unreachable_api_is_a_clear_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
