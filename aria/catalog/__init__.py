@@ -13,6 +13,8 @@ from aria.catalog.denylist import DeniedHash, Denylist, load_denylist
 from aria.catalog.entries import (
     Capability,
     CatalogEntry,
+    CheckpointFile,
+    ConvertedSource,
     HuggingFaceSource,
     LicenceId,
     LocalSource,
@@ -31,6 +33,8 @@ __all__ = [
     "Capability",
     "Catalog",
     "CatalogEntry",
+    "CheckpointFile",
+    "ConvertedSource",
     "DeniedHash",
     "Denylist",
     "Forbidden",

@@ -42,7 +42,8 @@ def trit_rows(packed: np.ndarray[Any, Any], rows: np.ndarray[Any, Any]) -> np.nd
     slot = (rows // per_slot).astype(np.uint8)
     source = np.asarray(packed[rows % per_slot], dtype=np.uint8)
     bits = (source >> (np.uint8(2) * slot)[:, None]) & np.uint8(3)
-    return bits.astype(np.int8) - np.int8(1)
+    trits: np.ndarray[Any, Any] = bits.astype(np.int8) - np.int8(1)
+    return trits
 
 
 def unpack_bitnet(packed: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:

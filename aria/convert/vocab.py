@@ -62,19 +62,19 @@ def read_bpe_vocabulary(folder: Path, n_vocab: int) -> BpeVocabulary:
     tokens, types = [], []
     for token_id in range(n_vocab):
         if token_id in added:
-            content, special = added[token_id]
+            content, is_special = added[token_id]
             tokens.append(content)
-            types.append(gguf.TokenType.CONTROL if special else gguf.TokenType.USER_DEFINED)
+            types.append(gguf.TokenType.CONTROL if is_special else gguf.TokenType.USER_DEFINED)
         elif token_id in by_id:
             tokens.append(by_id[token_id])
             types.append(gguf.TokenType.NORMAL)
         else:
             tokens.append(f"[PAD{token_id}]")
             types.append(gguf.TokenType.USER_DEFINED)
-    special = gguf.SpecialVocab(folder, load_merges=True, n_vocab=n_vocab)
-    if not special.merges:
+    specials = gguf.SpecialVocab(folder, load_merges=True, n_vocab=n_vocab)
+    if not specials.merges:
         raise StoreError(f"{path} has no BPE merges")
-    return BpeVocabulary(tuple(tokens), tuple(int(t) for t in types), special)
+    return BpeVocabulary(tuple(tokens), tuple(int(t) for t in types), specials)
 
 
 def _byte_level(data: dict[str, Any]) -> bool:

@@ -42,6 +42,7 @@ __all__ = [
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_GIT_SHA1 = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class RemoteFile:
     size: int | None
     sha256: str | None  # the LFS object's sha256, when the ETag is one
     commit: str | None
+    git_sha1: str | None = None  # a plain (non-LFS) file's git blob id, when the ETag is one
 
 
 def resolve(source: HuggingFaceSource, hub: HubConfig) -> RemoteFile:
@@ -129,6 +131,7 @@ def resolve(source: HuggingFaceSource, hub: HubConfig) -> RemoteFile:
         size=meta.size,
         sha256=etag if _SHA256.match(etag) else None,
         commit=meta.commit_hash,
+        git_sha1=etag if _GIT_SHA1.match(etag) else None,
     )
 
 

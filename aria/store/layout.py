@@ -27,6 +27,7 @@ from aria.store.manifest import (
     MANIFEST_NAME,
     HashSource,
     Manifest,
+    SourceFile,
     manifest_from_json,
     manifest_to_json,
 )
@@ -118,6 +119,7 @@ class StoreLayout:
         now: datetime,
         imported: bool = False,
         accepted: bool = False,
+        sources: tuple[SourceFile, ...] = (),
     ) -> Manifest:
         """Check ``part`` (sha256, size, denylist), rename it to ``final``, write the manifest.
 
@@ -161,6 +163,7 @@ class StoreLayout:
             imported=imported,
             accepted_licence=accepted,
             entry=entry,
+            sources=sources,
         )
         self.write_manifest(manifest)
         return manifest
