@@ -4,7 +4,8 @@
 * ``licences``  -- the licence policy table (green / yellow / red) and ``classify``;
 * ``gate``      -- ``evaluate(licence, use)``: the pure licence decision, and ``require``;
 * ``loader``    -- ``load_catalog()`` -> ``Catalog`` (green entries only, enforced on load);
-* ``denylist``  -- ``load_denylist()`` -> ``Denylist`` of sha256 hashes with reasons.
+* ``denylist``  -- ``load_denylist()`` -> ``Denylist`` of sha256 hashes with reasons;
+* ``runnable``  -- ``runnability(entry, ...)``: which engine of this node runs an entry.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from aria.catalog.entries import (
 from aria.catalog.gate import Allowed, Forbidden, NeedsAcceptance, Use, Verdict, evaluate, require
 from aria.catalog.licences import LicenceClass, canonical_licence, classify
 from aria.catalog.loader import Catalog, load_catalog
+from aria.catalog.runnable import Engine, Runnability, runnability
 
 __all__ = [
     "Allowed",
@@ -36,6 +38,7 @@ __all__ = [
     "CheckpointFile",
     "ConvertedSource",
     "DeniedHash",
+    "Engine",
     "Denylist",
     "Forbidden",
     "HuggingFaceSource",
@@ -45,6 +48,7 @@ __all__ = [
     "MemoryFloor",
     "ModelId",
     "NeedsAcceptance",
+    "Runnability",
     "Source",
     "Tier",
     "Use",
@@ -56,4 +60,5 @@ __all__ = [
     "load_catalog",
     "load_denylist",
     "require",
+    "runnability",
 ]
