@@ -12,6 +12,7 @@ for the API, and a stable exit code for the CLI. Boundaries translate exactly on
     │   ├── ModelNotInstalled        known id, file not in the store (404)
     │   ├── LicenceRejected          a licence the gate refuses (red, or yellow in the catalog)
     │   ├── LicenceNotAccepted       yellow licence imported without --accept-license
+    │   ├── ModelCannotRun           no engine of this node runs it (download refused)
     │   └── DeniedFile               sha256 on the denylist
     ├── StoreError
     │   ├── DownloadError            network loss, HTTP 401/404/5xx from the hub
@@ -58,6 +59,7 @@ __all__ = [
     "InvalidRequest",
     "LicenceNotAccepted",
     "LicenceRejected",
+    "ModelCannotRun",
     "ModelNotFound",
     "ModelNotInstalled",
     "NodeNotRunning",
@@ -118,6 +120,11 @@ class LicenceRejected(CatalogError):
 
 class LicenceNotAccepted(CatalogError):
     code = "licence_not_accepted"
+
+
+class ModelCannotRun(CatalogError):
+    http_status = 409
+    code = "model_cannot_run"
 
 
 class DeniedFile(CatalogError):

