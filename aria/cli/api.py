@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -37,6 +38,22 @@ def start(
     threads: Annotated[
         int | None, typer.Option(min=1, max=1024, help="Threads per backend (default: advice).")
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option("--tls-cert", help="PEM certificate to serve HTTPS (default: api.tls_cert)."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option("--tls-key", help="PEM key of the certificate (default: api.tls_key)."),
+    ] = None,
+    insecure_http: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-http",
+            help="Serve plain HTTP on a non-loopback address (keys and prompts in clear; "
+            "for a TLS reverse proxy on a trusted network).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the OpenAI-compatible API (chat, completions, embeddings, models, health, metrics)."""
     import trio
@@ -48,7 +65,15 @@ def start(
     settings = cli.settings
     if threads is not None:
         settings.inference.threads = threads
-    config = ServerConfig(host or settings.api.host, settings.api.port if port is None else port)
+    cert = tls_cert or (Path(settings.api.tls_cert) if settings.api.tls_cert else None)
+    key = tls_key or (Path(settings.api.tls_key) if settings.api.tls_key else None)
+    config = ServerConfig(
+        host or settings.api.host,
+        settings.api.port if port is None else port,
+        tls_cert=cert,
+        tls_key=key,
+        insecure_http=insecure_http,
+    )
     node = Node.create(cli.paths, settings)
 
     async def main() -> None:
@@ -73,6 +98,7 @@ def _print_banner(cli: CliContext, node: Node, urls: list[str], *, keys_required
         + (escape(str(bitnet)) if bitnet else "not found (ternary models run on llama.cpp)"),
         "API keys: "
         + ("required (Authorization: Bearer)" if keys_required else "not required on loopback"),
+        "TLS: on" if urls[0].startswith("https:") else "TLS: off (plain HTTP)",
         "Press Ctrl+C to stop.",
     ]
     for line in filter(None, lines):

@@ -41,7 +41,7 @@ __all__ = [
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def resolve(source: HuggingFaceSource, hub: HubConfig) -> RemoteFile:
     return RemoteFile(
         url=meta.location,
         size=meta.size,
-        sha256=etag if _SHA256.match(etag) else None,
+        sha256=etag if _SHA256.fullmatch(etag) else None,
         commit=meta.commit_hash,
     )
 
