@@ -45,8 +45,8 @@ _PEER_ID = re.compile(r"[1-9A-HJ-NP-Za-km-z]{16,128}")
 class Relays:
     """How many peer relays run now (one per API app)."""
 
-    def __init__(self, limit: int = MAX_RELAYS) -> None:
-        self.limit = limit
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = MAX_RELAYS if limit is None else limit
         self.running = 0
 
 
