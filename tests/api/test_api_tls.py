@@ -149,3 +149,16 @@ def test_api_start_off_loopback_without_tls_is_one_line(aria_home: Path) -> None
     assert result.returncode != 0 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--insecure-http" in lines[0] and "tls_cert" in lines[0]
+
+
+def test_keys_can_be_required_on_loopback(aria_home: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "aria", "api", "start", "--require-keys", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ARIA_HOME": str(aria_home)},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "requires API keys" in result.stderr and "aria api key create" in result.stderr
