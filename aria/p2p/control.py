@@ -186,6 +186,22 @@ def _reply(frame: bytes) -> dict[str, Any]:
     raise failure
 
 
+def _stream_items(decoder: FrameDecoder, data: bytes) -> tuple[list[Any], bool]:
+    """The items of a streaming answer in ``data``'s frames, and whether it ended.
+
+    Raises:
+        PeerError: the node's error frame; CodecError: a malformed frame.
+    """
+    items = []
+    for frame in decoder.feed(data):
+        reply = _reply(frame)
+        if "item" in reply:
+            items.append(reply["item"])
+        elif reply.get("end"):
+            return items, True
+    return items, False
+
+
 def _error_class(code: object) -> type[PeerError]:
     """The ``PeerError`` subclass the node raised (by its code, e.g. ``ConsentRefused``),
     so the API answers with the same HTTP status; plain ``PeerError`` otherwise."""
@@ -296,12 +312,10 @@ class NodeClient:
                     data = sock.recv(65536)
                     if not data:
                         raise NodeNotRunning("the node closed the control channel mid-stream")
-                    for frame in decoder.feed(data):
-                        reply = _reply(frame)
-                        if "item" in reply:
-                            yield reply["item"]
-                        elif reply.get("end"):
-                            return
+                    items, ended = _stream_items(decoder, data)
+                    yield from items
+                    if ended:
+                        return
             except (OSError, CodecError) as exc:
                 raise NodeNotRunning(f"the node's control channel failed ({exc})") from None
 
@@ -326,12 +340,11 @@ class NodeClient:
                 while True:
                     with anyio.fail_after(max(self._timeout, _STREAM_ITEM_S)):
                         data = await stream.receive(65536)
-                    for frame in decoder.feed(data):
-                        reply = _reply(frame)
-                        if "item" in reply:
-                            yield reply["item"]
-                        elif reply.get("end"):
-                            return
+                    items, ended = _stream_items(decoder, data)
+                    for item in items:
+                        yield item
+                    if ended:
+                        return
             except anyio.EndOfStream:
                 raise NodeNotRunning("the node closed the control channel mid-stream") from None
             except (OSError, CodecError, TimeoutError, anyio.BrokenResourceError) as exc:

@@ -136,29 +136,26 @@ def test_plain_http_off_loopback_needs_insecure_http(tmp_path: Path) -> None:
         assert server.http().get("/health").json() == {"status": "ok"}
 
 
-def test_api_start_off_loopback_without_tls_is_one_line(aria_home: Path) -> None:
-    KeyStore(AriaPaths(aria_home).api).create("lan")
-    result = subprocess.run(
-        [sys.executable, "-m", "aria", "api", "start", "--host", "0.0.0.0", "--port", "0"],
+def _api_start(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aria", "api", "start", "--port", "0", *args],
         capture_output=True,
         text=True,
-        env={**os.environ, "ARIA_HOME": str(aria_home)},
+        env={**os.environ, "ARIA_HOME": str(home)},
         timeout=120,
         check=False,
     )
+
+
+def test_api_start_off_loopback_without_tls_is_one_line(aria_home: Path) -> None:
+    KeyStore(AriaPaths(aria_home).api).create("lan")
+    result = _api_start(aria_home, "--host", "0.0.0.0")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--insecure-http" in lines[0] and "tls_cert" in lines[0]
 
 
 def test_keys_can_be_required_on_loopback(aria_home: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "aria", "api", "start", "--require-keys", "--port", "0"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "ARIA_HOME": str(aria_home)},
-        timeout=120,
-        check=False,
-    )
+    result = _api_start(aria_home, "--require-keys")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "requires API keys" in result.stderr and "aria api key create" in result.stderr

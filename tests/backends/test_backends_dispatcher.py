@@ -43,6 +43,19 @@ async def generate(
         return text
 
 
+async def hold(
+    d: Dispatcher,
+    launch: WorkerLaunch,
+    release: anyio.Event,
+    *,
+    task_status: anyio.abc.TaskStatus[None],
+) -> None:
+    """Hold model A's backend until ``release`` (so that a queue forms behind it)."""
+    async with d.lease(A, launch, GB):
+        task_status.started()
+        await release.wait()
+
+
 async def test_lazy_start_then_reuse(tmp_path: Path, launch: WorkerLaunch) -> None:
     d = dispatcher(tmp_path)
     async with d.running():
@@ -126,17 +139,12 @@ async def test_requests_are_served_first_come_first_served(
     order: list[int] = []
     release = anyio.Event()
 
-    async def holder(*, task_status: anyio.abc.TaskStatus[None]) -> None:
-        async with d.lease(A, launch, GB):  # hold the backend while the queue forms
-            task_status.started()
-            await release.wait()
-
     async def request(n: int) -> None:
         async with d.lease(A, launch, GB):
             order.append(n)
 
     async with d.running(), anyio.create_task_group() as group:
-        await group.start(holder)
+        await group.start(hold, d, launch, release)
         for n in range(5):
             group.start_soon(request, n)
             await anyio.sleep(0.05)
@@ -187,17 +195,12 @@ async def test_waiting_requests_beyond_the_bound_are_refused_with_a_retry_estima
     release = anyio.Event()
     served: list[int] = []
 
-    async def holder(*, task_status: anyio.abc.TaskStatus[None]) -> None:
-        async with d.lease(A, launch, GB):
-            task_status.started()
-            await release.wait()
-
     async def waiter(n: int) -> None:
         async with d.lease(A, launch, GB):
             served.append(n)
 
     async with d.running(), anyio.create_task_group() as group:
-        await group.start(holder)
+        await group.start(hold, d, launch, release)
         for n in range(2):
             group.start_soon(waiter, n)
         await anyio.sleep(0.1)
