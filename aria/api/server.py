@@ -34,6 +34,8 @@ from aria.p2p.local_api import EndpointReporter, remove_endpoint
 
 __all__ = ["ServerConfig", "is_loopback", "serve"]
 
+_TLS_HANDSHAKE_S = 10.0
+
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -126,6 +128,7 @@ async def serve(
     hyper.errorlog = logging.getLogger("hypercorn.error")
     if config.tls_cert is not None and config.tls_key is not None:
         hyper.certfile, hyper.keyfile = str(config.tls_cert), str(config.tls_key)
+        hyper.ssl_handshake_timeout = _TLS_HANDSHAKE_S  # hypercorn's 60 s lets idlers hold sockets
     app = create_app(node, require_keys=require_keys, host=config.host)
     with contextlib.ExitStack() as stack:
         trigger = shutdown or _first_signal(stack)
