@@ -212,7 +212,7 @@ def test_an_embedding_batch_stops_when_its_client_leaves(server: Server) -> None
     sock.close()
     left = time.monotonic()
     wait_until(lambda: backend(server, "tiny")["state"] == "ready", timeout=30)
-    assert time.monotonic() - left < 3.0
+    assert time.monotonic() - left < 6.0  # a chunk or two, not the rest of the batch
 
 
 @pytest.fixture(scope="module")
