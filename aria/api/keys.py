@@ -102,8 +102,16 @@ class KeyStore:
 
     def verify(self, secret: str) -> bool:
         """Is ``secret`` a current key? (constant-time per stored hash)."""
+        return self.find(secret) is not None
+
+    def find(self, secret: str) -> ApiKey | None:
+        """The current key whose secret is ``secret`` (every stored hash is compared)."""
         digest = _digest(secret)
-        return any(hmac.compare_digest(digest, k.sha256) for k in self.all())
+        found = None
+        for key in self.all():
+            if hmac.compare_digest(digest, key.sha256):
+                found = key
+        return found
 
 
 def _digest(secret: str) -> str:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from aria.backends.memory_limit import DEFAULT_HEADROOM_BYTES
 from aria.catalog.entries import CatalogEntry, Tier
 from aria.errors import BackendUnavailable
 
@@ -44,6 +45,8 @@ class WorkerLaunch:
     # order tensor_split weights them.
     rpc_servers: tuple[str, ...] = ()
     tensor_split: tuple[float, ...] = ()
+    # The worker's address-space cap above what it uses once loaded (None: no cap).
+    address_space_headroom_bytes: int | None = DEFAULT_HEADROOM_BYTES
 
     def argv(self) -> list[str]:
         """The command line starting a worker with these options."""
@@ -94,5 +97,10 @@ def choose_launch(
         )
     gpu_layers = -1 if entry.tier is Tier.ACCELERATED and gpu_available else 0
     return WorkerLaunch(
-        model_path=str(model_path), n_ctx=n_ctx, threads=threads, n_gpu_layers=gpu_layers
+        model_path=str(model_path),
+        n_ctx=n_ctx,
+        threads=threads,
+        n_gpu_layers=gpu_layers,
+        # GPU drivers reserve far more address space than memory: no cap there.
+        address_space_headroom_bytes=None if gpu_layers else DEFAULT_HEADROOM_BYTES,
     )

@@ -104,6 +104,11 @@ class ModelStore:
     def is_installed(self, model_id: str) -> bool:
         return self._healthy(model_id) is not None
 
+    def canonical_id(self, model_id: str) -> str:
+        """The catalog's or the store's spelling of ``model_id`` (matched in any case,
+        surrounding spaces ignored); an unknown id comes back stripped."""
+        return self._canonical(model_id)
+
     def path_of(self, model_id: str) -> Path:
         """The file to load for ``model_id``.
 
