@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import tempfile
@@ -32,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -246,28 +247,48 @@ def synthetic_model(cache: Path) -> Path:
     return path
 
 
+def serve(
+    model: str, settings: dict[str, Any], urls: Any, stop: Any
+) -> None:  # pragma: no cover - runs in a child process
+    """One ARIA server in its own process (clients in the parent share no GIL with it)."""
+    with tempfile.TemporaryDirectory() as home:
+        node = Node.create(
+            AriaPaths(Path(home)), AriaSettings(inference=settings), hardware=detect()
+        )
+        model_id = node.store.import_file(Path(model)).entry.id
+        with serve_in_thread(node) as url:
+            urls.put((url, model_id))
+            stop.wait()
+
+
 @contextmanager
 def servers(model: Path, threads: int, n_ctx: int, parallel: int) -> Iterator[dict[str, Target]]:
-    """The two servers of one model: batched and sequential."""
+    """The two servers of one model, batched and sequential, each in its own process."""
     no_end = end_tokens(model)
-    with ExitStack() as stack:
-        targets = {}
+    spawn = multiprocessing.get_context("spawn")
+    stop = spawn.Event()
+    children = []
+    targets = {}
+    try:
         for mode in MODES:
-            home = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            settings = AriaSettings(
-                inference={
-                    "threads": threads,
-                    "context_length": n_ctx,
-                    "parallel": parallel if mode == "batched" else 1,
-                    "max_waiting": 64,
-                }
-            )
-            node = Node.create(AriaPaths(home), settings, hardware=detect())
-            model_id = node.store.import_file(model).entry.id
-            url = stack.enter_context(serve_in_thread(node))
+            settings = {
+                "threads": threads,
+                "context_length": n_ctx,
+                "parallel": parallel if mode == "batched" else 1,
+                "max_waiting": 64,
+            }
+            urls = spawn.Queue()
+            child = spawn.Process(target=serve, args=(str(model), settings, urls, stop))
+            child.start()
+            children.append(child)
+            url, model_id = urls.get(timeout=300)
             targets[mode] = Target(url, model_id, no_end)
             stream_chat(targets[mode], question(0), 4)  # load the worker, warm the weights
         yield targets
+    finally:
+        stop.set()
+        for child in children:
+            child.join(60)
 
 
 def alternate(runs: dict[str, Callable[[], Any]]) -> dict[str, Any]:

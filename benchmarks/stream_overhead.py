@@ -35,7 +35,16 @@ from typing import Any, TypeVar
 
 import httpx
 import trio
-from api_vs_inprocess import PROMPT, Sample, api_stream, find_model, interleaved, summary
+from api_vs_inprocess import (
+    PROMPT,
+    Sample,
+    api_stream,
+    find_model,
+    inprocess_runner,
+    interleaved,
+    sample_of,
+    summary,
+)
 from machine import cpu_model, uptime_load
 
 from aria.api.background import serve_in_thread
@@ -51,12 +60,6 @@ RESULTS = Path(__file__).resolve().parent / "results" / "stream_overhead.json"
 LAYERS = ("llama_cpp", "engine", "worker", "node", "api")
 N_CTX = 2048
 T = TypeVar("T")
-
-
-def _sample(started: float, stamps: list[float]) -> Sample:
-    if len(stamps) < 2:
-        raise RuntimeError("the model stopped before two tokens; use another prompt")
-    return Sample(len(stamps), stamps[0] - started, (len(stamps) - 1) / (stamps[-1] - stamps[0]))
 
 
 class LoopThread:
@@ -85,29 +88,6 @@ class LoopThread:
         self._thread.join(10)
 
 
-def llama_cpp_runner(model: Path, threads: int, max_tokens: int) -> Callable[[], Sample]:
-    from llama_cpp import Llama
-
-    llm = Llama(
-        model_path=str(model),
-        n_ctx=N_CTX,
-        n_threads=threads,
-        n_threads_batch=threads,
-        verbose=False,
-    )
-
-    def run() -> Sample:
-        started, stamps = time.perf_counter(), []
-        for chunk in llm.create_completion(
-            PROMPT, max_tokens=max_tokens, temperature=0.0, stream=True
-        ):
-            if chunk["choices"][0]["text"]:
-                stamps.append(time.perf_counter())
-        return _sample(started, stamps)
-
-    return run
-
-
 def engine_runner(launch: WorkerLaunch, max_tokens: int) -> Callable[[], Sample]:
     from aria.backends.llama_engine import LlamaEngine
 
@@ -124,7 +104,7 @@ def engine_runner(launch: WorkerLaunch, max_tokens: int) -> Callable[[], Sample]
                     stamps.append(time.perf_counter())
                 elif isinstance(event, Ended):
                     assert event.result.completion_tokens
-        return _sample(started, stamps)
+        return sample_of(started, stamps, len(stamps))
 
     return run
 
@@ -143,7 +123,7 @@ def worker_runner(
         await process.send({"op": "generate", "id": request_id, "job": job})
         while (await process.receive())["ev"] == "tok":
             stamps.append(time.perf_counter())
-        return _sample(started, stamps)
+        return sample_of(started, stamps, len(stamps))
 
     return lambda: loop.call(once)
 
@@ -172,7 +152,7 @@ def node_runner(
                 if isinstance(event, DoneEvent):
                     break
                 stamps.append(time.perf_counter())
-        return _sample(started, stamps)
+        return sample_of(started, stamps, len(stamps))
 
     loop.call(start)
     return lambda: loop.call(once)
@@ -223,7 +203,7 @@ def main() -> None:
                 httpx.Client(base_url=url, timeout=600) as client,
             ):
                 runners = {
-                    "llama_cpp": llama_cpp_runner(model, args.threads, args.max_tokens),
+                    "llama_cpp": inprocess_runner(model, args.threads, N_CTX, args.max_tokens)[0],
                     "engine": engine_runner(launch, args.max_tokens),
                     "worker": worker_runner(loop, launch, Path(home_b), args.max_tokens),
                     "node": node_runner(loop, node_alone, model_id, args.max_tokens),
