@@ -2,8 +2,12 @@
 
 ``Node.run`` starts, inside one nursery: the host (TCP, Noise, yamux, optional
 mDNS), the Kademlia DHT, NAT traversal (relay client/server, DCUtR, AutoNAT), the
-handshake protocol, the control channel, and four loops — bootstrap, publish,
-discovery/refresh, NAT — each bounded by timeouts. ``Node.stop`` (SIGTERM, ``aria
+handshake protocol, the control channel, and five loops — bootstrap, publish,
+discovery/refresh, NAT, and the gatekeeper that closes connections which did not
+complete the ARIA handshake in time — each bounded by timeouts. The host dials only
+what the node's dial policy allows and caps connections per IP and subnet
+(:mod:`aria.p2p.netpolicy`, :mod:`aria.p2p.gatekeeper`); the DHT talks only to
+verified ARIA peers (:mod:`aria.p2p.transport.dht`). ``Node.stop`` (SIGTERM, ``aria
 node stop``) publishes a withdrawn advert, then cancels the tree; leaving
 ``host.run`` closes every connection and stream. The peer-facing decisions live in
 the pure modules (handshake, adverts, guard, peers); this module only wires them.
@@ -32,19 +36,29 @@ from aria.p2p.adverts import (
     rendezvous_provider_key,
     withdraw,
 )
+from aria.p2p.consent_live import consent_op
 from aria.p2p.control import ControlServer, new_token
+from aria.p2p.gatekeeper import Drop, Gatekeeper
 from aria.p2p.guard import PeerGuard, handshake_penalty
 from aria.p2p.handshake import HandshakeComplete, HandshakeFailed
 from aria.p2p.inference import INFERENCE_PROTOCOL
 from aria.p2p.keys import NodeKey
 from aria.p2p.local import LocalFacts, consent_summary, load_report, shareable_models
+from aria.p2p.netpolicy import ConnectionCaps, DialPolicy, ip_port
 from aria.p2p.peers import PeerBook
 from aria.p2p.remote import infer_handler, serve_inference
 from aria.p2p.reports import control_ops
 from aria.p2p.spec import ProtocolSpec
 from aria.p2p.transport.dht import AriaDht
 from aria.p2p.transport.dialer import DIAL_TIMEOUT_S, dial_advert, dial_bootstrap
-from aria.p2p.transport.host import build_host, connection_kind, libp2p_id, ping_rtt_ms
+from aria.p2p.transport.host import (
+    HostNet,
+    build_host,
+    connection_kind,
+    interfaces,
+    libp2p_id,
+    ping_rtt_ms,
+)
 from aria.p2p.transport.mdns import announce_on_lan, lan_peers
 from aria.p2p.transport.nat import NatTraversal, RelayService
 from aria.p2p.transport.sessions import Handshakes, watch_connections
@@ -72,6 +86,12 @@ class NodeOptions:
     mdns: bool = True
     discovery_interval_s: float = 10.0
     nat_interval_s: float = 15.0
+    lan: bool = True
+    announce: tuple[str, ...] = ()
+    max_connections: int = 64
+    max_per_ip: int = 8
+    max_per_subnet: int = 16
+    max_unverified: int = 16
 
 
 class Node:
@@ -90,6 +110,10 @@ class Node:
         self.paths, self.settings, self.options = paths, settings, options
         self.key, self.spec, self.local, self.clock = key, spec, local, clock
         self.agent = f"aria/{__version__}"
+        from aria.catalog import load_catalog, load_denylist
+
+        self.catalog = load_catalog()
+        self.denylist = load_denylist()
         self.book = PeerBook()
         self.guard = PeerGuard(spec.guard)
         self.started_at = clock()
@@ -106,6 +130,13 @@ class Node:
         self.dht: AriaDht | None = None
         self.nat: NatTraversal | None = None
         self.mdns_active = False
+        self.gatekeeper = Gatekeeper(
+            ConnectionCaps(options.max_per_ip, options.max_per_subnet),
+            options.max_unverified,
+            spec.handshake_timeout_s,
+        )
+        self.policy = self._dial_policy()
+        self._verified_events: dict[str, trio.Event] = {}
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -117,11 +148,22 @@ class Node:
         from libp2p.custom_types import TProtocol
         from libp2p.tools.anyio_service import background_trio_service
 
-        host = build_host(self.key)
-        listen = multiaddr.Multiaddr(f"/ip4/{self.options.listen_host}/tcp/{self.options.port}")
+        options = self.options
+        net = HostNet(
+            policy=lambda: self.policy,
+            caps=self.gatekeeper.caps,
+            max_connections=options.max_connections,
+            reconnect=self._reconnect_candidates,
+            lan=options.lan,
+            announce=options.announce,
+        )
+        host = build_host(self.key, net)
+        listen = multiaddr.Multiaddr(f"/ip4/{options.listen_host}/tcp/{options.port}")
         async with host.run(listen_addrs=[listen]):
             self.host = host
-            self.dht = AriaDht(host, self.spec, self.clock)
+            bound = [t for t in (ip_port(a) for a in host.get_addrs()) if t is not None]
+            self.policy = self._dial_policy(bound[0][1] if bound else None)
+            self.dht = AriaDht(host, self.spec, self.clock, self.wait_verified, self._vouched)
             self.nat = NatTraversal(host, RelayService() if self.options.relay else None)
             self._handshakes = Handshakes(
                 host,
@@ -141,9 +183,14 @@ class Node:
                 "infer": infer_handler(self),
                 "tunnel": self.tunnels.open_op,
                 "tunnel_close": self.tunnels.close_op,
+                "set_consent": consent_op(self),
             }
             control = ControlServer(self.paths, self.key.peer_id, ops, new_token())
-            lan = announce_on_lan(host) if self.options.mdns else contextlib.nullcontext(False)
+            lan = (
+                announce_on_lan(host, self.spec.mdns_service)
+                if options.mdns
+                else contextlib.nullcontext(False)
+            )
             with lan as self.mdns_active:
                 async with background_trio_service(self.dht.kad), trio.open_nursery() as nursery:
                     self._nursery = nursery
@@ -154,6 +201,7 @@ class Node:
                         self._publish_loop,
                         self._discovery_loop,
                         self._nat_loop,
+                        self._gatekeeper_loop,
                     ]
                     if self.mdns_active:
                         loops.append(self._mdns_loop)
@@ -177,6 +225,10 @@ class Node:
             log.info("published a withdrawn advert (seq %d)", tombstone.seq)
         except Exception as exc:
             log.warning("could not publish the withdrawn advert: %s", exc)
+
+    def request_publish(self) -> None:
+        """Publish our advert soon (coalesced with other triggers)."""
+        self._publish_soon.set()
 
     def _next_seq(self) -> int:
         self._seq = max(self._seq + 1, int(self.clock() * 1000))
@@ -203,16 +255,102 @@ class Node:
 
     # -- connections and handshakes ------------------------------------------------
 
-    def _on_connected(self, peer: ID, outbound: bool) -> None:
+    def _dial_policy(self, port: int | None = None) -> DialPolicy:
+        """The dial policy for this node (``port``: where it listens, once known)."""
+        operator = [t for t in (ip_port(a) for a in self.options.bootstrap) if t is not None]
+        return DialPolicy.for_node(
+            lan=self.options.lan,
+            listen_ips=[self.options.listen_host],
+            interfaces=interfaces(),
+            operator=operator,
+            own_port=port,
+        )
+
+    def _on_connected(self, peer: ID, outbound: bool, connection: int, ip: str | None) -> None:
         assert self._handshakes is not None
-        if self.guard.is_banned(str(peer), self.clock()):
+        name = str(peer)
+        record = self.book.get(name)
+        verdict = self.gatekeeper.on_connected(
+            name,
+            connection,
+            ip,
+            verified=record is not None and record.verified_at is not None,
+            now=self.clock(),
+        )
+        if isinstance(verdict, Drop):
+            log.info("dropped a connection from %s (%s): %s", name, ip, verdict.reason)
+            self._spawn(self._disconnect, peer)
+        elif self.guard.is_banned(name, self.clock()):
             self._spawn(self._disconnect, peer)
         elif outbound:
             self._spawn(self._handshakes.initiate, peer)
 
-    def _on_disconnected(self, peer: ID, last: bool) -> None:
+    def _on_disconnected(self, peer: ID, connection: int, last: bool) -> None:
+        self.gatekeeper.on_disconnected(str(peer), connection, last=last)
         if last:
             self.book.on_disconnected(str(peer))
+
+    async def _gatekeeper_loop(self) -> None:
+        """Close connections whose peer did not complete the handshake in time."""
+        while True:
+            await trio.sleep(1.0)
+            for peer in self.gatekeeper.overdue(self.clock()):
+                record = self.book.get(peer)
+                if record is None or record.verified_at is None:
+                    log.info("closing %s: no ARIA handshake in time", peer)
+                    self.drop_peer(peer)
+
+    def drop_peer(self, peer: str) -> None:
+        """Disconnect ``peer`` (all its connections) in the background."""
+        with contextlib.suppress(ValueError):
+            self._spawn(self._disconnect, libp2p_id(peer))
+
+    async def wait_verified(self, peer: ID, wait_s: float, dial: bool) -> bool:
+        """Whether ``peer`` is a verified ARIA node, waiting up to ``wait_s`` for a handshake
+        in progress (with ``dial``, connecting first so that one starts)."""
+        name = str(peer)
+        record = self.book.get(name)
+        if record is not None and record.verified_at is not None:
+            return True
+        if wait_s <= 0 or self.host is None or self.guard.is_banned(name, self.clock()):
+            return False
+        if dial and connection_kind(self.host, peer) == "none":
+            from libp2p.peer.peerinfo import PeerInfo
+
+            try:
+                with trio.fail_after(wait_s):
+                    await self.host.connect(PeerInfo(peer, self.host.get_peerstore().addrs(peer)))
+            except Exception:
+                return False  # unreachable: no handshake is coming
+        if connection_kind(self.host, peer) == "none":
+            return False
+        event = self._verified_events.setdefault(name, trio.Event())
+        with trio.move_on_after(wait_s):
+            await event.wait()
+        record = self.book.get(name)
+        return record is not None and record.verified_at is not None
+
+    def _vouched(self, peer: str) -> bool:
+        """Verified now, or holding a current advert: a provider worth keeping."""
+        record = self.book.get(peer)
+        if record is not None and record.verified_at is not None:
+            return True
+        return self.book.advert(peer, self.clock()) is not None
+
+    def _reconnect_candidates(self) -> list[ID]:
+        """Known ARIA nodes (current advert, not banned) this node is not connected to."""
+        if self.host is None:
+            return []
+        now = self.clock()
+        out = []
+        for record in self.book.known():
+            advert = self.book.advert(record.peer_id, now)
+            if advert is None or advert.withdrawn or self.guard.is_banned(record.peer_id, now):
+                continue
+            pid = libp2p_id(record.peer_id)
+            if connection_kind(self.host, pid) == "none":
+                out.append(pid)
+        return out
 
     async def _accept_handshake(self, stream: INetStream) -> None:
         peer = str(stream.muxed_conn.peer_id)
@@ -224,12 +362,17 @@ class Node:
     def _on_outcome(self, peer: str, event: Any) -> None:
         now = self.clock()
         if isinstance(event, HandshakeComplete):
+            self.gatekeeper.on_verified(peer)
             if self.book.on_handshake(peer, event.info, now):
                 log.info("handshake ok with %s (%s)", peer, event.info.agent)
                 self._spawn(self._welcome, peer)
+            self._wake(peer)
             return
         assert isinstance(event, HandshakeFailed)
         self.book.on_handshake_failed(peer, event.reason)
+        self._wake(peer)
+        # Not an ARIA node, or not a compatible one: nothing to keep a connection for.
+        self.drop_peer(peer)
         if event.by_peer:
             log.info("peer %s refused our handshake: %s %s", peer, event.reason, event.detail)
             return
@@ -237,7 +380,11 @@ class Node:
         kind = handshake_penalty(event.reason, event.violation)
         if kind and self.guard.penalize(peer, kind, now) is not None:
             log.warning("banning %s for %.0f s", peer, self.spec.guard.ban_s)
-            self._spawn(self._disconnect, libp2p_id(peer))
+
+    def _wake(self, peer: str) -> None:
+        event = self._verified_events.pop(peer, None)
+        if event is not None:
+            event.set()
 
     async def _disconnect(self, peer: ID) -> None:
         assert self.host is not None
@@ -290,7 +437,6 @@ class Node:
             addrs=addrs[:32],
             relayed_addrs=tuple(self.nat.reservations.values())[:32],
             relay=self.options.relay,
-            hardware=self.local.hardware,
             hardware_summary=self.local.summary,
             profile=self.settings.node.profile,
             models=models,

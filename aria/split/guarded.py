@@ -22,6 +22,7 @@ from aria.split.rpc_filter import Refusal, RpcFilter
 __all__ = ["guarded_pipe"]
 
 _CHUNK = 256 * 1024
+_TICK_S = 1.0
 _ENDED = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
 
@@ -67,8 +68,9 @@ async def guarded_pipe(
                 group.cancel_scope.cancel()
 
             async def timer() -> None:
+                # The deadline may move (activity, a peer waiting): re-read it each second.
                 while (deadline := machine.deadline) is not None:
-                    await anyio.sleep(max(0.0, deadline - clock()))
+                    await anyio.sleep(min(_TICK_S, max(0.0, deadline - clock())))
                     machine.handle_timer(clock())
                 group.cancel_scope.cancel()
 

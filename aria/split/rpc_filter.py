@@ -163,6 +163,7 @@ class RpcFilter:
         }
         self._started = 0.0
         self._last_activity = 0.0
+        self._idle_s = limits.idle_s
 
     # -- the sans-I/O surface -------------------------------------------------------
 
@@ -178,10 +179,14 @@ class RpcFilter:
         end = self._started + self.limits.max_session_s
         if self._expect or self._answer_left:
             return end  # the worker owes an answer: computing is not idling
-        return min(end, self._last_activity + self.limits.idle_s)
+        return min(end, self._last_activity + self._idle_s)
 
     def start(self, now: float) -> None:
         self._started = self._last_activity = now
+
+    def shorten_idle(self, idle_s: float) -> None:
+        """Let the session end sooner when idle (another peer waits for the worker)."""
+        self._idle_s = min(self._idle_s, idle_s)
 
     def receive_client(self, data: bytes, now: float) -> None:
         """Bytes from the peer (its llama.cpp client)."""
@@ -207,7 +212,7 @@ class RpcFilter:
         if now >= self._started + self.limits.max_session_s:
             self._refuse("duration", f"session reached its {self.limits.max_session_s:.0f} s limit")
         elif self.deadline is not None and now >= self.deadline:
-            self._refuse("idle", f"session idle for {self.limits.idle_s:.0f} s")
+            self._refuse("idle", f"session idle for {self._idle_s:.0f} s")
 
     def data_for_worker(self) -> bytes:
         data, self._to_worker = bytes(self._to_worker), bytearray()

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from aria.catalog import ModelId
-from aria.errors import AriaError, ConfigError
+from aria.catalog import Allowed, ModelId, Use, evaluate
+from aria.errors import AriaError, ConfigError, PlacementRefused
 from aria.split.ggml_rpc import parse_endpoint
 from aria.split.gguf_layers import read_layout
 from aria.split.orchestrator import SplitModel
@@ -112,12 +112,20 @@ def split_model_for(
 ) -> SplitModel:
     """A :class:`SplitModel` for an installed model with this node's launch options.
 
-    ``local_memory_bytes`` overrides the node's memory budget for this model.
+    ``local_memory_bytes`` overrides the node's memory budget for this model. Splitting
+    sends the model's weights to the workers, so only a model whose licence allows
+    sharing (``Use.SHARE``: green) is split.
 
     Raises:
         ModelNotFound, ModelNotInstalled, InvalidRequest (bad GGUF).
+        PlacementRefused: the model's licence does not allow sharing it.
     """
     model = node.installed(model_id)
+    verdict = evaluate(model.manifest.licence, Use.SHARE)
+    if not isinstance(verdict, Allowed):
+        raise PlacementRefused(
+            f"{model.entry.id} cannot be split over other machines: its {verdict.reason}"
+        )
     launch = node.launch_for(model)
     return SplitModel(
         model_id=ModelId(model.entry.id),

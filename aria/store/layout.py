@@ -34,7 +34,7 @@ from aria.store.transfer import discard_part
 
 __all__ = ["StoreLayout"]
 
-_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 class StoreLayout:
@@ -50,7 +50,7 @@ class StoreLayout:
         Raises:
             ModelNotFound: the id could escape the store (it is not a valid model id).
         """
-        if not _MODEL_ID.match(model_id):
+        if not _MODEL_ID.fullmatch(model_id):
             raise ModelNotFound(
                 f"{model_id!r} is not a valid model id (letters, digits, '.', '_' and '-')",
                 param="model",
@@ -66,7 +66,7 @@ class StoreLayout:
         """Every model folder (installed, partial or damaged), sorted by name."""
         if not self.root.is_dir():
             return []
-        return sorted(d for d in self.root.iterdir() if d.is_dir() and _MODEL_ID.match(d.name))
+        return sorted(d for d in self.root.iterdir() if d.is_dir() and _MODEL_ID.fullmatch(d.name))
 
     def has_manifest(self, model_id: str) -> bool:
         return (self.dir(model_id) / MANIFEST_NAME).exists()
