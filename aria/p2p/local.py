@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import psutil
 
+from aria.catalog import Catalog, Denylist
 from aria.config import AriaPaths, AriaSettings
 from aria.errors import AriaError
 from aria.p2p.adverts import ConsentSummary, LoadReport, ModelOffer
@@ -42,13 +43,16 @@ def detect_hardware() -> LocalFacts:
     return LocalFacts(summary=summarize_hardware(snapshot))
 
 
-def shareable_models(paths: AriaPaths) -> tuple[ModelOffer, ...]:
-    """Installed, verified models whose licence allows serving them to peers."""
-    from aria.catalog import Allowed, Use, evaluate, load_catalog, load_denylist
+def shareable_models(
+    paths: AriaPaths, catalog: Catalog, denylist: Denylist
+) -> tuple[ModelOffer, ...]:
+    """Installed, verified models whose licence allows serving them to peers (a file the
+    denylist blocks is never among them)."""
+    from aria.catalog import Allowed, Use, evaluate
     from aria.store import ModelStore
 
     try:
-        installed = ModelStore(paths, load_catalog(), load_denylist()).installed()
+        installed = ModelStore(paths, catalog, denylist).installed()
     except AriaError as exc:
         log.warning("cannot read the model store, advertising no models: %s", exc.message)
         return ()

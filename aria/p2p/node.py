@@ -423,7 +423,9 @@ class Node:
     async def publish(self) -> Advert:
         """Build, sign and store our advert; announce us and our models as providers."""
         assert self.host is not None and self.dht is not None and self.nat is not None
-        models = await trio.to_thread.run_sync(shareable_models, self.paths)
+        models = await trio.to_thread.run_sync(
+            shareable_models, self.paths, self.catalog, self.denylist
+        )
         addrs = tuple(
             a
             for a in (str(x) for x in self.host.get_addrs())

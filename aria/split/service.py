@@ -23,12 +23,14 @@ from aria.split.probe import probe_workers
 if TYPE_CHECKING:
     from aria.node import Node
     from aria.split.workers import RpcWorker
+    from aria.store import InstalledModel
 
 __all__ = [
     "WorkerSpec",
     "candidate_from_worker",
     "plan_for",
     "probe_candidates",
+    "require_shareable",
     "split_model_for",
 ]
 
@@ -91,6 +93,19 @@ def candidate_from_worker(worker: RpcWorker, *, peer_id: str, rtt_s: float) -> C
     return Candidate(peer_id, ready.endpoint, ready.offered_bytes, ready.threads, rtt_s)
 
 
+def require_shareable(model: InstalledModel) -> None:
+    """Refuse to split a model whose licence does not allow sending its weights to peers.
+
+    Raises:
+        PlacementRefused: the licence is not green (the message names it).
+    """
+    verdict = evaluate(model.manifest.licence, Use.SHARE)
+    if not isinstance(verdict, Allowed):
+        raise PlacementRefused(
+            f"{model.entry.id} cannot be split over other machines: its {verdict.reason}"
+        )
+
+
 def plan_for(
     node: Node, model_id: str, candidates: Sequence[Candidate], policy: PlanPolicy
 ) -> Placement:
@@ -121,11 +136,7 @@ def split_model_for(
         PlacementRefused: the model's licence does not allow sharing it.
     """
     model = node.installed(model_id)
-    verdict = evaluate(model.manifest.licence, Use.SHARE)
-    if not isinstance(verdict, Allowed):
-        raise PlacementRefused(
-            f"{model.entry.id} cannot be split over other machines: its {verdict.reason}"
-        )
+    require_shareable(model)
     launch = node.launch_for(model)
     return SplitModel(
         model_id=ModelId(model.entry.id),

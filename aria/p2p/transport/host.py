@@ -43,18 +43,33 @@ __all__ = [
 ]
 
 
+class _BelowLevel(logging.Filter):
+    """Drops ``prefix.*`` records under ``level``, whatever level their logger has."""
+
+    def __init__(self, prefixes: tuple[str, ...], level: int) -> None:
+        super().__init__()
+        self._prefixes, self._level = prefixes, level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self._level or not record.name.startswith(self._prefixes)
+
+
 def quiet_libp2p_logs(handler: logging.Handler | None = None, level: int = logging.ERROR) -> None:
     """Send py-libp2p's log to ``handler`` (default: nowhere) at ``level`` and above.
 
-    py-libp2p logs routine peer failures as warnings, and configures its ``libp2p``
-    logger when first imported (no handler, no propagation: Python's last-resort
-    handler then prints to stderr). So import it first, then override.
+    py-libp2p logs routine peer failures as warnings, configures its ``libp2p`` logger
+    when first imported (no handler, no propagation: Python's last-resort handler then
+    prints to stderr), and some modules set their own level (the auto-connector's is
+    INFO). So import it first, then override, and filter on the handler too: a child
+    logger's own level would otherwise let its records through.
     """
     import libp2p  # noqa: F401  (its import-time logging setup must run before ours)
 
     logger = logging.getLogger("libp2p")
     logger.handlers.clear()
-    logger.addHandler(handler or logging.NullHandler())
+    target = handler or logging.NullHandler()
+    target.addFilter(_BelowLevel(("libp2p", "multiaddr"), level))
+    logger.addHandler(target)
     logger.setLevel(level)
     logger.propagate = False
     logging.getLogger("multiaddr").setLevel(level)
