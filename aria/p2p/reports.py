@@ -61,7 +61,8 @@ def control_ops(node: Node) -> dict[str, Callable[[dict[str, Any]], Awaitable[An
 
 async def ping_peer_report(node: Node, peer: str) -> dict[str, Any]:
     """One libp2p ping to ``peer`` over the current connection (reached via its advert if
-    not connected): a request/response that crosses whatever path the node uses.
+    not connected): a request/response that crosses whatever path the node uses. The
+    peer's advert is fetched again too, so ``peers`` then shows its current state.
 
     Raises:
         InvalidRequest: ``peer`` is not a peer id.
@@ -74,6 +75,10 @@ async def ping_peer_report(node: Node, peer: str) -> dict[str, Any]:
         raise InvalidRequest(f"{peer!r} is not a peer id") from None
     if connection_kind(node.host, pid) == "none":
         await node.reach(peer)
+    assert node.dht is not None
+    advert = await node.dht.fetch_advert(peer)
+    if advert is not None:
+        node.book.on_advert(peer, advert, node.clock())
     rtt = await ping_rtt_ms(node.host, pid)
     if rtt is None:
         raise PeerError(f"peer {peer} did not answer a ping")
