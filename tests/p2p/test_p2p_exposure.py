@@ -27,8 +27,8 @@ from libp2p.peer.peerinfo import PeerInfo
 from aria.bench.synthetic import write_llama_gguf
 from aria.catalog import load_catalog, load_denylist
 from aria.config import AriaPaths
-from aria.p2p.local_api import read_endpoint
 from aria.p2p.keys import NodeKey
+from aria.p2p.local_api import read_endpoint
 from aria.p2p.transport.host import build_host, libp2p_id, quiet_libp2p_logs
 from aria.store import ModelStore
 from tests.p2p.natlab import Annex, Island, Lan, lab_unavailable
@@ -136,7 +136,9 @@ _GENERIC_MDNS = textwrap.dedent(
     from aria.p2p.keys import NodeKey
     from aria.p2p.transport.host import build_host
     found = {"p2p_peers": [], "aria_services": []}
-    peerDiscovery.register_peer_discovered_handler(lambda info: found["p2p_peers"].append(str(info.peer_id)))
+    def heard(info):
+        found["p2p_peers"].append(str(info.peer_id))
+    peerDiscovery.register_peer_discovered_handler(heard)
     class Aria:
         def add_service(self, zc, kind, name): found["aria_services"].append(name)
         def remove_service(self, *a): pass
@@ -144,7 +146,8 @@ _GENERIC_MDNS = textwrap.dedent(
     async def main():
         host = build_host(NodeKey.generate())
         async with host.run([multiaddr.Multiaddr("/ip4/10.9.0.3/tcp/4001")]):
-            mdns = MDNSDiscovery(host.get_network(), port=4001, listen_addrs=["/ip4/10.9.0.3/tcp/4001"])
+            addrs = ["/ip4/10.9.0.3/tcp/4001"]
+            mdns = MDNSDiscovery(host.get_network(), port=4001, listen_addrs=addrs)
             mdns.start()  # the generic _p2p._udp.local. service, as IPFS nodes use it
             browser = ServiceBrowser(Zeroconf(), "_aria._udp.local.", Aria())
             await trio.sleep(float(sys.argv[1]))
@@ -247,8 +250,9 @@ def test_the_api_serves_a_chat_with_only_loopback(tmp_path: Path) -> None:
                 sys.executable,
                 "-c",
                 "import httpx, sys; r = httpx.post(sys.argv[1], json={'model': 'tiny', "
-                "'messages': [{'role': 'user', 'content': 'hello'}], 'max_tokens': 8}, timeout=120);"
-                "print(r.status_code); print(r.json()['choices'][0]['message']['content'])",
+                "'messages': [{'role': 'user', 'content': 'hello'}], 'max_tokens': 8}, "
+                "timeout=120); print(r.status_code); "
+                "print(r.json()['choices'][0]['message']['content'])",
                 f"{endpoint.url.rstrip('/')}/v1/chat/completions",
             ],
             capture_output=True,
