@@ -38,27 +38,18 @@ from aria.p2p.adverts import (
 )
 from aria.p2p.consent_live import consent_op
 from aria.p2p.control import ControlServer, new_token
-from aria.p2p.gatekeeper import Drop, Gatekeeper
-from aria.p2p.guard import PeerGuard, handshake_penalty
-from aria.p2p.handshake import HandshakeComplete, HandshakeFailed
+from aria.p2p.guard import PeerGuard
 from aria.p2p.inference import INFERENCE_PROTOCOL
 from aria.p2p.keys import NodeKey
 from aria.p2p.local import LocalFacts, consent_summary, load_report, shareable_models
-from aria.p2p.netpolicy import ConnectionCaps, DialPolicy, ip_port
+from aria.p2p.membership import Membership
 from aria.p2p.peers import PeerBook
 from aria.p2p.remote import infer_handler, serve_inference
 from aria.p2p.reports import control_ops
 from aria.p2p.spec import ProtocolSpec
 from aria.p2p.transport.dht import AriaDht
 from aria.p2p.transport.dialer import DIAL_TIMEOUT_S, dial_advert, dial_bootstrap
-from aria.p2p.transport.host import (
-    HostNet,
-    build_host,
-    connection_kind,
-    interfaces,
-    libp2p_id,
-    ping_rtt_ms,
-)
+from aria.p2p.transport.host import HostNet, build_host, connection_kind, libp2p_id, ping_rtt_ms
 from aria.p2p.transport.mdns import announce_on_lan, lan_peers
 from aria.p2p.transport.nat import NatTraversal, RelayService
 from aria.p2p.transport.sessions import Handshakes, watch_connections
@@ -130,13 +121,7 @@ class Node:
         self.dht: AriaDht | None = None
         self.nat: NatTraversal | None = None
         self.mdns_active = False
-        self.gatekeeper = Gatekeeper(
-            ConnectionCaps(options.max_per_ip, options.max_per_subnet),
-            options.max_unverified,
-            spec.handshake_timeout_s,
-        )
-        self.policy = self._dial_policy()
-        self._verified_events: dict[str, trio.Event] = {}
+        self.members = Membership(self)  # who gets a connection (aria.p2p.membership)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -149,11 +134,12 @@ class Node:
         from libp2p.tools.anyio_service import background_trio_service
 
         options = self.options
+        members = self.members
         net = HostNet(
-            policy=lambda: self.policy,
-            caps=self.gatekeeper.caps,
+            policy=lambda: members.policy,
+            caps=members.gatekeeper.caps,
             max_connections=options.max_connections,
-            reconnect=self._reconnect_candidates,
+            reconnect=members.reconnect_candidates,
             lan=options.lan,
             announce=options.announce,
         )
@@ -161,9 +147,8 @@ class Node:
         listen = multiaddr.Multiaddr(f"/ip4/{options.listen_host}/tcp/{options.port}")
         async with host.run(listen_addrs=[listen]):
             self.host = host
-            bound = [t for t in (ip_port(a) for a in host.get_addrs()) if t is not None]
-            self.policy = self._dial_policy(bound[0][1] if bound else None)
-            self.dht = AriaDht(host, self.spec, self.clock, self.wait_verified, self._vouched)
+            members.listening(host)
+            self.dht = AriaDht(host, self.spec, self.clock, members.wait_verified, members.vouched)
             self.nat = NatTraversal(host, RelayService() if self.options.relay else None)
             self._handshakes = Handshakes(
                 host,
@@ -171,13 +156,13 @@ class Node:
                 self.spec,
                 self.agent,
                 self.local.summary,
-                self._on_outcome,
+                members.on_outcome,
                 self.clock,
             )
             host.set_stream_handler(TProtocol(self.spec.handshake_id), self._accept_handshake)
             host.set_stream_handler(TProtocol(INFERENCE_PROTOCOL), partial(serve_inference, self))
             host.set_stream_handler(TProtocol(TUNNEL_PROTOCOL), self.tunnels.serve)
-            watch_connections(host, self._on_connected, self._on_disconnected)
+            watch_connections(host, members.on_connected, members.on_disconnected)
             ops = {
                 **control_ops(self),
                 "infer": infer_handler(self),
@@ -201,7 +186,7 @@ class Node:
                         self._publish_loop,
                         self._discovery_loop,
                         self._nat_loop,
-                        self._gatekeeper_loop,
+                        members.gatekeeper_loop,
                     ]
                     if self.mdns_active:
                         loops.append(self._mdns_loop)
@@ -255,102 +240,10 @@ class Node:
 
     # -- connections and handshakes ------------------------------------------------
 
-    def _dial_policy(self, port: int | None = None) -> DialPolicy:
-        """The dial policy for this node (``port``: where it listens, once known)."""
-        operator = [t for t in (ip_port(a) for a in self.options.bootstrap) if t is not None]
-        return DialPolicy.for_node(
-            lan=self.options.lan,
-            listen_ips=[self.options.listen_host],
-            interfaces=interfaces(),
-            operator=operator,
-            own_port=port,
-        )
-
-    def _on_connected(self, peer: ID, outbound: bool, connection: int, ip: str | None) -> None:
-        assert self._handshakes is not None
-        name = str(peer)
-        record = self.book.get(name)
-        verdict = self.gatekeeper.on_connected(
-            name,
-            connection,
-            ip,
-            verified=record is not None and record.verified_at is not None,
-            now=self.clock(),
-        )
-        if isinstance(verdict, Drop):
-            log.info("dropped a connection from %s (%s): %s", name, ip, verdict.reason)
-            self._spawn(self._disconnect, peer)
-        elif self.guard.is_banned(name, self.clock()):
-            self._spawn(self._disconnect, peer)
-        elif outbound:
-            self._spawn(self._handshakes.initiate, peer)
-
-    def _on_disconnected(self, peer: ID, connection: int, last: bool) -> None:
-        self.gatekeeper.on_disconnected(str(peer), connection, last=last)
-        if last:
-            self.book.on_disconnected(str(peer))
-
-    async def _gatekeeper_loop(self) -> None:
-        """Close connections whose peer did not complete the handshake in time."""
-        while True:
-            await trio.sleep(1.0)
-            for peer in self.gatekeeper.overdue(self.clock()):
-                record = self.book.get(peer)
-                if record is None or record.verified_at is None:
-                    log.info("closing %s: no ARIA handshake in time", peer)
-                    self.drop_peer(peer)
-
     def drop_peer(self, peer: str) -> None:
         """Disconnect ``peer`` (all its connections) in the background."""
         with contextlib.suppress(ValueError):
             self._spawn(self._disconnect, libp2p_id(peer))
-
-    async def wait_verified(self, peer: ID, wait_s: float, dial: bool) -> bool:
-        """Whether ``peer`` is a verified ARIA node, waiting up to ``wait_s`` for a handshake
-        in progress (with ``dial``, connecting first so that one starts)."""
-        name = str(peer)
-        record = self.book.get(name)
-        if record is not None and record.verified_at is not None:
-            return True
-        if wait_s <= 0 or self.host is None or self.guard.is_banned(name, self.clock()):
-            return False
-        if dial and connection_kind(self.host, peer) == "none":
-            from libp2p.peer.peerinfo import PeerInfo
-
-            try:
-                with trio.fail_after(wait_s):
-                    await self.host.connect(PeerInfo(peer, self.host.get_peerstore().addrs(peer)))
-            except Exception:
-                return False  # unreachable: no handshake is coming
-        if connection_kind(self.host, peer) == "none":
-            return False
-        event = self._verified_events.setdefault(name, trio.Event())
-        with trio.move_on_after(wait_s):
-            await event.wait()
-        record = self.book.get(name)
-        return record is not None and record.verified_at is not None
-
-    def _vouched(self, peer: str) -> bool:
-        """Verified now, or holding a current advert: a provider worth keeping."""
-        record = self.book.get(peer)
-        if record is not None and record.verified_at is not None:
-            return True
-        return self.book.advert(peer, self.clock()) is not None
-
-    def _reconnect_candidates(self) -> list[ID]:
-        """Known ARIA nodes (current advert, not banned) this node is not connected to."""
-        if self.host is None:
-            return []
-        now = self.clock()
-        out = []
-        for record in self.book.known():
-            advert = self.book.advert(record.peer_id, now)
-            if advert is None or advert.withdrawn or self.guard.is_banned(record.peer_id, now):
-                continue
-            pid = libp2p_id(record.peer_id)
-            if connection_kind(self.host, pid) == "none":
-                out.append(pid)
-        return out
 
     async def _accept_handshake(self, stream: INetStream) -> None:
         peer = str(stream.muxed_conn.peer_id)
@@ -359,33 +252,6 @@ class Node:
             return
         await self._handshakes.accept(stream)
 
-    def _on_outcome(self, peer: str, event: Any) -> None:
-        now = self.clock()
-        if isinstance(event, HandshakeComplete):
-            self.gatekeeper.on_verified(peer)
-            if self.book.on_handshake(peer, event.info, now):
-                log.info("handshake ok with %s (%s)", peer, event.info.agent)
-                self._spawn(self._welcome, peer)
-            self._wake(peer)
-            return
-        assert isinstance(event, HandshakeFailed)
-        self.book.on_handshake_failed(peer, event.reason)
-        self._wake(peer)
-        # Not an ARIA node, or not a compatible one: nothing to keep a connection for.
-        self.drop_peer(peer)
-        if event.by_peer:
-            log.info("peer %s refused our handshake: %s %s", peer, event.reason, event.detail)
-            return
-        log.info("refused the handshake of %s: %s (%s)", peer, event.reason, event.detail)
-        kind = handshake_penalty(event.reason, event.violation)
-        if kind and self.guard.penalize(peer, kind, now) is not None:
-            log.warning("banning %s for %.0f s", peer, self.spec.guard.ban_s)
-
-    def _wake(self, peer: str) -> None:
-        event = self._verified_events.pop(peer, None)
-        if event is not None:
-            event.set()
-
     async def _disconnect(self, peer: ID) -> None:
         assert self.host is not None
         try:
@@ -393,7 +259,7 @@ class Node:
         except Exception as exc:
             log.debug("disconnect %s: %s", peer, exc)
 
-    async def _welcome(self, peer: str) -> None:
+    async def welcome(self, peer: str) -> None:
         """A newly verified peer: route through it, learn its advert, re-publish ours."""
         assert self.dht is not None
         await self.dht.add_peer(libp2p_id(peer))

@@ -37,24 +37,27 @@ async def guarded_pipe(
 
     Returns the filter's refusal when it cut the session (None when a side ended).
     """
-    locks = {id(near): anyio.Lock(), id(far): anyio.Lock()}
+    to_client = anyio.Lock()  # both directions may release bytes for the peer
     machine.start(clock())
     try:
         async with anyio.create_task_group() as group:
 
-            async def flush() -> None:
-                async with locks[id(far)]:
+            async def flush(from_client: bool) -> None:
+                if from_client:  # only the peer's bytes release bytes for the worker
                     data = machine.data_for_worker()
                     if data:
-                        await far.send(data)
+                        await far.send(bytes(data))
                         stats.add(to_far=len(data))
-                async with locks[id(near)]:
-                    data = machine.data_for_client()
-                    if data:
-                        await near.send(data)
-                        stats.add(to_near=len(data))
                 if machine.refusal is not None:
                     group.cancel_scope.cancel()
+                    return
+                data = machine.data_for_client()
+                if data:
+                    # Taken before the lock, which is acquired without yielding: two tasks
+                    # cannot reorder the answers, and the common case (nothing) costs nothing.
+                    async with to_client:
+                        await near.send(bytes(data))
+                    stats.add(to_near=len(data))
 
             async def one_way(source: Duplex, from_client: bool) -> None:
                 with suppress(*_ENDED):
@@ -64,7 +67,7 @@ async def guarded_pipe(
                             machine.receive_client(data, clock())
                         else:
                             machine.receive_worker(data, clock())
-                        await flush()
+                        await flush(from_client)
                 group.cancel_scope.cancel()
 
             async def timer() -> None:

@@ -14,7 +14,14 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aria.split.rpc_wire import RPC_TENSOR, Command, load_table
+from aria.split.rpc_wire import (
+    RPC_TENSOR,
+    Command,
+    load_table,
+    one_tensor,
+    tensor_extents,
+    tensor_faults,
+)
 from tests.split import rpcwire as w
 from tests.split.test_rpc_filter import BASE, POINTER, SIZE, Session, placed
 
@@ -164,3 +171,29 @@ def _mutated(draw: st.DrawFn) -> bytes:
 def test_mutated_sessions_never_forward_an_unsafe_request(data: bytes, cuts: list[int]) -> None:
     session = Session().open().buffer()
     _oracle(_run(session, data, cuts))
+
+
+@FUZZ
+@given(
+    _FIELDS["type"],
+    _FIELDS["ne"],
+    _FIELDS["nb"],
+    _FIELDS["buffer"],
+    _FIELDS["data"],
+)
+def test_the_one_tensor_path_agrees_with_the_vectorised_one(
+    kind: int, ne: list[int], nb: list[int], buffer: int, data: int
+) -> None:
+    """Small requests use plain integers, graphs numpy: both must decide alike."""
+    session = Session().open().buffer()
+    record = np.zeros(1, RPC_TENSOR)
+    record["type"], record["ne"], record["nb"] = kind, ne, nb
+    record["buffer"], record["data"] = buffer, data
+    fast = one_tensor(record.tobytes(), 0, session.filter.buffers, TABLE)
+    fault = tensor_faults(record, session.filter.buffers, TABLE)
+    if isinstance(fast, str):
+        assert fault is not None
+    else:
+        assert fault is None
+        extents = tensor_extents(record, TABLE)
+        assert not isinstance(extents, str) and int(extents[0]) == fast
