@@ -88,9 +88,12 @@ class AriaPaths:
         return self.home / "cache"
 
     def ensure(self) -> None:
-        """Create the layout (private to the user: it holds keys and prompts in logs)."""
+        """Create the layout (private to the user: it holds keys and prompts in logs); a
+        home created before, or loosened since, is made private again."""
         for directory in (self.home, self.models, self.node, self.api, self.logs):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if directory.stat().st_mode & 0o077:
+                directory.chmod(0o700)
 
 
 class _Section(BaseModel):

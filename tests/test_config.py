@@ -81,3 +81,22 @@ def test_unknown_key_is_rejected(aria_paths: AriaPaths) -> None:
     aria_paths.config_file.write_text("[node]\nprofil = 'full'\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="profil"):
         load_settings(aria_paths)
+
+
+def test_ensure_makes_a_loosened_home_private_again(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    (home / "node").mkdir(mode=0o777)
+    paths = AriaPaths(home)
+    paths.ensure()
+    assert home.stat().st_mode & 0o777 == 0o700
+    assert paths.node.stat().st_mode & 0o777 == 0o700
+
+
+def test_cors_open_to_everyone_needs_api_keys() -> None:
+    from aria.api.server import check_cors
+
+    with pytest.raises(ConfigError, match="requires no key"):
+        check_cors(["*"], keys_required=False)
+    check_cors(["*"], keys_required=True)
+    check_cors(["https://app.example"], keys_required=False)

@@ -25,7 +25,7 @@ from aria.errors import ConfigError
 from aria.node import Node
 from aria.p2p.local_api import EndpointReporter, remove_endpoint
 
-__all__ = ["ServerConfig", "is_loopback", "serve"]
+__all__ = ["ServerConfig", "check_cors", "is_loopback", "serve"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,19 @@ def is_loopback(host: str) -> bool:
         return False  # a hostname: assume it is reachable from elsewhere
 
 
+def check_cors(origins: list[str], *, keys_required: bool) -> None:
+    """Refuse CORS open to every origin on an API that asks no key.
+
+    Raises:
+        ConfigError: ``'*'`` is among ``origins`` and no key is required.
+    """
+    if not keys_required and "*" in origins:
+        raise ConfigError(
+            "api.cors_origins lists '*' but this API requires no key: any web page could then "
+            "use it; name the origins, or require keys (`aria api key create NAME`)"
+        )
+
+
 def _bind(host: str, port: int) -> str:
     return f"[{host.strip('[]')}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -68,9 +81,11 @@ async def serve(
     ``task_status.started`` receives the bound URLs (useful with port 0).
 
     Raises:
-        ConfigError: a non-loopback host without any API key, or the port is taken.
+        ConfigError: a non-loopback host without any API key, CORS open to every origin
+            on an API without keys, or the port is taken.
     """
     require_keys = config.keys_required
+    check_cors(node.settings.api.cors_origins, keys_required=require_keys)
     if require_keys and not KeyStore(node.paths.api).all():
         raise ConfigError(
             f"the API on {config.host} requires API keys (it is reachable from other machines) "
