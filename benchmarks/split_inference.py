@@ -60,6 +60,7 @@ from aria.split import (
     start_rpc_worker,
 )
 from aria.split.ggml_rpc import parse_endpoint
+from aria.split.guarded import guarded
 from aria.split.rpc_filter import FilterLimits, RpcFilter
 
 RESULTS = Path(__file__).resolve().parent / "results" / "split_inference.json"
@@ -287,9 +288,11 @@ async def _relays(
     candidates, stats = [], []
     for index, worker in enumerate(workers):
         offer = worker.ready.offered_bytes
-        relay = Relay(
-            TcpFarSide(*parse_endpoint(worker.endpoint)),
-            guard=(lambda offer=offer: RpcFilter(FilterLimits(offer))) if filtered else None,
+        far = TcpFarSide(*parse_endpoint(worker.endpoint))
+        relay = (
+            Relay(far, join=guarded(lambda offer=offer: RpcFilter(FilterLimits(offer))))
+            if filtered
+            else Relay(far)
         )
         port = await group.start(relay.serve)
         stats.append(relay.stats)

@@ -11,7 +11,7 @@ and the worker a closed connection, never half a command.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
 import anyio
@@ -19,7 +19,7 @@ import anyio
 from aria.split.relay import Duplex, RelayStats
 from aria.split.rpc_filter import Refusal, RpcFilter
 
-__all__ = ["guarded_pipe"]
+__all__ = ["guarded", "guarded_pipe"]
 
 _CHUNK = 256 * 1024
 _TICK_S = 1.0
@@ -86,3 +86,15 @@ async def guarded_pipe(
                 with suppress(anyio.BrokenResourceError, OSError):
                     await stream.aclose()
     return machine.refusal
+
+
+def guarded(
+    machine: Callable[[], RpcFilter],
+) -> Callable[[Duplex, Duplex, RelayStats], Awaitable[Refusal | None]]:
+    """A :class:`~aria.split.relay.Relay` ``join`` that filters each connection through a
+    fresh ``machine()``."""
+
+    async def join(near: Duplex, far: Duplex, stats: RelayStats) -> Refusal | None:
+        return await guarded_pipe(near, far, machine(), stats)
+
+    return join

@@ -15,19 +15,16 @@ for synchronous callers (:func:`relay_in_thread`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import anyio
 from anyio.abc import ByteStream, SocketStream, TaskStatus
 from anyio.from_thread import start_blocking_portal
 
 from aria.split.ggml_rpc import LOOPBACK_HOST
-
-if TYPE_CHECKING:
-    from aria.split.rpc_filter import RpcFilter
 
 __all__ = [
     "Duplex",
@@ -135,23 +132,21 @@ async def pipe(near: Duplex, far: Duplex, stats: RelayStats) -> None:
                     await stream.aclose()
 
 
+Join = Callable[[Duplex, Duplex, RelayStats], Awaitable[object]]
+
+
 class Relay:
     """Listens on 127.0.0.1 and pipes each accepted connection to a new far-side stream.
 
-    With ``guard`` (a factory of :class:`~aria.split.rpc_filter.RpcFilter`), each
-    connection runs through a fresh ggml-rpc filter, as a lender's tunnel does.
+    ``join`` moves the bytes of one connection (default :func:`pipe`);
+    :func:`aria.split.guarded.guarded` gives one that runs each connection through a
+    fresh ggml-rpc filter, as a lender's tunnel does.
     """
 
-    def __init__(
-        self,
-        far: FarSide,
-        stats: RelayStats | None = None,
-        *,
-        guard: Callable[[], RpcFilter] | None = None,
-    ) -> None:
+    def __init__(self, far: FarSide, stats: RelayStats | None = None, *, join: Join = pipe) -> None:
         self.far = far
         self.stats = stats or RelayStats()
-        self.guard = guard
+        self.join = join
 
     async def serve(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled; reports the listening port through ``task_status``."""
@@ -171,12 +166,7 @@ class Relay:
             if isinstance(exc, OSError):
                 return  # the orchestrator sees a closed connection, as from a dead worker
             raise
-        if self.guard is None:
-            await pipe(near, far, self.stats)
-        else:
-            from aria.split.guarded import guarded_pipe
-
-            await guarded_pipe(near, far, self.guard(), self.stats)
+        await self.join(near, far, self.stats)
 
 
 @contextmanager

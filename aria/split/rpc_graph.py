@@ -18,7 +18,6 @@ corrupt memory or run a function pointer it was handed is refused here:
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -26,16 +25,13 @@ import numpy.typing as npt
 from aria.split.rpc_ops import op_fault
 from aria.split.rpc_wire import GRAPH_HEADER, RPC_TENSOR, BufferTable, GgmlTable, tensor_faults
 
-if TYPE_CHECKING:
-    from aria.split.rpc_filter import FilterLimits
-
 __all__ = ["graph_fault"]
 
 _COUNT = struct.Struct("<I")
 
 
 def graph_fault(
-    body: bytes, buffers: BufferTable, table: GgmlTable, limits: FilterLimits
+    body: bytes, buffers: BufferTable, table: GgmlTable, *, max_nodes: int, max_tensors: int
 ) -> str | None:
     """Why this ``GRAPH_COMPUTE`` body must not reach the worker, or None."""
     if len(body) < GRAPH_HEADER.size:
@@ -43,14 +39,14 @@ def graph_fault(
     device, n_nodes = GRAPH_HEADER.unpack_from(body)
     if device != 0:
         return "this worker serves only device 0"
-    if not 0 < n_nodes <= limits.max_graph_nodes:
-        return f"graph of {n_nodes} nodes (limit {limits.max_graph_nodes})"
+    if not 0 < n_nodes <= max_nodes:
+        return f"graph of {n_nodes} nodes (limit {max_nodes})"
     tensors_at = GRAPH_HEADER.size + 8 * n_nodes + _COUNT.size
     if len(body) < tensors_at:
         return "graph message shorter than its node list"
     (n_tensors,) = _COUNT.unpack_from(body, tensors_at - _COUNT.size)
-    if n_tensors > limits.max_graph_tensors:
-        return f"graph of {n_tensors} tensors (limit {limits.max_graph_tensors})"
+    if n_tensors > max_tensors:
+        return f"graph of {n_tensors} tensors (limit {max_tensors})"
     if len(body) != tensors_at + RPC_TENSOR.itemsize * n_tensors:
         return "graph message size does not match its counts"
     nodes = np.frombuffer(body, dtype="<u8", count=n_nodes, offset=GRAPH_HEADER.size)

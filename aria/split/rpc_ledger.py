@@ -241,7 +241,14 @@ class Ledger:
         return body
 
     def _on_graph_compute(self, body: bytes) -> bytes:
-        fault = graph_fault(body, self.buffers, self.table, self.limits)
+        limits = self.limits
+        fault = graph_fault(
+            body,
+            self.buffers,
+            self.table,
+            max_nodes=limits.max_graph_nodes,
+            max_tensors=limits.max_graph_tensors,
+        )
         if fault is not None:
             raise Refused("graph", fault)
         self._graph_ready = True

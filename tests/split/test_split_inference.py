@@ -30,6 +30,7 @@ from aria.split import (
     read_layout,
 )
 from aria.split.ggml_rpc import parse_endpoint
+from aria.split.guarded import guarded
 from aria.split.rpc_filter import FilterLimits, RpcFilter
 
 pytestmark = pytest.mark.anyio
@@ -106,7 +107,7 @@ async def test_split_over_two_workers_matches_local_greedy_output(
     # the shape of the p2p tunnel: llama.cpp's honest traffic passes it unchanged.
     relay = Relay(
         TcpFarSide(*parse_endpoint(relayed.endpoint)),
-        guard=lambda: RpcFilter(FilterLimits(max_alloc_bytes=relayed.ready.offered_bytes)),
+        join=guarded(lambda: RpcFilter(FilterLimits(max_alloc_bytes=relayed.ready.offered_bytes))),
     )
     async with anyio.create_task_group() as group, d.running():
         port = await group.start(relay.serve)
