@@ -88,9 +88,12 @@ class AriaPaths:
         return self.home / "cache"
 
     def ensure(self) -> None:
-        """Create the layout (private to the user: it holds keys and prompts in logs)."""
+        """Create the layout (private to the user: it holds keys and prompts in logs); a
+        home created before, or loosened since, is made private again."""
         for directory in (self.home, self.models, self.node, self.api, self.logs):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if directory.stat().st_mode & 0o077:
+                directory.chmod(0o700)
 
 
 class _Section(BaseModel):
@@ -189,12 +192,53 @@ class ConsentSettings(_Section):
     rpc_memory_gb: float = Field(
         default=2.0, gt=0, description="Memory offered to split inference."
     )
+    rpc_peers: list[str] = Field(
+        default_factory=list,
+        description="Peer ids that may borrow compute; '*' means any verified peer.",
+    )
+    rpc_min_reputation: float = Field(
+        default=0.0, ge=0, le=1, description="Lowest reputation (0..1) a borrower may have."
+    )
+    rpc_idle_timeout_s: float = Field(
+        default=300.0, ge=5, description="End a borrower's session after this many idle seconds."
+    )
+    rpc_session_max_s: float = Field(
+        default=6 * 3600.0, ge=60, description="Longest a borrower's session may last."
+    )
+    rpc_session_max_gb: float = Field(
+        default=64.0, gt=0, description="Most data one borrower's session may send, in GB."
+    )
 
 
 class P2PSettings(_Section):
     port: int = Field(default=8765, ge=0, le=65535, description="TCP port of the libp2p host.")
     bootstrap: list[str] = Field(default_factory=list, description="Bootstrap peer multiaddrs.")
     mdns: bool = Field(default=True, description="Discover peers on the LAN with mDNS.")
+    lan: bool = Field(
+        default=True,
+        description="Dial peers' private addresses in this machine's own subnets (home/office "
+        "networks); turn off on a public server.",
+    )
+    announce: list[str] = Field(
+        default_factory=list,
+        description="Addresses to advertise (multiaddrs); default: the primary LAN address "
+        "and public ones.",
+    )
+    max_connections: int = Field(
+        default=64, ge=8, le=4096, description="Most open connections (high watermark)."
+    )
+    max_per_ip: int = Field(
+        default=8, ge=1, le=1024, description="Most connections with one IP address."
+    )
+    max_per_subnet: int = Field(
+        default=16, ge=1, le=4096, description="Most connections with one /24 (IPv6: /48)."
+    )
+    max_unverified: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Most connections that have not completed the ARIA handshake yet.",
+    )
     relay: bool = Field(
         default=False, description="Act as a circuit-relay v2 relay for private peers."
     )

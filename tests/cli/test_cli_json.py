@@ -119,8 +119,17 @@ def test_node_share() -> None:
         "max_remote_tokens",
         "share_rpc",
         "rpc_memory_gb",
+        "rpc_peers",
+        "rpc_min_reputation",
+        "rpc_idle_timeout_s",
+        "rpc_session_max_s",
+        "rpc_session_max_gb",
+        "running_node",
     }
-    assert run_json("node", "share", "--inference", "on")["share_inference"] is True
+    assert consent["running_node"] is None  # nothing changed, so nothing was sent
+    changed = run_json("node", "share", "--inference", "on")
+    assert changed["share_inference"] is True
+    assert changed["running_node"] is None  # saved; no node runs in this test
 
 
 def test_api_key_create_and_list(aria_paths: AriaPaths) -> None:

@@ -81,7 +81,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         consent={"use_peers": True},
     )
     for name in ("b", "c"):
-        _settings(homes[name], consent={"share_rpc": True, "rpc_memory_gb": LENDER_OFFER_GB})
+        _settings(
+            homes[name],
+            consent={"share_rpc": True, "rpc_memory_gb": LENDER_OFFER_GB, "rpc_peers": ["*"]},
+        )
     reference = _text(
         _run(homes["ref"], "infer", PROMPT, "--model", MODEL, "--temperature", "0",
              "--max-tokens", str(MAX_TOKENS), "--json")
