@@ -1,9 +1,11 @@
 """``create_app(node)``: the OpenAI-compatible HTTP API of one node.
 
-All state lives on ``app.state`` (the node, its metrics, the key store); nothing is
-global, so tests run several apps side by side. Middleware, outermost first: CORS
-(only when origins are configured), request counting, API-key check (when the
-server is reachable from other machines), the body-size limit.
+All state lives on ``app.state`` (the node, its metrics, the key store, the users'
+memories); nothing is global, so tests run several apps side by side. While the app runs,
+its lifespan supervises the node's backends and fires the memories' time reminders on
+time. Middleware, outermost first: CORS (only when origins are configured), request
+counting, API-key check (when the server is reachable from other machines), the body-size
+limit.
 """
 
 from __future__ import annotations
@@ -13,15 +15,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from aria import __version__
-from aria.api import routes_embeddings, routes_generation, routes_info
+from aria.api import routes_embeddings, routes_generation, routes_info, routes_memory
 from aria.api.errors import install_error_handlers
 from aria.api.guards import BearerAuth, BodyLimit
 from aria.api.keys import KeyStore
 from aria.api.metrics import CountRequests, Metrics
+from aria.memory import MemoryHub, NodeModels, embedder_for, known_users, watch_reminders
 from aria.node import Node
 
 __all__ = ["OPEN_PATHS", "create_app", "openapi_document"]
@@ -46,6 +50,7 @@ def _base_app(lifespan: Any = None) -> FastAPI:
     app.include_router(routes_generation.router)
     app.include_router(routes_embeddings.router)
     app.include_router(routes_info.router)
+    app.include_router(routes_memory.router)
     return app
 
 
@@ -57,10 +62,19 @@ def openapi_document() -> dict[str, Any]:
 def create_app(node: Node, *, require_keys: bool = False) -> FastAPI:
     """The ASGI app serving ``node``; its lifespan supervises the node's backends."""
 
+    memory = MemoryHub(node.paths, embedder_for(node), NodeModels(node))
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with node.running():
-            yield
+        async with node.running(), anyio.create_task_group() as tasks:
+            if node.settings.memory.enabled:
+                users = lambda: known_users(node.paths)  # noqa: E731
+                tasks.start_soon(watch_reminders, memory, users, None)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
+                memory.close()
 
     app = _base_app(lifespan)
     metrics = Metrics(node.dispatcher)
@@ -68,6 +82,7 @@ def create_app(node: Node, *, require_keys: bool = False) -> FastAPI:
     app.state.node = node
     app.state.metrics = metrics
     app.state.keys = keys
+    app.state.memory = memory
     app.state.started = time.time()
     install_error_handlers(app)
     settings = node.settings.api
@@ -79,8 +94,15 @@ def create_app(node: Node, *, require_keys: bool = False) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["authorization", "content-type"],
-            expose_headers=["x-aria-route", "x-aria-notice", "x-aria-split", "x-aria-served-by"],
+            expose_headers=[
+                "x-aria-route",
+                "x-aria-notice",
+                "x-aria-split",
+                "x-aria-served-by",
+                "x-aria-memory",
+                "x-aria-reminders",
+            ],  # fmt: skip
         )
     return app

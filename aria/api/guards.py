@@ -35,15 +35,16 @@ class BearerAuth:
             return
         scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
         try:
-            valid = (
-                scheme.lower() == "bearer"
-                and bool(token.strip())
-                and self.keys.verify(token.strip())
+            key = (
+                self.keys.identify(token.strip())
+                if scheme.lower() == "bearer" and token.strip()
+                else None
             )
         except AriaError as exc:  # e.g. an unreadable keys file: say so, not "internal error"
             await error_response(exc, {}, self.metrics)(scope, receive, send)
             return
-        if valid:
+        if key is not None:
+            scope.setdefault("state", {})["api_key"] = key  # whose memory (aria.api.memory)
             await self.app(scope, receive, send)
             return
         error = AuthenticationError(

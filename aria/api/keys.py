@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,6 +31,7 @@ class ApiKey:
     hint: str  # the first characters of the secret, to recognise it
     created: str
     sha256: str
+    memory: bool = False  # requests with this key use its own memory unless they say no
 
 
 class KeyStore:
@@ -102,8 +103,30 @@ class KeyStore:
 
     def verify(self, secret: str) -> bool:
         """Is ``secret`` a current key? (constant-time per stored hash)."""
+        return self.identify(secret) is not None
+
+    def identify(self, secret: str) -> ApiKey | None:
+        """The current key whose secret is ``secret`` (every stored hash is compared)."""
         digest = _digest(secret)
-        return any(hmac.compare_digest(digest, k.sha256) for k in self.all())
+        found = None
+        for key in self.all():
+            if hmac.compare_digest(digest, key.sha256):
+                found = key
+        return found
+
+    def set_memory(self, key: str, enabled: bool) -> ApiKey:
+        """Turn memory on or off for the key with this id or name.
+
+        Raises:
+            ConfigError: no key matches.
+        """
+        keys = self.all()
+        match = [k for k in keys if key in (k.id, k.name)]
+        if not match:
+            raise ConfigError(f"no API key has the id or name {key!r}; see `aria api key list`")
+        changed = replace(match[0], memory=enabled)
+        self._write([changed if k is match[0] else k for k in keys])
+        return changed
 
 
 def _digest(secret: str) -> str:

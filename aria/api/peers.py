@@ -4,7 +4,9 @@ Used only when the request names a model that is not installed here, the operato
 allows sending prompts to peers (``consent.use_peers``, off by default), and a node
 runs on this ARIA home. The node (``aria.p2p.remote``) picks the peer, streams the
 peer's OpenAI chunks back over the control channel, and this module relays them to
-the client unchanged, with ``x-aria-served-by: <peer id>``. When no peer advertises
+the client unchanged, with ``x-aria-served-by: <peer id>``. Memory stays here: the
+caller's memory is not consulted, ARIA's memory fields are removed from what is sent, and
+``x-aria-memory`` says so. When no peer advertises
 the model, the local path answers (its error says how to install it). A refusal or failure
 before the first chunk is an OpenAI error response; one after it is an SSE error
 event (the client already has tokens).
@@ -29,6 +31,10 @@ from aria.p2p.control import NodeClient
 __all__ = ["serve_on_peer"]
 
 
+# ARIA's memory fields: never sent to a peer (the serving node refuses them anyway).
+_PRIVATE_FIELDS = frozenset({"memory", "conversation_id"})
+
+
 def _next(items: Iterator[Any]) -> Any:
     return next(items, None)
 
@@ -44,7 +50,7 @@ async def serve_on_peer(request: Request, body: ChatCompletionRequest) -> Respon
     client = await anyio.to_thread.run_sync(NodeClient.connect, node.paths)
     if client is None:
         return None  # no node: the local path says the model is not installed
-    payload = await request.json()
+    payload = {k: v for k, v in (await request.json()).items() if k not in _PRIVATE_FIELDS}
     items = client.stream("infer", body=payload)
     try:
         first = await anyio.to_thread.run_sync(_next, items)  # AriaError → OpenAI error
@@ -58,6 +64,7 @@ async def serve_on_peer(request: Request, body: ChatCompletionRequest) -> Respon
     headers = {
         "x-aria-served-by": peer,
         "x-aria-route": f"model={model}; peer={peer}; reason=not installed locally",
+        "x-aria-memory": "withheld (served by a peer)",
     }
     if not body.stream:
         return Response(first["data"], media_type="application/json", headers=headers)
