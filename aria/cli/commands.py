@@ -17,6 +17,7 @@ _GROUPS: tuple[tuple[str, str | None], ...] = (
     ("model", "model"),
     ("api", "api"),
     ("chat", None),
+    ("memory", "memory"),
     ("route", None),
 )
 
