@@ -2,7 +2,9 @@
 
 A time reminder fires when its moment has come. An event reminder fires on a later
 message about its topic: the message is similar enough in meaning to the topic, or shares
-a topic word with it and is similar enough to exclude a mere homonym. The thresholds are
+a topic word with it and is similar enough to exclude a mere homonym. The topic is not
+only its words: at creation it takes the meaning of the user's memories it refers to ("the
+trip" of a user who booked flights to Osaka), a centroid of their vectors. The thresholds are
 measured on the evaluation set (``data/thresholds.toml``). A model reminder fires once
 the model is installed.
 """
@@ -30,6 +32,7 @@ class Thresholds:
     duplicate_similarity: float
     recall_similarity: float
     recall_keyword_similarity: float
+    event_context_similarity: float
 
 
 @cache

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import anyio
+import numpy as np
 
 from aria.errors import ContextLengthExceeded, InvalidRequest
 from aria.memory.facts import Duplicate, Supersede, decide, slot_of
@@ -39,6 +40,7 @@ T = TypeVar("T")
 _EMBED_CHARS = 1200  # about 300 tokens: the part of a long turn its vector describes
 _EMBED_BATCH = 32
 _NEIGHBOURS = 5
+_TOPIC_MEMORIES = 3  # memories that give an event reminder's topic its meaning
 
 
 class Embedder(Protocol):
@@ -259,7 +261,7 @@ class MemoryService:
                 )
             )
         if isinstance(intent, EventReminder):
-            vector = await self.vector(intent.event)
+            vector = await self._topic(intent.event)
             return await self.io(
                 lambda: book.add(
                     text=intent.task,
@@ -280,6 +282,26 @@ class MemoryService:
                 text=intent.task, request=request, trigger=TriggerKind.MODEL, now=now, model=model
             )
         )
+
+    async def _topic(self, event: str) -> list[float] | None:
+        """What an event reminder's topic means to this user: its words, and the memories
+        they refer to ("the trip" is the Osaka trip), as one vector (the centroid)."""
+        vector = await self.vector(event)
+        if vector is None:
+            return None
+        hits = await self.search(
+            event, limit=_TOPIC_MEMORIES, kinds=(MemoryKind.SEMANTIC, MemoryKind.EPISODIC),
+            vector=vector,
+        )  # fmt: skip
+        related = [
+            hit.memory.text
+            for hit in hits
+            if (hit.similarity or 0.0) >= self.thresholds.event_context_similarity
+            or hit.keyword_rank is not None
+        ][:_TOPIC_MEMORIES]
+        found = await self.vectors(related) if related else []
+        centroid = np.sum([vector, *(found or [])], axis=0)
+        return [float(x) for x in centroid / (np.linalg.norm(centroid) or 1.0)]
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -85,6 +85,7 @@ class _Patterns:
     procedural: tuple[re.Pattern[str], ...]
     openers: re.Pattern[str]
     closers: re.Pattern[str]
+    question: re.Pattern[str]
 
 
 @cache
@@ -98,7 +99,7 @@ def _patterns() -> _Patterns:
         choice = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
         if start:
             return re.compile(rf"^(?:(?:{choice})(?:\s+|(?<=')))+", re.IGNORECASE)
-        return re.compile(rf"(?:\s+(?:{choice}))+$", re.IGNORECASE)
+        return re.compile(rf"(?:(?:^|\s+)(?:{choice}))+$", re.IGNORECASE)
 
     remind = table["remind_time"]
     return _Patterns(
@@ -109,6 +110,10 @@ def _patterns() -> _Patterns:
         procedural=compiled("procedural"),
         openers=edge(remind["task_openers"], start=True),
         closers=edge(remind["task_closers"], start=False),
+        question=re.compile(
+            rf"^(?:{'|'.join(re.escape(w) for w in remind['question_words'])})(?:\s|')",
+            re.IGNORECASE,
+        ),
     )
 
 
@@ -151,12 +156,15 @@ def read_message(text: str, now: datetime) -> Intent | None:
     return None
 
 
-def _time_reminder(rest: str, now: datetime) -> TimeReminder | UnclearReminder:
+def _time_reminder(rest: str, now: datetime) -> TimeReminder | UnclearReminder | None:
     due = find_due(rest, now)
     if due is None:
+        if rest.rstrip().endswith("?") or _patterns().question.match(rest):
+            return None  # "remind me what a mortgage is?": a question, not a reminder
         return UnclearReminder(task=_task(rest))
     start, end = due.span
-    return TimeReminder(task=_task(f"{rest[:start]} {rest[end:]}"), due=due.when)
+    before = _patterns().closers.sub("", _tidy(rest[:start]))  # "... on" [December 24]
+    return TimeReminder(task=_task(f"{before} {rest[end:]}"), due=due.when)
 
 
 def _task(text: str) -> str:

@@ -11,7 +11,8 @@ The phrases are data (``data/time.toml``). An expression is a cluster of adjacen
 (an offset, a day, a weekday, a date, a time of day, a day part) resolved together.
 Rules worth knowing: a bare hour ("at 9", "a las 9") is the next one to come of 9:00 and
 21:00 unless a day part says which; "9h", "9 Uhr" and "09:00" are exact; a named day
-without a time means 9:00; numeric dates are day first (24/12). ``dateparser`` was
+without a time means 9:00; today's weekday means next week's ("on Friday" on a Friday);
+numeric dates are day first (24/12). ``dateparser`` was
 measured and not used: it drops the hour of "tomorrow at 9" and "morgen um 9 Uhr", does
 not read "mardi dernier", and its search finds dates in plain words ("we").
 """
@@ -281,8 +282,8 @@ def _future(cluster: list[_Piece], now: datetime) -> datetime | None:
         index, mode = weekday
         if mode == "last":
             return None
-        ahead = (index - today.weekday()) % 7
-        base = today + timedelta(days=ahead or (7 if mode == "next" else 0))
+        # Naming today's weekday means next week's ("on Friday", said on a Friday).
+        base = today + timedelta(days=(index - today.weekday()) % 7 or 7)
     elif day is not None:
         if day[0] < 0:
             return None
@@ -298,9 +299,7 @@ def _future(cluster: list[_Piece], now: datetime) -> datetime | None:
     if clock is None and part is None and not explicit:
         return None
     when = _at(base, clock, part, now, _grammar().defaults)
-    if when <= now and weekday is not None and weekday[1] == "plain":
-        when += timedelta(days=7)
-    elif when <= now and not explicit:
+    if when <= now and not explicit:
         when = _at(base + timedelta(days=1), clock, part, now, _grammar().defaults)
     return when if when > now else None
 
