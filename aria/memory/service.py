@@ -32,6 +32,7 @@ from aria.memory.statements import (
     read_message,
 )
 from aria.memory.store import MemoryStore
+from aria.memory.text import fts_query
 
 __all__ = ["Embedder", "Learned", "MemoryService", "ModelWatch"]
 
@@ -179,7 +180,7 @@ class MemoryService:
         outcome = decide(
             text,
             slot,
-            await self._neighbours(kind, vector, slot.name if slot else None),
+            await self._neighbours(text, kind, vector, slot.name if slot else None),
             duplicate_at=self.thresholds.duplicate_similarity,
         )
         if isinstance(outcome, Duplicate):
@@ -202,12 +203,16 @@ class MemoryService:
         return Learned(memory=memory, superseded=older)
 
     async def _neighbours(
-        self, kind: MemoryKind, vector: list[float] | None, slot: str | None
+        self, text: str, kind: MemoryKind, vector: list[float] | None, slot: str | None
     ) -> list[tuple[Memory, float]]:
-        """Active memories of ``kind`` most similar to ``vector``, plus all in ``slot``."""
+        """Active memories of ``kind`` most similar to ``vector`` (without one: sharing
+        words with ``text``, similarity 0), plus all in ``slot``."""
         close: list[tuple[int, float]] = []
         if vector is not None:
             close = await self.io(lambda: self.store.similar(vector, _NEIGHBOURS, kinds=(kind,)))
+        elif (match := fts_query(text)) is not None:
+            words = await self.io(lambda: self.store.keyword(match, _NEIGHBOURS, kinds=(kind,)))
+            close = [(pk, 0.0) for pk, _ in words]
         found = await self.io(self.store.by_pk, [pk for pk, _ in close])
         pairs = [(found[pk], score) for pk, score in close if pk in found]
         if slot is not None:
