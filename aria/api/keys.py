@@ -95,11 +95,9 @@ class KeyStore:
             ConfigError: no key matches.
         """
         keys = self.all()
-        match = [k for k in keys if key in (k.id, k.name)]
-        if not match:
-            raise ConfigError(f"no API key has the id or name {key!r}; see `aria api key list`")
-        self._write([k for k in keys if k is not match[0]])
-        return match[0]
+        found = _named(keys, key)
+        self._write([k for k in keys if k is not found])
+        return found
 
     def verify(self, secret: str) -> bool:
         """Is ``secret`` a current key? (constant-time per stored hash)."""
@@ -121,12 +119,22 @@ class KeyStore:
             ConfigError: no key matches.
         """
         keys = self.all()
-        match = [k for k in keys if key in (k.id, k.name)]
-        if not match:
-            raise ConfigError(f"no API key has the id or name {key!r}; see `aria api key list`")
-        changed = replace(match[0], memory=enabled)
-        self._write([changed if k is match[0] else k for k in keys])
+        found = _named(keys, key)
+        changed = replace(found, memory=enabled)
+        self._write([changed if k is found else k for k in keys])
         return changed
+
+
+def _named(keys: list[ApiKey], key: str) -> ApiKey:
+    """The key whose id or name is ``key``.
+
+    Raises:
+        ConfigError: none is.
+    """
+    match = next((k for k in keys if key in (k.id, k.name)), None)
+    if match is None:
+        raise ConfigError(f"no API key has the id or name {key!r}; see `aria api key list`")
+    return match
 
 
 def _digest(secret: str) -> str:
