@@ -270,6 +270,6 @@ def chat(
                 stats = answer.stats() + (recall.stats(turn) if recall and turn else "")
                 cli.console.print(f"[dim]\\[{escape(stats)}][/]", highlight=False)
                 if recall and turn:
-                    await recall.end(turn, answer)
+                    await recall.end(turn, answer.text, answer.entry, local=answer.split is None)
 
     trio.run(session)

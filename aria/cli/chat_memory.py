@@ -36,7 +36,7 @@ from aria.memory import (
 from aria.memory.records import new_id
 
 if TYPE_CHECKING:
-    from aria.cli.chat import Answer
+    from aria.catalog import CatalogEntry
     from aria.node import Node, Prepare
 
 __all__ = ["ChatMemory"]
@@ -104,12 +104,14 @@ class ChatMemory:
             text += f" · {turn.dropped} older messages left out"
         return text
 
-    async def end(self, turn: TurnMemory, answer: Answer) -> None:
-        """Remember the answer; let a capable model that ran here extract facts."""
-        await end_turn(self._service, turn, answer.text, source="chat")
+    async def end(
+        self, turn: TurnMemory, answer: str, entry: CatalogEntry | None, *, local: bool
+    ) -> None:
+        """Remember the answer; let the model that gave it extract facts when it is capable
+        and ran on this machine (``local``)."""
+        await end_turn(self._service, turn, answer, source="chat")
         settings = self._cli.settings.memory
-        entry = answer.entry
-        if not settings.extract or entry is None or answer.split is not None:
+        if not settings.extract or entry is None or not local:
             return
         if not can_extract(entry, settings.extract_min_params_b):
             return
