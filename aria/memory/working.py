@@ -4,8 +4,9 @@ A conversation is cut into turns (a user message and the replies that follow). W
 whole conversation would not fit, the system messages, the newest turns and the current
 message are kept, and the older turns are dropped, least relevant to the current message
 first (shared topic words), never a part of a message: a message is in or out whole. What
-was dropped is still in episodic memory, so retrieval brings it back when it matters; with
-a capable model the caller may also put a summary of the dropped turns in their place.
+was dropped is still in episodic memory, so retrieval brings it back when it matters. No
+summary takes their place: dropping by relevance needs no model, which the embedded 135M
+chat model could not replace reliably (summarising with a capable model is not built).
 
 Token counts are estimated (UTF-8 bytes / 3 + 4 per message), which over-counts every
 tokenizer ARIA ships, so a fitted window does fit.
