@@ -366,6 +366,18 @@ async def eval_events(node: Node, folder: Path) -> dict[str, Any]:
         "shipped": {
             half: _event_scores(part, *shipped_pair) for half, part in _halves(rows).items()
         },
+        "shipped_by_lang": {
+            lang: _event_scores([r for r in rows if r["lang"] == lang], *shipped_pair)
+            for lang in sorted({r["lang"] for r in rows})
+        },
+        "shipped_by_kind": {
+            "messages sharing a topic word": _event_scores(
+                [r for r in rows if r["shared"]], *shipped_pair
+            ),
+            "messages sharing none": _event_scores(
+                [r for r in rows if not r["shared"]], *shipped_pair
+            ),
+        },
         "shipped_errors": [
             {k: r[k] for k in ("text", "fires", "similarity", "shared") if k in r}
             | {"event": r.get("event")}
