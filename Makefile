@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 ARIA   := $(VENV)/bin/aria
 STAMPS := $(VENV)/.stamps
 
-.PHONY: run serve test check lint fmt typecheck test-fast setup setup-dev system llama model clean
+.PHONY: run serve test check lint fmt typecheck test-fast setup setup-dev system llama model clean bitnet
 
 run: setup
 	$(ARIA) chat
@@ -64,3 +64,9 @@ model: $(STAMPS)/core
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Opt-in: build bitnet.cpp's server (needs GitHub access, clang >= 18) for I2_S models such as
+# BitNet b1.58 2B-4T. `make bitnet SOURCE=DIR` builds from a `git clone --recursive` instead.
+bitnet: setup
+	@command -v clang-19 >/dev/null || command -v clang-18 >/dev/null || apt-get install -y clang-19
+	$(ARIA) engine install bitnet $(if $(SOURCE),--source $(SOURCE),)

@@ -141,6 +141,12 @@ class InferenceSettings(_Section):
         default=None,
         description="Path to a bitnet.cpp llama-server binary for the Efficiency tier.",
     )
+    max_waiting: int | None = Field(
+        default=16,
+        ge=0,
+        le=4096,
+        description="Requests that may wait per backend; more get a 429 (none: unbounded).",
+    )
 
 
 class ApiSettings(_Section):
@@ -152,6 +158,25 @@ class ApiSettings(_Section):
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1024, description="Largest accepted request body, in bytes."
     )
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, description="Time a client has to send its request body."
+    )
+    max_connections: int = Field(
+        default=128, ge=1, le=65536, description="Requests in progress at once; more get a 503."
+    )
+    max_requests_per_key: int | None = Field(
+        default=None,
+        ge=1,
+        description="Inference requests one API key may have in progress (none: no limit).",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names a keyless API answers to besides loopback and api.host.",
+    )
+    tls_cert: str | None = Field(
+        default=None, description="PEM certificate (chain) to serve HTTPS with api.tls_key."
+    )
+    tls_key: str | None = Field(default=None, description="PEM private key of api.tls_cert.")
 
 
 class ConsentSettings(_Section):

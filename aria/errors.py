@@ -12,6 +12,7 @@ for the API, and a stable exit code for the CLI. Boundaries translate exactly on
     │   ├── ModelNotInstalled        known id, file not in the store (404)
     │   ├── LicenceRejected          a licence the gate refuses (red, or yellow in the catalog)
     │   ├── LicenceNotAccepted       yellow licence imported without --accept-license
+    │   ├── ModelCannotRun           no engine of this node runs it (download refused)
     │   └── DeniedFile               sha256 on the denylist
     ├── StoreError
     │   ├── DownloadError            network loss, HTTP 401/404/5xx from the hub
@@ -22,13 +23,19 @@ for the API, and a stable exit code for the CLI. Boundaries translate exactly on
     │   ├── InvalidRequest           400
     │   ├── AuthenticationError      401
     │   ├── PayloadTooLarge          413
-    │   └── ContextLengthExceeded    400, prompt longer than the context window
+    │   ├── ContextLengthExceeded    400, prompt longer than the context window
+    │   ├── RequestTimeout           408, the body did not arrive in time
+    │   ├── MisdirectedRequest       421, a Host this keyless API does not answer to
+    │   └── OriginRefused            403, a browser origin CORS does not allow
+    ├── RateLimited                  429, a full queue or a key's quota (``retry_after_s``)
+    │   └── ServerBusy               503, too many requests in progress at once
     ├── HardwareError                the machine's hardware cannot be read
     ├── RoutingError                 no model can serve the request (503)
     │   └── PlacementRefused         no set of peers can hold a split model
     ├── BackendError
     │   ├── BackendUnavailable       could not start or load (503)
-    │   └── BackendCrashed           died with a request in flight (503)
+    │   ├── BackendCrashed           died with a request in flight (503)
+    │   └── RequestFailed            one request failed; the backend lives on (500)
     ├── PeerError
     │   ├── IdentityError            unreadable or corrupted node key
     │   ├── NodeNotRunning           no local node answers its control channel (503)
@@ -64,14 +71,21 @@ __all__ = [
     "MemoryDisabled",
     "MemoryNotFound",
     "MemoryStoreError",
+    "MisdirectedRequest",
+    "ModelCannotRun",
     "ModelNotFound",
     "ModelNotInstalled",
     "NodeNotRunning",
+    "OriginRefused",
     "PayloadTooLarge",
     "PeerError",
     "PlacementRefused",
+    "RateLimited",
     "RequestError",
+    "RequestFailed",
+    "RequestTimeout",
     "RoutingError",
+    "ServerBusy",
     "StoreBusy",
     "StoreError",
 ]
@@ -126,6 +140,11 @@ class LicenceNotAccepted(CatalogError):
     code = "licence_not_accepted"
 
 
+class ModelCannotRun(CatalogError):
+    http_status = 409
+    code = "model_cannot_run"
+
+
 class DeniedFile(CatalogError):
     http_status = 403
     code = "denied_file"
@@ -178,6 +197,47 @@ class ContextLengthExceeded(RequestError):
     code = "context_length_exceeded"
 
 
+class RequestTimeout(RequestError):
+    http_status = 408
+    code = "request_timeout"
+
+
+class MisdirectedRequest(RequestError):
+    """A ``Host`` header naming another site: what a DNS-rebinding page sends."""
+
+    http_status = 421
+    code = "misdirected_request"
+
+
+class OriginRefused(RequestError):
+    http_status = 403
+    openai_type = "permission_error"
+    code = "origin_not_allowed"
+
+
+class RateLimited(AriaError):
+    """Back-pressure: come back after ``retry_after_s`` (OpenAI's 429 shape)."""
+
+    http_status = 429
+    openai_type = "requests"
+    code = "rate_limit_exceeded"
+    exit_code = 5
+
+    def __init__(
+        self, message: str, *, retry_after_s: float = 1.0, param: str | None = None
+    ) -> None:
+        super().__init__(message, param=param)
+        self.retry_after_s = retry_after_s
+
+
+class ServerBusy(RateLimited):
+    """Too many requests in progress on this server (its connection cap)."""
+
+    http_status = 503
+    openai_type = "server_error"
+    code = "server_busy"
+
+
 class HardwareError(AriaError):
     code = "hardware_error"
     exit_code = 7
@@ -207,6 +267,14 @@ class BackendUnavailable(BackendError):
 
 class BackendCrashed(BackendError):
     code = "backend_crashed"
+
+
+class RequestFailed(BackendError):
+    """The backend could not run one request (an unexpected failure while preparing or
+    generating it); unlike :class:`BackendCrashed` the backend keeps serving."""
+
+    http_status = 500
+    code = "request_failed"
 
 
 class PeerError(AriaError):

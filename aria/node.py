@@ -168,7 +168,9 @@ class Node:
             else memory_budget_bytes(hardware)
         )
         self.dispatcher = Dispatcher(
-            Limits(budget, inference.max_loaded, inference.idle_timeout_s), paths.logs
+            Limits(budget, inference.max_loaded, inference.idle_timeout_s),
+            paths.logs,
+            max_waiting=inference.max_waiting,
         )
 
     @classmethod
@@ -204,9 +206,14 @@ class Node:
         """The candidates for a request: the named model, or (``None``/``"auto"``) the
         SmartRouter's fallback chain for ``job``."""
         if model and model != "auto":
-            return Resolution((ModelId(model),), None, "requested")
+            return Resolution((self.canonical_id(model),), None, "requested")
         decision = self.route(job)
         return Resolution(decision.chain, decision.category.value, decision.reason, decision.notice)
+
+    def canonical_id(self, model: str) -> ModelId:
+        """The one spelling of a requested model (``TINY``, `` tiny`` -> ``tiny``), so
+        responses, metrics labels and backends never multiply per client spelling."""
+        return ModelId(self.store.canonical_id(model))
 
     def route(self, job: GenerationJob | None) -> RoutingDecision:
         """The SmartRouter's decision for ``job`` (``None``: an empty chat, as at start-up)."""
@@ -346,7 +353,7 @@ class Node:
             ModelNotFound, ModelNotInstalled, BackendError, ContextLengthExceeded.
         """
         if model and model != "auto":
-            candidates: tuple[ModelId, ...] = (ModelId(model),)
+            candidates: tuple[ModelId, ...] = (self.canonical_id(model),)
         else:
             default = self.catalog.default_embedding
             usable = default is not None and self.embedding_available(default.id)

@@ -12,7 +12,14 @@ from typing import Final
 from aria.catalog.entries import Tier
 from aria.errors import ConfigError
 
-__all__ = ["DEFAULT_PROFILE", "PROFILE_TIERS", "PROFILES", "enabled_tiers"]
+__all__ = [
+    "DEFAULT_PROFILE",
+    "NATIVE_1BIT_PROFILES",
+    "PROFILE_TIERS",
+    "PROFILES",
+    "enabled_tiers",
+    "native_1bit_only",
+]
 
 DEFAULT_PROFILE: Final = "efficient"
 
@@ -28,9 +35,19 @@ PROFILE_TIERS: Final = MappingProxyType(
 
 PROFILES: Final = tuple(PROFILE_TIERS)
 
+# "efficient" is the 1-bit profile: of the Efficiency tier it serves only native 1-bit
+# (ternary) models, with the embedded default model as the fallback it always is.
+NATIVE_1BIT_PROFILES: Final = frozenset({"efficient"})
+
 # "minimal" is for the smallest machines and background nodes: it stays CPU-only
-# even when a GPU is present, so it never wakes a discrete GPU.
-_NO_AUTO_ACCELERATION: Final = frozenset({"minimal"})
+# even when a GPU is present, so it never wakes a discrete GPU. "efficient" serves
+# 1-bit models only, and no Accelerated model is one.
+_NO_AUTO_ACCELERATION: Final = frozenset({"minimal", *NATIVE_1BIT_PROFILES})
+
+
+def native_1bit_only(profile: str) -> bool:
+    """Does ``profile`` serve native 1-bit models only (plus the embedded default)?"""
+    return profile in NATIVE_1BIT_PROFILES
 
 
 def enabled_tiers(profile: str, *, gpu_available: bool) -> tuple[Tier, ...]:

@@ -27,6 +27,8 @@ from aria.bench.charts import ternary_chart
 from aria.bench.energy import EnergyMeter
 from aria.bench.machine import describe_machine
 from aria.bench.service import BenchPlan, ModelTarget, run_bench
+from aria.bench.synthetic_checkpoint import CheckpointSpec, write_bitnet_checkpoint
+from aria.convert import convert_llama_bitnet
 from aria.hardware import detect
 
 RESULTS = Path(__file__).parent / "results"
@@ -42,6 +44,10 @@ FORMATS: tuple[tuple[str, str], ...] = (
     ("llama", "Q4_0"),
     ("bitnet", "TQ2_0"),
     ("bitnet", "TQ1_0"),
+    # A published-format BitNet checkpoint (Falcon3 1.58-bit / Falcon-E layout) of the same
+    # shape, converted by ARIA (aria.convert) to the llama architecture with TQ weights.
+    ("converted", "TQ2_0"),
+    ("converted", "TQ1_0"),
 )
 
 
@@ -54,13 +60,17 @@ def main() -> None:
         n_embd, n_layers, n_head, n_ff = SHAPES[size]
         for arch, quant in FORMATS:
             spec = SyntheticSpec(
-                arch=arch, quant=quant, n_embd=n_embd, n_layers=n_layers, n_head=n_head,
-                n_ff=n_ff, n_ctx=1024, name=f"study-{size}-{arch}-{quant}",
+                arch="bitnet" if arch == "converted" else arch, quant=quant, n_embd=n_embd,
+                n_layers=n_layers, n_head=n_head, n_ff=n_ff, n_ctx=1024,
+                name=f"study-{size}-{arch}-{quant}",
             )  # fmt: skip
             path = args.cache_dir / f"{spec.model_name}.gguf"
             if not path.exists():
                 print(f"generating {path.name} ({spec.params / 1e6:.0f}M params)", flush=True)
-                write_gguf(path, spec)
+                if arch == "converted":
+                    _converted(path, spec)
+                else:
+                    write_gguf(path, spec)
             models.append((size, arch, quant, spec, ModelTarget(spec.model_name, path, (threads,))))
     plan = BenchPlan(
         models=tuple(m[4] for m in models),
@@ -85,7 +95,7 @@ def main() -> None:
             {
                 "size": size,
                 "arch": arch,
-                "format": quant,
+                "format": f"{quant} converted" if arch == "converted" else quant,
                 "params": spec.params,
                 "shape": dict(
                     zip(("n_embd", "n_layers", "n_head", "n_ff"), SHAPES[size], strict=True)
@@ -118,6 +128,20 @@ def main() -> None:
     ternary_chart(study, RESULTS / "ternary_study.png")
     for line in study["findings"]:
         print(line)
+
+
+def _converted(path: Path, spec: SyntheticSpec) -> None:
+    """Write a same-shape checkpoint in the published packing and convert it like a download."""
+    folder = path.with_suffix(".checkpoint")
+    checkpoint = CheckpointSpec(
+        n_embd=spec.n_embd, n_layers=spec.n_layers, n_head=spec.n_head, n_head_kv=spec.n_head,
+        n_ff=spec.n_ff, n_vocab=max(spec.n_vocab, 288), n_ctx=spec.n_ctx, tied=True,
+    )  # fmt: skip
+    write_bitnet_checkpoint(folder, checkpoint)
+    quant = "TQ1_0" if spec.quant == "TQ1_0" else "TQ2_0"
+    convert_llama_bitnet(
+        folder, path, quant=quant, pre_tokenizer="falcon3", name=path.stem, licence="MIT"
+    )
 
 
 def _findings(rows: list[dict[str, Any]]) -> list[str]:

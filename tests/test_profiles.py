@@ -20,7 +20,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
         ("minimal", False, (Tier.EFFICIENCY,)),
         ("minimal", True, (Tier.EFFICIENCY,)),
         ("efficient", False, (Tier.EFFICIENCY,)),
-        ("efficient", True, (Tier.EFFICIENCY, Tier.ACCELERATED)),
+        ("efficient", True, (Tier.EFFICIENCY,)),
         ("balanced", False, (Tier.EFFICIENCY, Tier.QUALITY)),
         ("full", False, (Tier.EFFICIENCY, Tier.QUALITY, Tier.SPECIALIST)),
         ("full", True, (Tier.EFFICIENCY, Tier.QUALITY, Tier.SPECIALIST, Tier.ACCELERATED)),

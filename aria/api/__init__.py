@@ -4,9 +4,13 @@
 * ``schemas``/``convert`` -- request bodies and their translation into jobs;
 * ``payloads``/``streaming`` -- responses, SSE chunks, the streaming response;
 * ``routes_*``   -- one module per endpoint group;
-* ``errors``     -- OpenAI-style error rendering; ``guards`` -- API keys, body limit;
+* ``errors``     -- OpenAI-style error rendering; ``guards`` -- connection cap, Host and
+  Origin checks, API keys and per-key limit, body size and deadline;
+* ``disconnect`` -- cancelling a request's work when its client leaves;
+* ``peers``      -- relaying a peer's answer (checked, bounded) when the model is not here;
 * ``keys``       -- hashed API keys; ``metrics`` -- Prometheus;
-* ``server``     -- hypercorn on trio; ``background`` -- the same in a thread (tests, benchmarks).
+* ``server``     -- hypercorn on trio (TLS off loopback); ``background`` -- the same in a
+  thread (tests, benchmarks).
 """
 
 from aria.api.app import OPEN_PATHS, create_app, openapi_document

@@ -3,9 +3,10 @@
 All state lives on ``app.state`` (the node, its metrics, the key store, the users'
 memories); nothing is global, so tests run several apps side by side. While the app runs,
 its lifespan supervises the node's backends and fires the memories' time reminders on
-time. Middleware, outermost first: CORS (only when origins are configured), request
-counting, API-key check (when the server is reachable from other machines), the body-size
-limit.
+time. Middleware, outermost first: request counting, the cap on requests in progress, the
+Host check (keyless APIs only), the Origin check, CORS (only when origins are configured),
+the API-key check and per-key limit (when keys are required), the body limit and deadline
+(see :mod:`aria.api.guards`).
 """
 
 from __future__ import annotations
@@ -22,9 +23,18 @@ from starlette.middleware.cors import CORSMiddleware
 from aria import __version__
 from aria.api import routes_embeddings, routes_generation, routes_info, routes_memory
 from aria.api.errors import install_error_handlers
-from aria.api.guards import BearerAuth, BodyLimit
+from aria.api.guards import (
+    BearerAuth,
+    BodyLimit,
+    ConcurrencyLimit,
+    HostCheck,
+    OriginCheck,
+    PerKeyLimit,
+)
 from aria.api.keys import KeyStore
 from aria.api.metrics import CountRequests, Metrics
+from aria.api.peers import Relays
+from aria.errors import ConfigError
 from aria.memory import MemoryHub, NodeModels, embedder_for, known_users, watch_reminders
 from aria.node import Node
 
@@ -59,8 +69,19 @@ def openapi_document() -> dict[str, Any]:
     return _base_app().openapi()
 
 
-def create_app(node: Node, *, require_keys: bool = False) -> FastAPI:
-    """The ASGI app serving ``node``; its lifespan supervises the node's backends."""
+def create_app(node: Node, *, require_keys: bool = False, host: str = "127.0.0.1") -> FastAPI:
+    """The ASGI app serving ``node`` on ``host``; its lifespan supervises the node's backends.
+
+    Raises:
+        ConfigError: ``*`` in ``api.cors_origins`` while keys are not required (any web
+            page could then drive the API with the user's browser).
+    """
+    settings = node.settings.api
+    if "*" in settings.cors_origins and not require_keys:
+        raise ConfigError(
+            'api.cors_origins = ["*"] lets any web page use this API, which needs no key: '
+            "list the origins you trust, or require API keys"
+        )
 
     memory = MemoryHub(node.paths, embedder_for(node), NodeModels(node))
 
@@ -82,14 +103,22 @@ def create_app(node: Node, *, require_keys: bool = False) -> FastAPI:
     app.state.node = node
     app.state.metrics = metrics
     app.state.keys = keys
+    app.state.require_keys = require_keys
+    app.state.relays = Relays()
     app.state.memory = memory
     app.state.started = time.time()
     install_error_handlers(app)
-    settings = node.settings.api
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, metrics=metrics)
+    # add_middleware puts each one outside the previous: innermost first.
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        timeout_s=settings.body_timeout_s,
+        metrics=metrics,
+    )
     if require_keys:
+        if settings.max_requests_per_key is not None:
+            app.add_middleware(PerKeyLimit, limit=settings.max_requests_per_key, metrics=metrics)
         app.add_middleware(BearerAuth, keys=keys, open_paths=OPEN_PATHS, metrics=metrics)
-    app.add_middleware(CountRequests, metrics=metrics)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -105,4 +134,10 @@ def create_app(node: Node, *, require_keys: bool = False) -> FastAPI:
                 "x-aria-reminders",
             ],  # fmt: skip
         )
+    app.add_middleware(OriginCheck, allowed=settings.cors_origins, metrics=metrics)
+    if not require_keys:
+        names = frozenset({host, settings.host, *settings.allowed_hosts})
+        app.add_middleware(HostCheck, allowed=names, metrics=metrics)
+    app.add_middleware(ConcurrencyLimit, limit=settings.max_connections, metrics=metrics)
+    app.add_middleware(CountRequests, metrics=metrics)
     return app

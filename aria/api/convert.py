@@ -1,8 +1,10 @@
 """OpenAI requests -> :class:`GenerationJob`, with the checks pydantic cannot express.
 
 Everything rejected here is a 400 with the offending ``param``: content ARIA's text
-models cannot take (images, audio), tool schemas that are not valid JSON Schema,
-a ``tool_choice`` naming an unknown function, unsupported options (``logprobs``).
+models cannot take (images, audio), tool schemas that are not valid JSON Schema or
+would cost too much to compile (:mod:`aria.backends.bounds`), tool-call arguments
+nested too deep to parse safely, a ``tool_choice`` naming an unknown function,
+unsupported options (``logprobs``).
 """
 
 from __future__ import annotations
@@ -23,17 +25,19 @@ from aria.api.schemas import (
     ToolMessage,
 )
 from aria.backends import GenerationJob, GrammarSpec
+from aria.backends.bounds import SchemaBudget, check_nesting
 from aria.errors import InvalidRequest
 
 __all__ = ["chat_job", "completion_job"]
 
 
-def _check_schema(schema: dict[str, Any], param: str) -> None:
+def _check_schema(schema: dict[str, Any], param: str, budget: SchemaBudget) -> None:
+    budget.check(schema, param)  # first: jsonschema recurses, and the grammar expands
     try:
         validator_for(schema).check_schema(schema)
     except SchemaError as exc:
         raise InvalidRequest(
-            f"{param} is not a valid JSON Schema: {exc.message}", param=param
+            f"{param} is not a valid JSON Schema: {exc.message}"[:500], param=param
         ) from None
 
 
@@ -56,6 +60,9 @@ def _message(message: Message, index: int) -> dict[str, Any]:
     role = "system" if isinstance(message, SystemMessage) else message.role
     item: dict[str, Any] = {"role": role, "content": _text(message.content, param)}
     if isinstance(message, AssistantMessage) and message.tool_calls:
+        for number, call in enumerate(message.tool_calls):
+            arguments = f"messages.{index}.tool_calls.{number}.function.arguments"
+            check_nesting(call.function.arguments, arguments)  # the worker parses it
         item["tool_calls"] = [call.model_dump() for call in message.tool_calls]
     if isinstance(message, ToolMessage):
         item["tool_call_id"] = message.tool_call_id
@@ -64,7 +71,9 @@ def _message(message: Message, index: int) -> dict[str, Any]:
     return item
 
 
-def _grammar(body: ChatCompletionRequest, tools: tuple[dict[str, Any], ...]) -> GrammarSpec | None:
+def _grammar(
+    body: ChatCompletionRequest, tools: tuple[dict[str, Any], ...], budget: SchemaBudget
+) -> GrammarSpec | None:
     choice = body.tool_choice
     if tools and choice != "none":
         if body.response_format is not None and body.response_format.type != "text":
@@ -87,17 +96,17 @@ def _grammar(body: ChatCompletionRequest, tools: tuple[dict[str, Any], ...]) -> 
         raise InvalidRequest(
             "response_format json_schema needs json_schema.schema", param="response_format"
         )
-    _check_schema(fmt.json_schema.schema_, "response_format.json_schema.schema")
+    _check_schema(fmt.json_schema.schema_, "response_format.json_schema.schema", budget)
     return GrammarSpec(kind="json_schema", schema=fmt.json_schema.schema_)
 
 
-def _tools(body: ChatCompletionRequest) -> tuple[dict[str, Any], ...]:
+def _tools(body: ChatCompletionRequest, budget: SchemaBudget) -> tuple[dict[str, Any], ...]:
     tools = tuple(tool.model_dump(exclude_none=True) for tool in body.tools or ())
     names = [tool["function"]["name"] for tool in tools]
     for index, tool in enumerate(tools):
         parameters = tool["function"].get("parameters")
         if parameters is not None:
-            _check_schema(parameters, f"tools.{index}.function.parameters")
+            _check_schema(parameters, f"tools.{index}.function.parameters", budget)
         if names.count(tool["function"]["name"]) > 1:
             raise InvalidRequest(
                 f"tools.{index}: two tools are named {names[index]!r}",
@@ -138,8 +147,9 @@ def chat_job(body: ChatCompletionRequest) -> tuple[GenerationJob, bool]:
     """
     if body.logprobs:
         raise InvalidRequest("logprobs are not supported", param="logprobs")
-    tools = _tools(body)
-    grammar = _grammar(body, tools)
+    budget = SchemaBudget()  # one budget: all of a request's schemas make one grammar
+    tools = _tools(body, budget)
+    grammar = _grammar(body, tools, budget)
     use_tools = bool(tools) and body.tool_choice != "none"
     if grammar is not None and grammar.kind == "tools" and body.parallel_tool_calls is False:
         grammar = GrammarSpec(

@@ -4,12 +4,16 @@ One renderer for :class:`~aria.errors.AriaError` (its ``http_status``, ``openai_
 and ``code``), plus translations of the framework's own failures: request-validation
 errors (422, or 400 for a body that is not JSON), unknown routes (404), wrong
 methods (405). Anything else is a bug: a 500 with the traceback in the log, never
-in the response.
+in the response. Messages leave with absolute paths cut to their file names (the
+server's layout is none of a client's business; the log keeps the full text), and
+back-pressure errors carry ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import re
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -17,14 +21,25 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from aria.errors import AriaError, InvalidRequest, RequestError
+from aria.errors import AriaError, InvalidRequest, RateLimited, RequestError
 
 if TYPE_CHECKING:
     from aria.api.metrics import Metrics
 
-__all__ = ["UnprocessableRequest", "error_body", "error_response", "install_error_handlers"]
+__all__ = [
+    "UnprocessableRequest",
+    "error_body",
+    "error_headers",
+    "error_response",
+    "install_error_handlers",
+    "public_message",
+]
 
 log = logging.getLogger("aria.api")
+
+# An absolute path of two or more parts that is not inside a URL (no ":" or "/" or a
+# word character right before it): "/home/me/.aria/logs/backend-x.log".
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s/'\"()<>,;]+/)+([^\s/'\"()<>,;]*)")
 
 
 class UnprocessableRequest(RequestError):
@@ -43,15 +58,27 @@ class _HttpError(RequestError):
         self.code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
 
 
+def public_message(message: str) -> str:
+    """``message`` with each absolute path reduced to its last part."""
+    return _ABSOLUTE_PATH.sub(lambda match: match.group(1) or "/", message)
+
+
 def error_body(exc: AriaError) -> dict[str, Any]:
     return {
         "error": {
-            "message": exc.message,
+            "message": public_message(exc.message),
             "type": exc.openai_type,
             "param": exc.param,
             "code": exc.code,
         }
     }
+
+
+def error_headers(exc: AriaError) -> dict[str, str]:
+    """``Retry-After`` (whole seconds) for back-pressure errors."""
+    if isinstance(exc, RateLimited):
+        return {"retry-after": str(max(1, math.ceil(exc.retry_after_s)))}
+    return {}
 
 
 def error_response(
@@ -60,6 +87,7 @@ def error_response(
     """The error as a response, counted in ``aria_errors`` when ``metrics`` is given."""
     if metrics is not None:
         metrics.errors.labels(exc.code).inc()
+    headers = {**error_headers(exc), **(headers or {})}
     return JSONResponse(error_body(exc), status_code=exc.http_status, headers=headers)
 
 

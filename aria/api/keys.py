@@ -101,9 +101,9 @@ class KeyStore:
 
     def verify(self, secret: str) -> bool:
         """Is ``secret`` a current key? (constant-time per stored hash)."""
-        return self.identify(secret) is not None
+        return self.find(secret) is not None
 
-    def identify(self, secret: str) -> ApiKey | None:
+    def find(self, secret: str) -> ApiKey | None:
         """The current key whose secret is ``secret`` (every stored hash is compared)."""
         digest = _digest(secret)
         found = None

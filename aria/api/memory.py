@@ -40,14 +40,14 @@ __all__ = ["ChatMemory", "chat_memory", "memory_field", "memory_headers", "user_
 
 
 def _key(request: Request) -> ApiKey | None:
-    key = getattr(request.state, "api_key", None)  # set by BearerAuth when keys are required
-    if isinstance(key, ApiKey):
-        return key
+    keys: KeyStore = request.app.state.keys
+    known = getattr(request.state, "api_key_id", None)  # set by BearerAuth for a valid key
+    if isinstance(known, str):
+        return next((k for k in keys.all() if k.id == known), None)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    keys: KeyStore = request.app.state.keys
-    return keys.identify(token.strip())  # keys optional here: a valid one still names its owner
+    return keys.find(token.strip())  # keys optional here: a valid one still names its owner
 
 
 def _caller(request: Request) -> tuple[str, bool, str]:

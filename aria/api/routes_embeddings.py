@@ -6,8 +6,9 @@ import base64
 import struct
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from aria.api.disconnect import client_gone, unless_disconnected
 from aria.api.metrics import Metrics
 from aria.api.routes_generation import ERROR_RESPONSES
 from aria.api.schemas import EmbeddingRequest
@@ -27,11 +28,17 @@ def _encode(vector: list[float], encoding: str) -> list[float] | str:
 
 
 @router.post("/v1/embeddings", responses=ERROR_RESPONSES)
-async def embeddings(body: EmbeddingRequest, request: Request) -> JSONResponse:
-    """Embed one text or a batch (mean pooling unless the model defines its own)."""
+async def embeddings(body: EmbeddingRequest, request: Request) -> Response:
+    """Embed one text or a batch (mean pooling unless the model defines its own); a
+    client that disconnects stops the batch between two chunks."""
     node: Node = request.app.state.node
     metrics: Metrics = request.app.state.metrics
-    model_id, result = await node.embed(body.texts(), body.model)
+    embedded = await unless_disconnected(
+        request.receive, lambda: node.embed(body.texts(), body.model)
+    )
+    if embedded is None:
+        return client_gone()
+    model_id, result = embedded
     width = len(result.vectors[0]) if result.vectors else 0
     if body.dimensions is not None and body.dimensions != width:
         raise InvalidRequest(

@@ -1,15 +1,22 @@
-"""``POST /v1/chat/completions`` and ``POST /v1/completions``."""
+"""``POST /v1/chat/completions`` and ``POST /v1/completions``.
+
+Everything up to the first byte of the response (waiting for a backend, the prompt,
+and the whole generation when not streamed) runs under
+:func:`~aria.api.disconnect.unless_disconnected`: a client that leaves stops its work.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.background import BackgroundTask
 
 from aria.api.convert import chat_job, completion_job
+from aria.api.disconnect import client_gone, unless_disconnected
 from aria.api.memory import chat_memory, memory_field, memory_headers
 from aria.api.metrics import Metrics, RequestTracker
 from aria.api.payloads import DONE, ChatOutput, Chunks, finish_reason
@@ -26,10 +33,14 @@ router = APIRouter(tags=["inference"])
 ERROR_RESPONSES: dict[int | str, dict[str, str]] = {
     400: {"description": "Invalid request (OpenAI error object)"},
     401: {"description": "Missing or invalid API key"},
+    403: {"description": "A browser origin that is not allowed"},
     404: {"description": "Unknown or not-installed model"},
+    408: {"description": "The request body did not arrive in time"},
     413: {"description": "Request body too large"},
+    421: {"description": "A Host name this keyless API does not answer to"},
     422: {"description": "A field has the wrong type or range"},
-    503: {"description": "No backend could serve the request"},
+    429: {"description": "The model's queue (or the key's quota) is full; see Retry-After"},
+    503: {"description": "No backend could serve the request, or the server is busy"},
 }
 
 
@@ -41,6 +52,11 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     ``conversation_id``. The response says what memory did in ``x-aria-memory``,
     ``x-aria-reminders`` and, when not streamed, an ``aria`` field.
     """
+    response = await unless_disconnected(request.receive, lambda: _chat(body, request))
+    return client_gone() if response is None else response
+
+
+async def _chat(body: ChatCompletionRequest, request: Request) -> Response:
     remote = await serve_on_peer(request, body)
     if remote is not None:
         return remote
@@ -68,7 +84,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
         return EventStream(stream, headers=headers, on_close=close)
     async with served:
         done = None
-        async for item in generated(served, tracker, lambda: output.repeating):
+        async for item in _counted(served, tracker, lambda: output.repeating):
             if isinstance(item, Final):
                 done = item.done
             else:
@@ -81,6 +97,19 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     payload["aria"] = memory_field(memory)
     after = BackgroundTask(memory.extract, node, served)
     return JSONResponse(payload, headers=headers, background=after)
+
+
+async def _counted(
+    served: Served, tracker: RequestTracker, stop: Callable[[], bool]
+) -> AsyncIterator[str | Final]:
+    """:func:`generated`, and when cancelled (the client left) the tokens made so far
+    still count in the metrics."""
+    try:
+        async for item in generated(served, tracker, stop):
+            yield item
+    except anyio.get_cancelled_exc_class():
+        tracker.done(await served.cancel())  # shielded: stops the worker between tokens
+        raise
 
 
 async def _chat_stream(
@@ -113,6 +142,11 @@ async def _chat_stream(
 @router.post("/v1/completions", responses=ERROR_RESPONSES)
 async def completions(body: CompletionRequest, request: Request) -> Response:
     """Continue a raw prompt (no chat template)."""
+    response = await unless_disconnected(request.receive, lambda: _complete(body, request))
+    return client_gone() if response is None else response
+
+
+async def _complete(body: CompletionRequest, request: Request) -> Response:
     node: Node = request.app.state.node
     metrics: Metrics = request.app.state.metrics
     job = completion_job(body)
@@ -128,7 +162,7 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
         return EventStream(stream, headers=headers, on_close=served.aclose)
     async with served:
         parts, done = [prefix], None
-        async for item in generated(served, tracker, lambda: False):
+        async for item in _counted(served, tracker, lambda: False):
             if isinstance(item, Final):
                 done = item.done
             else:

@@ -54,7 +54,13 @@ async def list_models(request: Request) -> JSONResponse:
 
 @router.get("/health", tags=["operations"])
 async def health(request: Request) -> JSONResponse:
-    """Liveness plus what the node is running: backends, their states and queues."""
+    """Liveness plus what the node is running: backends, their states and queues.
+
+    When API keys are required, a request without a valid key gets only
+    ``{"status": "ok"}`` (load balancers need no more; pids and budgets are not theirs).
+    """
+    if request.app.state.require_keys and getattr(request.state, "api_key_id", None) is None:
+        return JSONResponse({"status": "ok"})
     node: Node = request.app.state.node
     limits = node.dispatcher.limits
     backends = [

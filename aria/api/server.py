@@ -2,6 +2,11 @@
 
 trio because py-libp2p is trio-only and the node's libp2p host joins the same loop;
 FastAPI/Starlette are anyio-based and run on it unchanged.
+
+Off loopback the API needs keys, and TLS (hypercorn's ``certfile``/``keyfile`` from
+``api.tls_cert``/``api.tls_key``) unless the operator says ``insecure_http`` (for a
+TLS-terminating reverse proxy on the same network, see ``docs/api.md``): bearer keys
+and prompts must not cross a LAN in clear by default.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ import errno
 import ipaddress
 import logging
 import signal
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -27,19 +34,54 @@ from aria.p2p.local_api import EndpointReporter, remove_endpoint
 
 __all__ = ["ServerConfig", "is_loopback", "serve"]
 
+_TLS_HANDSHAKE_S = 10.0
+
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """Where to listen; ``require_keys`` None means "only when not on loopback"."""
+    """Where to listen; ``require_keys`` None means "only when not on loopback".
+
+    ``tls_cert``/``tls_key`` (PEM files) serve HTTPS; ``insecure_http`` allows plain
+    HTTP off loopback.
+    """
 
     host: str
     port: int
     require_keys: bool | None = None
     graceful_timeout_s: float = 5.0
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    insecure_http: bool = False
 
     @property
     def keys_required(self) -> bool:
         return not is_loopback(self.host) if self.require_keys is None else self.require_keys
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    def check(self) -> None:
+        """Raises: ConfigError: half a TLS setting, unreadable TLS files, or plain HTTP
+        off loopback without ``insecure_http``."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("TLS needs both api.tls_cert and api.tls_key (PEM files)")
+        if self.tls_cert is not None and self.tls_key is not None:
+            try:
+                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                    self.tls_cert, self.tls_key
+                )
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"cannot use the TLS certificate {self.tls_cert} with key {self.tls_key}: "
+                    f"{getattr(exc, 'strerror', None) or exc}"
+                ) from None
+        elif not is_loopback(self.host) and not self.insecure_http:
+            raise ConfigError(
+                f"the API on {self.host} would be reachable from other machines over plain "
+                "HTTP (keys and prompts in clear): set api.tls_cert and api.tls_key, or serve "
+                "on 127.0.0.1 behind a TLS reverse proxy, or pass --insecure-http"
+            )
 
 
 def is_loopback(host: str) -> bool:
@@ -68,7 +110,9 @@ async def serve(
     ``task_status.started`` receives the bound URLs (useful with port 0).
 
     Raises:
-        ConfigError: a non-loopback host without any API key, or the port is taken.
+        ConfigError: a non-loopback host without any API key, or without TLS (unless
+            ``insecure_http``), bad TLS files, ``*`` CORS on a keyless API, or the
+            port is taken.
     """
     require_keys = config.keys_required
     if require_keys and not KeyStore(node.paths.api).all():
@@ -76,12 +120,16 @@ async def serve(
             f"the API on {config.host} requires API keys (it is reachable from other machines) "
             "and none exists: create one with `aria api key create NAME` first"
         )
+    config.check()
     hyper = Config()
     hyper.bind = [_bind(config.host, config.port)]
     hyper.graceful_timeout = config.graceful_timeout_s
     hyper.accesslog = None
     hyper.errorlog = logging.getLogger("hypercorn.error")
-    app = create_app(node, require_keys=require_keys)
+    if config.tls_cert is not None and config.tls_key is not None:
+        hyper.certfile, hyper.keyfile = str(config.tls_cert), str(config.tls_key)
+        hyper.ssl_handshake_timeout = _TLS_HANDSHAKE_S  # hypercorn's 60 s lets idlers hold sockets
+    app = create_app(node, require_keys=require_keys, host=config.host)
     with contextlib.ExitStack() as stack:
         trigger = shutdown or _first_signal(stack)
         try:
@@ -89,7 +137,9 @@ async def serve(
                 app,  # type: ignore[arg-type]
                 hyper,
                 shutdown_trigger=trigger,
-                task_status=EndpointReporter(node.paths, require_keys, task_status),
+                task_status=EndpointReporter(
+                    node.paths, require_keys, task_status, tls_cert=config.tls_cert
+                ),
             )
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:

@@ -1,14 +1,16 @@
 """Backends: one OS process per loaded model, supervised by the dispatcher.
 
 * ``protocol``    -- the line protocol between node and worker (jobs, events, errors);
-* ``worker``      -- the worker process (``python -m aria.backends.worker``);
+* ``worker``      -- the worker process (``python -m aria.backends.worker``), which caps its
+  own address space once loaded (``memory_limit``);
 * ``llama_engine``/``bitnet_engine`` -- the engines a worker can run;
 * ``launch``      -- worker options and the tier -> engine choice;
 * ``process``     -- one worker process seen from the node;
 * ``plan``/``states`` -- the pure start/evict/stop decisions and backend states;
 * ``dispatcher``/``lease`` -- supervision, fair queueing, one request on a backend;
 * ``chain``       -- serving from the first model of a fallback chain that works;
-* ``toolcalls``/``grammar``/``decoding``/``prompting`` -- text in and out of a model.
+* ``toolcalls``/``grammar``/``decoding``/``prompting`` -- text in and out of a model;
+* ``bounds``      -- what a client's schemas and JSON may cost before anything parses them.
 
 Nothing here imports ``llama_cpp`` at module level; only the worker process loads it.
 """

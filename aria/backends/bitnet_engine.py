@@ -15,7 +15,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -25,7 +26,7 @@ from aria.backends.grammar import compile_grammar
 from aria.backends.launch import WorkerLaunch
 from aria.backends.prompting import ChatTemplate, generation_budget
 from aria.backends.protocol import FinishReason, GenerationJob, WorkerInfo
-from aria.errors import BackendUnavailable, InvalidRequest
+from aria.errors import BackendCrashed, BackendUnavailable, InvalidRequest
 
 __all__ = ["BitnetServerEngine", "read_model_facts"]
 
@@ -133,11 +134,23 @@ class BitnetServerEngine:
         self.close()
         raise BackendUnavailable("the bitnet.cpp server did not become healthy in time")
 
+    @contextmanager
+    def _server_call(self) -> Iterator[None]:
+        """The server is this engine: when it cannot be reached, the engine is gone."""
+        try:
+            yield
+        except httpx.TransportError as exc:
+            code = self._server.poll()
+            state = f"exited with code {code}" if code is not None else f"failed ({exc})"
+            raise BackendCrashed(f"the bitnet.cpp server {state}") from None
+
     def tokenize(self, job: GenerationJob) -> list[int]:
         rendered = self.template.render(job)
-        response = self._http.post(
-            "/tokenize", json={"content": rendered.text, "add_special": not rendered.has_special}
-        )
+        with self._server_call():
+            response = self._http.post(
+                "/tokenize",
+                json={"content": rendered.text, "add_special": not rendered.has_special},
+            )
         response.raise_for_status()
         tokens: list[int] = response.json()["tokens"]
         if not tokens:
@@ -166,7 +179,7 @@ class BitnetServerEngine:
         if job.grammar is not None:
             body["grammar"] = compile_grammar(job.grammar)
         produced, finish = 0, "length"
-        with self._http.stream("POST", "/completion", json=body) as response:
+        with self._server_call(), self._http.stream("POST", "/completion", json=body) as response:
             response.raise_for_status()
             for line in response.iter_lines():
                 if not line.startswith("data: "):
@@ -187,7 +200,7 @@ class BitnetServerEngine:
         )
         return Finished(reason, len(prompt), produced)
 
-    def embed(self, texts: Sequence[str]) -> Embeddings:
+    def embed(self, texts: Sequence[str], cancelled: Callable[[], bool]) -> Embeddings:
         raise InvalidRequest("embeddings are not available from a bitnet.cpp server backend")
 
     def close(self) -> None:

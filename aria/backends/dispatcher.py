@@ -5,6 +5,9 @@
 * Fair queueing: each backend has an ``anyio.Lock`` (FIFO, so first come first
   served); different backends serve in parallel. ``queued`` counts waiting and
   in-flight requests (the queue depth in ``/metrics``).
+* Back-pressure: at most ``max_waiting`` requests wait per backend (requests being
+  served do not count, so this survives serving several at once); one more is refused
+  with ``RateLimited`` and a retry estimate from the backend's recent lease times.
 * Memory: admission is decided by :func:`aria.backends.plan.plan_backends` from the
   node's budget, each model's memory floor and ``max_loaded``: least-recently-used
   idle backends are evicted to make room, else the request is refused (503).
@@ -34,9 +37,12 @@ from aria.backends.process import WorkerProcess, describe_exit
 from aria.backends.protocol import WorkerInfo
 from aria.backends.states import BackendState, Busy, Failed, Loading, Ready, Starting, state_name
 from aria.catalog.entries import ModelId
-from aria.errors import BackendUnavailable
+from aria.errors import BackendUnavailable, RateLimited
 
 __all__ = ["BackendView", "Dispatcher"]
+
+# Smoothing of the per-backend lease time behind Retry-After estimates.
+_HOLD_WEIGHT = 0.2
 
 
 @dataclass
@@ -50,7 +56,17 @@ class _Backend:
     process: WorkerProcess | None = None
     info: WorkerInfo | None = None
     queued: int = 0
+    active: int = 0  # requests holding the backend now (``queued`` includes them)
+    hold_s: float = 1.0  # recent time a request held the backend (moving average)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def waiting(self) -> int:
+        return self.queued - self.active
+
+    def retry_after_s(self) -> float:
+        """When a refused request could expect a place: the queue ahead of it drained."""
+        return min(60.0, max(1.0, self.hold_s * (self.waiting + 1)))
 
 
 @dataclass(frozen=True)
@@ -77,9 +93,11 @@ class Dispatcher:
         logs_dir: Path,
         *,
         start_timeout_s: float = 300.0,
+        max_waiting: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._limits = limits
+        self._max_waiting = max_waiting
         self._logs_dir = logs_dir
         self._start_timeout_s = start_timeout_s
         self._clock = clock
@@ -122,6 +140,7 @@ class Dispatcher:
 
         Raises:
             BackendUnavailable: it does not fit the memory budget, or failed to start.
+            RateLimited: ``max_waiting`` requests already wait for this backend.
         """
         backend = await self._admit(model_id, launch, ram_bytes)
         try:
@@ -129,6 +148,8 @@ class Dispatcher:
                 await self._ensure_started(backend)
                 assert backend.process is not None and backend.info is not None
                 backend.state = Busy()
+                backend.active += 1
+                taken = self._clock()
                 try:
                     yield Lease(
                         model_id=model_id,
@@ -138,9 +159,12 @@ class Dispatcher:
                         on_crash=partial(self._crashed, backend),
                     )
                 finally:
+                    backend.active -= 1
                     if isinstance(backend.state, Busy):
                         backend.state = Ready()
                     backend.last_used = self._clock()
+                    held = backend.last_used - taken
+                    backend.hold_s += _HOLD_WEIGHT * (held - backend.hold_s)
         finally:
             backend.queued -= 1
 
@@ -192,6 +216,7 @@ class Dispatcher:
 
     async def _admit(self, model_id: ModelId, launch: WorkerLaunch, ram_bytes: int) -> _Backend:
         async with self._admission:
+            self._check_queue(self._backends.get(model_id))
             while True:
                 action = plan_backends(
                     Desired(model_id, ram_bytes), self._observe(), self._limits, self._clock()
@@ -211,6 +236,17 @@ class Dispatcher:
                 backend.launch, backend.ram_bytes, backend.state = launch, ram_bytes, Starting()
             backend.queued += 1
             return backend
+
+    def _check_queue(self, backend: _Backend | None) -> None:
+        if backend is None or self._max_waiting is None:
+            return
+        if backend.waiting >= self._max_waiting:
+            retry = backend.retry_after_s()
+            raise RateLimited(
+                f"model {backend.model_id} already has {backend.waiting} requests waiting, "
+                f"this node's limit (inference.max_waiting); retry in about {retry:.0f} s",
+                retry_after_s=retry,
+            )
 
     async def _ensure_started(self, backend: _Backend) -> None:
         alive = backend.process is not None and backend.process.returncode is None

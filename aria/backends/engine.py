@@ -13,7 +13,11 @@ from typing import Protocol
 
 from aria.backends.protocol import FinishReason, GenerationJob, WorkerInfo
 
-__all__ = ["Embeddings", "Engine", "Finished"]
+__all__ = ["EmbeddingCancelled", "Embeddings", "Engine", "Finished"]
+
+
+class EmbeddingCancelled(Exception):
+    """``Engine.embed`` stopped because the request was cancelled."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,13 @@ class Engine(Protocol):
         """
         ...
 
-    def embed(self, texts: Sequence[str]) -> Embeddings:
-        """One normalized vector per text (the model's pooling, mean by default)."""
+    def embed(self, texts: Sequence[str], cancelled: Callable[[], bool]) -> Embeddings:
+        """One normalized vector per text (the model's pooling, mean by default).
+
+        Raises:
+            EmbeddingCancelled: ``cancelled()`` became true between two chunks.
+            ContextLengthExceeded: a text is longer than the embedding context.
+        """
         ...
 
     def close(self) -> None: ...

@@ -1,8 +1,10 @@
 """Compile a :class:`GrammarSpec` into a llama.cpp GBNF grammar (worker side).
 
 JSON Schema conversion is llama-cpp-python's own ``SchemaConverter``; ARIA only adds
-the tool-call framing from :mod:`aria.backends.toolcalls`. Runs in the worker process
-(importing ``llama_cpp`` loads the native library).
+the tool-call framing from :mod:`aria.backends.toolcalls`, and measures every schema
+against :mod:`aria.backends.bounds` first (the converter writes repetitions out, so an
+unbounded count is unbounded memory) and the grammar it produced after. Runs in the
+worker process (importing ``llama_cpp`` loads the native library).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from aria.backends.bounds import DEFAULT_LIMITS, SchemaBudget, SchemaLimits, check_grammar_size
 from aria.backends.protocol import GrammarSpec
 from aria.backends.toolcalls import CALL_CLOSE, CALL_OPEN
 from aria.errors import InvalidRequest
@@ -47,24 +50,32 @@ def tool_call_schema(tools: tuple[dict[str, Any], ...], name: str | None) -> dic
     return choices[0] if len(choices) == 1 else {"oneOf": choices}
 
 
-def compile_grammar(spec: GrammarSpec) -> str:
+def compile_grammar(spec: GrammarSpec, limits: SchemaLimits = DEFAULT_LIMITS) -> str:
     """GBNF text for ``spec``.
 
     Raises:
-        InvalidRequest: the schema uses something the converter cannot express.
+        InvalidRequest: a schema exceeds ``limits``, uses something the converter cannot
+            express, or compiles to a grammar larger than ``limits.max_grammar_bytes``.
     """
     from llama_cpp.llama_grammar import JSON_GBNF
 
     if spec.kind == "json_object":
         return JSON_GBNF
+    param = "response_format" if spec.kind == "json_schema" else "tools"
+    _check_bounds(spec, SchemaBudget(limits))
     try:
         if spec.kind == "json_schema":
-            return _convert(spec.schema or {}, "")  # "" names the root rule
+            grammar = _convert(spec.schema or {}, "")  # "" names the root rule
+            check_grammar_size(grammar, param, limits)
+            return grammar
         call_rules = _convert(tool_call_schema(spec.tools, spec.name), "call")
     except InvalidRequest:
         raise
-    except Exception as exc:  # the converter raises bare Exceptions / ValueErrors
-        raise InvalidRequest(f"cannot turn the JSON schema into a grammar: {exc}") from None
+    except Exception as exc:  # the converter raises bare Exceptions, ValueErrors, RecursionErrors
+        raise InvalidRequest(
+            f"cannot turn the JSON schema into a grammar: {exc}"[:300], param=param
+        ) from None
+    check_grammar_size(call_rules, param, limits)
     framing = [
         f"call-block ::= {_literal(CALL_OPEN + chr(10))} call {_literal(chr(10) + CALL_CLOSE)}",
         "calls ::= call-block" if spec.single else r'calls ::= call-block ("\n" call-block)*',
@@ -74,6 +85,17 @@ def compile_grammar(spec: GrammarSpec) -> str:
     else:
         framing.append("root ::= calls")
     return call_rules + "\n" + "\n".join(framing)
+
+
+def _check_bounds(spec: GrammarSpec, budget: SchemaBudget) -> None:
+    if spec.kind == "json_schema":
+        budget.check(spec.schema or {}, "response_format.json_schema.schema")
+        return
+    for index, tool in enumerate(spec.tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        parameters = function.get("parameters") if isinstance(function, dict) else None
+        if parameters is not None:
+            budget.check(parameters, f"tools.{index}.function.parameters")
 
 
 def _convert(schema: dict[str, Any], name: str) -> str:

@@ -13,12 +13,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from aria.backends.memory_limit import DEFAULT_HEADROOM_BYTES
 from aria.catalog.entries import Capability, CatalogEntry, Tier
 from aria.errors import BackendUnavailable
 
 __all__ = [
     "DEFAULT_CONTEXT_CAP",
-    "TERNARY_QUANTS",
     "Engine",
     "WorkerLaunch",
     "choose_launch",
@@ -29,8 +29,6 @@ Engine = Literal["llama", "bitnet-server"]
 # A model's full trained window can be huge (128k); the KV cache for it would dwarf
 # a small model's weights, so the default window is capped (settings can raise it).
 DEFAULT_CONTEXT_CAP = 8192
-
-TERNARY_QUANTS = frozenset({"TQ1_0", "TQ2_0", "I2_S"})
 
 
 @dataclass(frozen=True)
@@ -47,6 +45,8 @@ class WorkerLaunch:
     # order tensor_split weights them.
     rpc_servers: tuple[str, ...] = ()
     tensor_split: tuple[float, ...] = ()
+    # The worker's address-space cap above what it uses once loaded (None: no cap).
+    address_space_headroom_bytes: int | None = DEFAULT_HEADROOM_BYTES
     # Encoder-only embedding models (BERT): one embedding context, no generation.
     embedding_only: bool = False
 
@@ -71,18 +71,19 @@ def choose_launch(
     context_length: int | None,
     bitnet_server: Path | None,
 ) -> WorkerLaunch:
-    """Map a model's tier to its backend.
+    """Map a model's file format and tier to its backend.
 
-    Efficiency (ternary) models run on llama.cpp, or on a bitnet.cpp server when one
-    is installed; Quality and Specialist run on llama.cpp's CPU backend; Accelerated
-    offloads every layer when a GPU was detected.
+    Files in bitnet.cpp's own format (I2_S) run on the bitnet.cpp server when one is
+    installed; every other file, ternary TQ1_0/TQ2_0 included (the format ARIA converts
+    1-bit checkpoints to), runs on ARIA's llama.cpp: on the CPU, or with every layer
+    offloaded for the Accelerated tier when a GPU was detected.
 
     Raises:
         BackendUnavailable: the file is in a format only bitnet.cpp reads and no
             bitnet.cpp server is configured (the fallback chain then moves on).
     """
     n_ctx = min(entry.context_length, context_length or DEFAULT_CONTEXT_CAP)
-    if entry.tier is Tier.EFFICIENCY and bitnet_server is not None and _is_ternary(entry):
+    if entry.needs_bitnet_cpp and bitnet_server is not None:
         return WorkerLaunch(
             model_path=str(model_path),
             n_ctx=n_ctx,
@@ -93,8 +94,7 @@ def choose_launch(
     if entry.needs_bitnet_cpp:
         raise BackendUnavailable(
             f"{entry.id} ships in bitnet.cpp's {entry.quantization} format, which llama.cpp "
-            "cannot load; install bitnet.cpp and set inference.bitnet_server to its "
-            "llama-server binary",
+            "cannot load; install bitnet.cpp with `aria engine install bitnet`",
             param="model",
         )
     gpu_layers = -1 if entry.tier is Tier.ACCELERATED and gpu_available else 0
@@ -103,12 +103,10 @@ def choose_launch(
         n_ctx=n_ctx,
         threads=threads,
         n_gpu_layers=gpu_layers,
+        # GPU drivers reserve far more address space than memory: no cap there.
+        address_space_headroom_bytes=None if gpu_layers else DEFAULT_HEADROOM_BYTES,
         embedding_only=not entry.capabilities & _GENERATES,
     )
 
 
 _GENERATES = frozenset({Capability.CHAT, Capability.COMPLETION})
-
-
-def _is_ternary(entry: CatalogEntry) -> bool:
-    return entry.native_1bit or entry.quantization.upper() in TERNARY_QUANTS

@@ -78,16 +78,43 @@ class Lease:
         return Generation(self, request_id)
 
     async def embed(self, texts: list[str]) -> Embeddings:
-        """Raises: BackendCrashed, ContextLengthExceeded, InvalidRequest."""
+        """Embed ``texts``; if the caller is cancelled first, the worker is told to stop
+        (between two chunks) and drained before the lease is released.
+
+        Raises: BackendCrashed, ContextLengthExceeded, InvalidRequest, RequestFailed.
+        """
         request_id = self.next_id()
         await self._guard(self.process.send({"op": "embed", "id": request_id, "input": texts}))
+        try:
+            message = await self._reply(request_id)
+        except BackendCrashed:
+            raise  # the dispatcher already retired it
+        except BaseException:  # the caller was cancelled (its client left)
+            await self._stop(request_id)
+            raise
+        if message.get("ev") == "error":
+            await self._raise_reported(message)
+        if message.get("ev") != "emb":
+            raise BackendCrashed(f"the backend answered an embedding with {message.get('ev')!r}")
+        return Embeddings(vectors=message["data"], prompt_tokens=int(message["prompt_tokens"]))
+
+    async def _reply(self, request_id: int) -> dict[str, Any]:
         while True:
-            message = await self._guard(self.process.receive())
-            if message.get("id") != request_id:
-                continue  # a late reply to a request whose client went away
-            if message.get("ev") == "error":
-                await self._raise_reported(message)
-            return Embeddings(vectors=message["data"], prompt_tokens=int(message["prompt_tokens"]))
+            message: dict[str, Any] = await self._guard(self.process.receive())
+            if message.get("id") == request_id:
+                return message
+
+    async def _stop(self, request_id: int) -> None:
+        """Cancel a request whose caller left, and wait for the worker to be free."""
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._guard(self.process.send({"op": "cancel", "id": request_id}))
+                with anyio.fail_after(_DRAIN_TIMEOUT_S):
+                    await self._reply(request_id)
+            except AriaError:
+                pass  # crashed: the dispatcher already knows
+            except TimeoutError:
+                await self.on_crash("the backend did not stop after a cancel")
 
 
 class Generation:

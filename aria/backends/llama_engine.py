@@ -15,7 +15,7 @@ from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 from aria.backends.decoding import TextAssembler
-from aria.backends.engine import Embeddings, Finished
+from aria.backends.engine import EmbeddingCancelled, Embeddings, Finished
 from aria.backends.grammar import compile_grammar
 from aria.backends.launch import WorkerLaunch
 from aria.backends.prompting import ChatTemplate, generation_budget
@@ -34,6 +34,19 @@ def _masked(scores: Any, blocked: Any) -> Any:
 # The embedding context is separate (pooling needs its own context); inputs longer
 # than this are refused rather than silently truncated.
 _EMBED_CTX_CAP = 2048
+
+
+def _chunks(counts: Sequence[int], budget: int) -> list[list[int]]:
+    """Indexes of consecutive texts whose token counts fit ``budget`` together."""
+    chunks: list[list[int]] = []
+    used = budget
+    for index, count in enumerate(counts):
+        if used + count > budget:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(index)
+        used += count
+    return chunks
 
 
 class LlamaEngine:
@@ -184,7 +197,9 @@ class LlamaEngine:
 
         return apply
 
-    def embed(self, texts: Sequence[str]) -> Embeddings:
+    def embed(self, texts: Sequence[str], cancelled: Callable[[], bool]) -> Embeddings:
+        """Embed in chunks of one context's worth of tokens (llama-cpp-python's own batch
+        size), checking ``cancelled`` between chunks."""
         embedder = self._embedder or self._load_embedder()
         limit = embedder.n_ctx()
         counts = [len(embedder.tokenize(text.encode("utf-8"), add_bos=True)) for text in texts]
@@ -194,8 +209,14 @@ class LlamaEngine:
                     f"input {index} is {count} tokens; this model embeds at most {limit}",
                     param="input",
                 )
-        vectors = embedder.embed(list(texts), normalize=True, truncate=False)
-        return Embeddings(vectors=[list(map(float, v)) for v in vectors], prompt_tokens=sum(counts))
+        vectors: list[list[float]] = []
+        for chunk in _chunks(counts, limit):
+            if cancelled():
+                raise EmbeddingCancelled
+            batch = [texts[index] for index in chunk]
+            done = embedder.embed(batch, normalize=True, truncate=False)
+            vectors.extend(list(map(float, v)) for v in done)
+        return Embeddings(vectors=vectors, prompt_tokens=sum(counts))
 
     def _load_embedder(self) -> Any:
         """A second context in embedding mode (the weights are mmap-shared with the first)."""

@@ -7,7 +7,8 @@ Node -> worker (``op``)::
     {"op": "ping", "id": n}
     {"op": "generate", "id": n, "job": {...GenerationJob...}}
     {"op": "embed", "id": n, "input": ["text", ...]}
-    {"op": "cancel", "id": n}                 stop generation n between two tokens
+    {"op": "cancel", "id": n}                 stop request n (generation: between two
+                                              tokens; embeddings: between two chunks)
 
 Worker -> node (``ev``)::
 
@@ -18,8 +19,12 @@ Worker -> node (``ev``)::
     {"id": n, "ev": "done", "finish_reason": "stop", "prompt_tokens": p,
      "completion_tokens": c, "ttft_s": t}
     {"id": n, "ev": "emb", "data": [[...]], "prompt_tokens": p}
+    {"id": n, "ev": "cancelled"}              an embedding request stopped by ``cancel``
     {"id": n, "ev": "error", "code": "context_length_exceeded", "message": "...",
      "param": "max_tokens"}
+
+An ``error`` is that request's: ``backend_crashed`` alone means the engine is gone (the
+node retires the backend); ``request_failed`` is an unexpected failure of one request.
 
 Token messages are the hot path, so events are plain dicts (``json`` is several
 times faster than a model class per token); the request side uses dataclasses.
@@ -37,6 +42,7 @@ from aria.errors import (
     BackendUnavailable,
     ContextLengthExceeded,
     InvalidRequest,
+    RequestFailed,
 )
 
 __all__ = [
@@ -55,7 +61,13 @@ FinishReason = Literal["stop", "length", "cancelled"]
 # Errors a worker may report, by their stable code; anything else is a backend failure.
 _WIRE_ERRORS: dict[str, type[AriaError]] = {
     cls.code: cls
-    for cls in (ContextLengthExceeded, InvalidRequest, BackendUnavailable, BackendCrashed)
+    for cls in (
+        ContextLengthExceeded,
+        InvalidRequest,
+        BackendUnavailable,
+        BackendCrashed,
+        RequestFailed,
+    )
 }
 
 

@@ -78,13 +78,19 @@ def prepare_messages(
 
 
 def _render_call(call: dict[str, Any]) -> str:
+    """One earlier call as the model wrote it; arguments that do not parse (or nest too
+    deep for Python's parser) are shown as the string the client sent."""
     function = call.get("function", {})
     arguments = function.get("arguments", "{}")
     try:
         parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
-    except ValueError:
-        parsed = arguments
-    body = json.dumps({"name": function.get("name", ""), "arguments": parsed}, ensure_ascii=False)
+        call_object = {"name": function.get("name", ""), "arguments": parsed}
+        body = json.dumps(call_object, ensure_ascii=False)
+    except (ValueError, TypeError, RecursionError):
+        body = json.dumps(
+            {"name": str(function.get("name", "")), "arguments": str(arguments)},
+            ensure_ascii=False,
+        )
     return f"{CALL_OPEN}\n{body}\n{CALL_CLOSE}"
 
 

@@ -2,9 +2,17 @@
 
 It loads one model and serves the line protocol of :mod:`aria.backends.protocol` on
 its stdin/stdout, one job at a time. A reader thread receives commands while a job
-runs, so a ``cancel`` stops generation between two tokens. The protocol owns file
-descriptor 1: native code that prints to stdout is redirected to stderr (the
-dispatcher sends stderr to a log file). The worker exits when stdin closes.
+runs, so a ``cancel`` stops generation between two tokens (and an embedding batch
+between two chunks). The protocol owns file descriptor 1: native code that prints to
+stdout is redirected to stderr (the dispatcher sends stderr to a log file). The worker
+exits when stdin closes.
+
+A failure while serving one request is that request's error, never the worker's end:
+ARIA errors travel as they are, anything else (a parser's ``RecursionError``, a
+``MemoryError``...) as ``RequestFailed``; only ``BackendCrashed`` (the engine itself is
+gone) makes the node retire the backend. Once the model is loaded the worker caps its
+own address space (:mod:`aria.backends.memory_limit`), so an allocation that slipped
+past every bound fails one request instead of taking the machine's memory.
 """
 
 from __future__ import annotations
@@ -16,17 +24,19 @@ import sys
 import threading
 import traceback
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, BinaryIO
 
-from aria.backends.engine import Engine
+from aria.backends.engine import EmbeddingCancelled, Engine
 from aria.backends.launch import WorkerLaunch
+from aria.backends.memory_limit import limit_address_space
 from aria.backends.protocol import (
     GenerationJob,
     decode,
     encode,
     error_to_wire,
 )
-from aria.errors import AriaError, BackendCrashed, BackendUnavailable, InvalidRequest
+from aria.errors import AriaError, BackendUnavailable, InvalidRequest, RequestFailed
 
 __all__ = ["main", "open_engine"]
 
@@ -99,6 +109,28 @@ def _generate(
     writer.send({"id": request_id, "ev": "done", **asdict(result)})
 
 
+def _job(message: dict[str, Any]) -> GenerationJob:
+    try:
+        return GenerationJob.from_wire(message["job"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidRequest(f"the backend received a malformed job ({exc})") from None
+
+
+def _embed(
+    engine: Engine, request_id: int, message: dict[str, Any], writer: _Writer, cancelled: set[int]
+) -> None:
+    texts = message.get("input")
+    if not isinstance(texts, list):
+        raise InvalidRequest("the backend received a malformed embedding request")
+    try:
+        result = engine.embed([str(text) for text in texts], lambda: request_id in cancelled)
+    except EmbeddingCancelled:
+        writer.send({"id": request_id, "ev": "cancelled"})
+        return
+    vectors, tokens = result.vectors, result.prompt_tokens
+    writer.send({"id": request_id, "ev": "emb", "data": vectors, "prompt_tokens": tokens})
+
+
 def _serve(engine: Engine, message: dict[str, Any], writer: _Writer, cancelled: set[int]) -> None:
     request_id = int(message.get("id", 0))
     op = message.get("op")
@@ -106,28 +138,20 @@ def _serve(engine: Engine, message: dict[str, Any], writer: _Writer, cancelled: 
         if op == "ping":
             writer.send({"id": request_id, "ev": "pong"})
         elif op == "generate":
-            _generate(
-                engine, request_id, GenerationJob.from_wire(message["job"]), writer, cancelled
-            )
+            _generate(engine, request_id, _job(message), writer, cancelled)
         elif op == "embed":
-            result = engine.embed([str(text) for text in message["input"]])
-            writer.send(
-                {
-                    "id": request_id,
-                    "ev": "emb",
-                    "data": result.vectors,
-                    "prompt_tokens": result.prompt_tokens,
-                }
-            )
+            _embed(engine, request_id, message, writer, cancelled)
         else:
             raise InvalidRequest(f"unknown worker operation {op!r}")
-    except AriaError as exc:
+    except AriaError as exc:  # BackendCrashed among them: the engine says it is gone
         writer.send(error_to_wire(request_id, exc))
     except BrokenPipeError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # this request's failure; the engine is still there
         traceback.print_exc()
-        writer.send(error_to_wire(request_id, BackendCrashed(f"the backend failed: {exc}")))
+        detail = f"{type(exc).__name__}: {exc}"[:200]
+        error = RequestFailed(f"the backend could not run this request ({detail})")
+        writer.send(error_to_wire(request_id, error))
     finally:
         cancelled.discard(request_id)
 
@@ -148,12 +172,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         writer.send(error_to_wire(0, error))
         return 1
-    writer.send({"id": 0, "ev": "ready", "info": asdict(engine.info)})
     inbox: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
     cancelled: set[int] = set()
     threading.Thread(
         target=_read_commands, args=(sys.stdin.buffer, inbox, cancelled), daemon=True
     ).start()
+    if launch.address_space_headroom_bytes is not None:
+        limit = limit_address_space(launch.address_space_headroom_bytes, Path(launch.model_path))
+        if limit is not None:
+            print(f"worker: address space limited to {limit / 2**30:.2f} GiB", file=sys.stderr)
+    writer.send({"id": 0, "ev": "ready", "info": asdict(engine.info)})
     try:
         while (message := inbox.get()) is not None:
             _serve(engine, message, writer, cancelled)

@@ -4,7 +4,8 @@
 * ``licences``  -- the licence policy table (green / yellow / red) and ``classify``;
 * ``gate``      -- ``evaluate(licence, use)``: the pure licence decision, and ``require``;
 * ``loader``    -- ``load_catalog()`` -> ``Catalog`` (green entries only, enforced on load);
-* ``denylist``  -- ``load_denylist()`` -> ``Denylist`` of sha256 hashes with reasons.
+* ``denylist``  -- ``load_denylist()`` -> ``Denylist`` of sha256 hashes with reasons;
+* ``runnable``  -- ``runnability(entry, ...)``: which engine of this node runs an entry.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from aria.catalog.denylist import DeniedHash, Denylist, load_denylist
 from aria.catalog.entries import (
     Capability,
     CatalogEntry,
+    CheckpointFile,
+    ConvertedSource,
     HuggingFaceSource,
     LicenceId,
     LocalSource,
@@ -25,13 +28,17 @@ from aria.catalog.entries import (
 from aria.catalog.gate import Allowed, Forbidden, NeedsAcceptance, Use, Verdict, evaluate, require
 from aria.catalog.licences import LicenceClass, canonical_licence, classify
 from aria.catalog.loader import Catalog, load_catalog
+from aria.catalog.runnable import Engine, Runnability, runnability
 
 __all__ = [
     "Allowed",
     "Capability",
     "Catalog",
     "CatalogEntry",
+    "CheckpointFile",
+    "ConvertedSource",
     "DeniedHash",
+    "Engine",
     "Denylist",
     "Forbidden",
     "HuggingFaceSource",
@@ -41,6 +48,7 @@ __all__ = [
     "MemoryFloor",
     "ModelId",
     "NeedsAcceptance",
+    "Runnability",
     "Source",
     "Tier",
     "Use",
@@ -52,4 +60,5 @@ __all__ = [
     "load_catalog",
     "load_denylist",
     "require",
+    "runnability",
 ]

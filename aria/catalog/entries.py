@@ -15,6 +15,8 @@ __all__ = [
     "BITNET_ONLY_QUANTIZATIONS",
     "Capability",
     "CatalogEntry",
+    "CheckpointFile",
+    "ConvertedSource",
     "HuggingFaceSource",
     "LicenceId",
     "LocalSource",
@@ -91,7 +93,39 @@ class LocalSource(_Frozen):
     path: str
 
 
-Source = Annotated[HuggingFaceSource | WheelSource | LocalSource, Field(discriminator="kind")]
+class CheckpointFile(_Frozen):
+    """One file of a published checkpoint; ``sha256``/``size`` pinned where known."""
+
+    name: str = Field(pattern=r"^[\w.-]+$")
+    sha256: Sha256 | None = None
+    size: int | None = Field(None, gt=0)
+
+
+class ConvertedSource(_Frozen):
+    """A published ternary checkpoint that ARIA downloads and converts to a GGUF itself.
+
+    ``recipe`` names the converter (``llama-bitnet``: aria.convert.llama_bitnet), ``target``
+    the ternary format written, ``pre_tokenizer`` llama.cpp's name for its tokenizer's
+    pre-tokenization rules.
+    """
+
+    kind: Literal["checkpoint"] = "checkpoint"
+    repo: str = Field(pattern=r"^[\w.-]+/[\w.-]+$")
+    revision: str = "main"
+    files: tuple[CheckpointFile, ...] = Field(min_length=1)
+    recipe: Literal["llama-bitnet"] = "llama-bitnet"
+    target: Literal["TQ1_0", "TQ2_0"] = "TQ2_0"
+    pre_tokenizer: str = "falcon3"
+
+    @property
+    def file_name(self) -> str:
+        """The converted GGUF's name in the store."""
+        return f"{self.repo.split('/')[-1]}-{self.target}.gguf"
+
+
+Source = Annotated[
+    HuggingFaceSource | WheelSource | LocalSource | ConvertedSource, Field(discriminator="kind")
+]
 
 
 class MemoryFloor(_Frozen):

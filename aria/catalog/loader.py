@@ -23,7 +23,7 @@ from aria.errors import CatalogError, ModelNotFound
 
 __all__ = ["Catalog", "load_catalog"]
 
-_CATALOG_SOURCES = frozenset({"huggingface", "wheel"})
+_CATALOG_SOURCES = frozenset({"huggingface", "wheel", "checkpoint"})
 
 
 @dataclass(frozen=True)

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from aria.cli.context import CliContext, cli_context
+from aria.cli.context import CliContext, cli_context, print_json
 from aria.errors import ConfigError
 
 if TYPE_CHECKING:
-    from aria.api.keys import KeyStore
+    from aria.api.keys import ApiKey, KeyStore
     from aria.node import Node
 
 app = typer.Typer(help="Serve the OpenAI-compatible API and manage its keys.", no_args_is_help=True)
 key_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(key_app, name="key")
+
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (shape: docs/cli.md).")]
 
 
 def _keys(cli: CliContext) -> KeyStore:
@@ -38,6 +41,29 @@ def start(
     threads: Annotated[
         int | None, typer.Option(min=1, max=1024, help="Threads per backend (default: advice).")
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option("--tls-cert", help="PEM certificate to serve HTTPS (default: api.tls_cert)."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option("--tls-key", help="PEM key of the certificate (default: api.tls_key)."),
+    ] = None,
+    require_keys: Annotated[
+        bool,
+        typer.Option(
+            "--require-keys",
+            help="Require API keys even on loopback (e.g. behind a reverse proxy).",
+        ),
+    ] = False,
+    insecure_http: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-http",
+            help="Serve plain HTTP on a non-loopback address (keys and prompts in clear; "
+            "for a TLS reverse proxy on a trusted network).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the OpenAI-compatible API (chat, completions, embeddings, models, health, metrics)."""
     import trio
@@ -49,7 +75,16 @@ def start(
     settings = cli.settings
     if threads is not None:
         settings.inference.threads = threads
-    config = ServerConfig(host or settings.api.host, settings.api.port if port is None else port)
+    cert = tls_cert or (Path(settings.api.tls_cert) if settings.api.tls_cert else None)
+    key = tls_key or (Path(settings.api.tls_key) if settings.api.tls_key else None)
+    config = ServerConfig(
+        host or settings.api.host,
+        settings.api.port if port is None else port,
+        require_keys=True if require_keys else None,
+        tls_cert=cert,
+        tls_key=key,
+        insecure_http=insecure_http,
+    )
     node = Node.create(cli.paths, settings)
 
     async def main() -> None:
@@ -74,6 +109,7 @@ def _print_banner(cli: CliContext, node: Node, urls: list[str], *, keys_required
         + (escape(str(bitnet)) if bitnet else "not found (ternary models run on llama.cpp)"),
         "API keys: "
         + ("required (Authorization: Bearer)" if keys_required else "not required on loopback"),
+        "TLS: on" if urls[0].startswith("https:") else "TLS: off (plain HTTP)",
         "Press Ctrl+C to stop.",
     ]
     for line in filter(None, lines):
@@ -82,21 +118,29 @@ def _print_banner(cli: CliContext, node: Node, urls: list[str], *, keys_required
 
 @key_app.command("create")
 def key_create(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(help="A label for the key.")]
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A label for the key.")],
+    as_json: AsJson = False,
 ) -> None:
     """Create a key; it is shown once and stored only as a hash."""
     cli = cli_context(ctx)
     key, secret = _keys(cli).create(name)
+    if as_json:
+        print_json({**_key_record(key), "key": secret})
+        return
     cli.console.print(f"created API key [bold]{escape(key.name)}[/] (id {key.id}):")
     cli.console.print(secret, highlight=False, soft_wrap=True)
     cli.console.print("[yellow]Store it now: it cannot be shown again.[/]")
 
 
 @key_app.command("list")
-def key_list(ctx: typer.Context) -> None:
+def key_list(ctx: typer.Context, as_json: AsJson = False) -> None:
     """List keys (ids, names, first characters; never the secrets)."""
     cli = cli_context(ctx)
     keys = _keys(cli).all()
+    if as_json:
+        print_json({"keys": [_key_record(key) for key in keys]})
+        return
     if not keys:
         cli.console.print("No API keys. Create one with `aria api key create NAME`.")
         return
@@ -104,10 +148,16 @@ def key_list(ctx: typer.Context) -> None:
     for column in ("id", "name", "key", "created", "memory"):
         table.add_column(column)
     for key in keys:
-        table.add_row(
-            key.id, escape(key.name), key.hint, key.created, "on" if key.memory else "off"
-        )
+        memory = "on" if key.memory else "off"
+        table.add_row(key.id, escape(key.name), key.hint, key.created, memory)
     cli.console.print(table)
+
+
+def _key_record(key: ApiKey) -> dict[str, str | bool]:
+    return {
+        "id": key.id, "name": key.name, "hint": key.hint, "created": key.created,
+        "memory": key.memory,
+    }  # fmt: skip
 
 
 @key_app.command("memory")

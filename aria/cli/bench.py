@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from aria.cli.context import CliContext, abort, cli_context
+from aria.cli.context import CliContext, abort, cli_context, print_json
 
 if TYPE_CHECKING:
     from aria.bench.service import BenchReport, ModelResult, ModelTarget
@@ -55,7 +55,10 @@ def bench(
         str | None, typer.Option("--api-key", envvar="ARIA_API_KEY", help="Key for --api.")
     ] = None,
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write the results as JSON.")
+        Path | None,
+        typer.Option(
+            "--json", help="Write the results as JSON to a file, or to stdout with `--json -`."
+        ),
     ] = None,
     chart: Annotated[Path | None, typer.Option("--chart", help="Write the charts (PNG).")] = None,
     save: Annotated[
@@ -80,6 +83,9 @@ def bench(
     if save and not sweep:
         abort("--save needs --sweep: it stores the measured best thread count", code=2)
     cli = cli_context(ctx)
+    to_stdout = json_out == Path("-")
+    if to_stdout:  # stdout carries the JSON alone: tables and progress go to stderr
+        cli.console = cli.err
     snapshot = detect()
     targets = _targets(cli, snapshot, model or [], threads=threads, sweep=sweep)
     plan = BenchPlan(
@@ -113,7 +119,9 @@ def bench(
         total_steps(plan),
     )
     _print_report(cli, report)
-    if json_out is not None:
+    if to_stdout:
+        print_json(report.as_dict())
+    elif json_out is not None:
         with _writing(json_out):
             json_out.parent.mkdir(parents=True, exist_ok=True)
             json_out.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from aria.cli.context import CliContext, cli_context
+from aria.cli.context import CliContext, cli_context, console_for
 from aria.errors import RequestError
 
 if TYPE_CHECKING:
@@ -109,9 +109,7 @@ async def _answer(
 
 
 def _note(message: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[yellow]note:[/] {escape(message)}", highlight=False)
+    console_for(stderr=True).print(f"[yellow]note:[/] {escape(message)}", highlight=False)
 
 
 def _write(text: str) -> None:

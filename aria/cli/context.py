@@ -1,7 +1,15 @@
-"""What every command needs: paths, settings (loaded once), a console, one way to fail."""
+"""What every command needs: paths, settings (loaded once), a console, one way to fail,
+one way to print JSON.
+
+Output that is not a terminal (a pipe, a file, a script) is not cut to 80 columns: Rich
+then sizes tables to their content (``COLUMNS`` still wins when set).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -11,14 +19,29 @@ from rich.markup import escape
 
 from aria.config import AriaPaths, AriaSettings, load_settings, update_settings
 
-__all__ = ["CliContext", "abort", "cli_context", "print_error"]
+__all__ = ["CliContext", "abort", "cli_context", "console_for", "print_error", "print_json"]
+
+# Wide enough for any table ARIA prints; lines only take the width they need.
+_UNBOUNDED_WIDTH = 1000
+
+
+def console_for(*, stderr: bool = False) -> Console:
+    """A Rich console on stdout (or stderr), 80-column-free when not on a terminal."""
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not stream.isatty() and not os.environ.get("COLUMNS")
+    return Console(stderr=stderr, width=_UNBOUNDED_WIDTH if piped else None)
+
+
+def print_json(payload: Any) -> None:
+    """The one way a command prints its ``--json`` result: indented UTF-8 JSON on stdout."""
+    typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
 
 
 @dataclass
 class CliContext:
     paths: AriaPaths
-    console: Console = field(default_factory=Console)
-    err: Console = field(default_factory=lambda: Console(stderr=True))
+    console: Console = field(default_factory=console_for)
+    err: Console = field(default_factory=lambda: console_for(stderr=True))
 
     _settings: AriaSettings | None = field(default=None, repr=False)
 
@@ -45,7 +68,7 @@ def cli_context(ctx: typer.Context) -> CliContext:
 
 def print_error(message: str) -> None:
     """Print one readable error line on stderr."""
-    Console(stderr=True).print(
+    console_for(stderr=True).print(
         f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True
     )
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.markup import escape
 
-from aria.cli.context import CliContext, cli_context
+from aria.cli.context import CliContext, cli_context, print_json
 from aria.errors import InvalidRequest, MemoryDisabled
 
 if TYPE_CHECKING:
@@ -80,10 +80,6 @@ def _check_enabled(cli: CliContext) -> None:
         raise MemoryDisabled("memory is turned off (memory.enabled = false in config.toml)")
 
 
-def _echo_json(data: Any) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
-
-
 def _table(cli: CliContext, title: str, memories: list[Memory], scores: list[str] | None) -> None:
     from datetime import datetime
 
@@ -121,7 +117,7 @@ def list_(
         ),
     )
     if as_json:
-        _echo_json([m.to_dict() for m in memories])
+        print_json([m.to_dict() for m in memories])
     elif not memories:
         cli.console.print("No memories yet. `aria memory add TEXT` or chat with `aria chat`.")
     else:
@@ -156,7 +152,7 @@ def search(
 
     hits = _run(cli, user, work)
     if as_json:
-        _echo_json([hit.to_dict() for hit in hits])
+        print_json([hit.to_dict() for hit in hits])
     elif not hits:
         cli.console.print("Nothing found.")
     else:
@@ -180,7 +176,7 @@ def add(
 
     learned = _run(cli, user, work)
     if as_json:
-        _echo_json(
+        print_json(
             {
                 "memory": learned.memory.to_dict() if learned.memory else None,
                 "duplicate_of": learned.duplicate_of,
@@ -218,7 +214,7 @@ def forget(
     else:
         result = {"deleted": _open(cli, user, lambda s: s.store.forget(list(ids or [])))}
     if as_json:
-        _echo_json(result)
+        print_json(result)
     elif all_:
         cli.console.print(f"forgot {result['deleted']} item(s)")
     else:
@@ -272,7 +268,7 @@ def import_(
 
     counts = _run(cli, user, work)
     if as_json:
-        _echo_json(counts)
+        print_json(counts)
     else:
         cli.console.print(
             f"imported {counts['memories']} memorie(s) and {counts['reminders']} reminder(s); "
@@ -297,7 +293,7 @@ def remind(
 
     reminder = _run(cli, user, work)
     if as_json:
-        _echo_json(reminder.to_dict())
+        print_json(reminder.to_dict())
     else:
         cli.console.print(
             f"reminder [bold]{reminder.id}[/] {escape(reminder.describe())}: "
@@ -324,7 +320,7 @@ def reminders(
         ) from None
     found = _open(cli, user, lambda s: s.store.reminders.select(wanted))
     if as_json:
-        _echo_json([r.to_dict() for r in found])
+        print_json([r.to_dict() for r in found])
         return
     if not found:
         cli.console.print('No reminders. `aria memory remind "tomorrow at 9 call the bank"`.')

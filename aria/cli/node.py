@@ -7,16 +7,18 @@ from typing import Annotated
 
 import typer
 
-from aria.cli.context import cli_context
+from aria.cli.context import cli_context, print_json
 from aria.profiles import PROFILE_TIERS, enabled_tiers
 
 app = typer.Typer(help="Run and configure this ARIA node.", no_args_is_help=True)
+
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (shape: docs/cli.md).")]
 profile_app = typer.Typer(help="Show or set the profile preset.", no_args_is_help=True)
 app.add_typer(profile_app, name="profile")
 
 
 @profile_app.command("show")
-def profile_show(ctx: typer.Context) -> None:
+def profile_show(ctx: typer.Context, as_json: AsJson = False) -> None:
     """Show the active profile and the tiers each preset enables."""
     from rich.table import Table
 
@@ -25,13 +27,21 @@ def profile_show(ctx: typer.Context) -> None:
     cli = cli_context(ctx)
     active = cli.settings.node.profile
     gpu = detect().gpu_available
+    tiers = {
+        name: [t.value for t in enabled_tiers(name, gpu_available=gpu)] for name in PROFILE_TIERS
+    }
+    if as_json:
+        profiles = [
+            {"name": name, "tiers": on, "active": name == active} for name, on in tiers.items()
+        ]
+        print_json({"active": active, "gpu": gpu, "profiles": profiles})
+        return
     table = Table(title=f"Profiles (active: {active})")
     table.add_column("profile")
     table.add_column("tiers enabled on this machine")
-    for name in PROFILE_TIERS:
+    for name, on in tiers.items():
         marker = "* " if name == active else "  "
-        tiers = ", ".join(t.value for t in enabled_tiers(name, gpu_available=gpu))
-        table.add_row(marker + name, tiers)
+        table.add_row(marker + name, ", ".join(on))
     cli.console.print(table)
 
 
@@ -139,6 +149,7 @@ def share(
     use_peers: Annotated[
         Switch | None, typer.Option("--use-peers", help="Let this machine send prompts to peers.")
     ] = None,
+    as_json: AsJson = False,
 ) -> None:
     """Show or change what this node shares with peers (saved in config; the node reads
     it when it starts, and its advert's consent summary says so)."""
@@ -148,6 +159,9 @@ def share(
     if changes:
         cli.update("consent", **changes)
     consent = cli.settings.consent
+    if as_json:
+        print_json(consent.model_dump(mode="json"))
+        return
 
     def word(flag: bool) -> str:
         return "on" if flag else "off"

@@ -10,9 +10,9 @@ frame (the framing of ``aria.p2p.codec``, JSON bodies):
     response  {"ok": true, "result": ...}  or  {"ok": false, "error": {"code", "message"}}
 
 New operations register a handler under a new ``op`` name; ``NodeClient`` is the
-synchronous client the CLI and the API process use (the API calls it from a worker
-thread). Either side may start first: the client simply finds no node until the
-file appears and the port answers.
+synchronous client the CLI uses; the API relays streams with :meth:`NodeClient.astream`
+on its own event loop (no thread pinned per chunk). Either side may start first: the
+client simply finds no node until the file appears and the port answers.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import anyio
 import trio
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -185,6 +186,22 @@ def _reply(frame: bytes) -> dict[str, Any]:
     raise failure
 
 
+def _stream_items(decoder: FrameDecoder, data: bytes) -> tuple[list[Any], bool]:
+    """The items of a streaming answer in ``data``'s frames, and whether it ended.
+
+    Raises:
+        PeerError: the node's error frame; CodecError: a malformed frame.
+    """
+    items = []
+    for frame in decoder.feed(data):
+        reply = _reply(frame)
+        if "item" in reply:
+            items.append(reply["item"])
+        elif reply.get("end"):
+            return items, True
+    return items, False
+
+
 def _error_class(code: object) -> type[PeerError]:
     """The ``PeerError`` subclass the node raised (by its code, e.g. ``ConsentRefused``),
     so the API answers with the same HTTP status; plain ``PeerError`` otherwise."""
@@ -215,13 +232,21 @@ class NodeClient:
         self._limit = load_spec().control_frame
 
     @classmethod
-    def connect(cls, paths: AriaPaths, timeout_s: float = 30.0) -> NodeClient | None:
-        """The running node's client, or None when no node answers on this home."""
+    def located(cls, paths: AriaPaths, timeout_s: float = 30.0) -> NodeClient | None:
+        """The client for the node this home's control file names (not asked whether it
+        runs: the first request finds out), or None when there is no such file."""
         try:
             info = _ControlFile.model_validate_json(control_file(paths).read_text("utf-8"))
         except (OSError, ValidationError):
             return None
-        client = cls(info.port, info.token, info.peer_id, timeout_s)
+        return cls(info.port, info.token, info.peer_id, timeout_s)
+
+    @classmethod
+    def connect(cls, paths: AriaPaths, timeout_s: float = 30.0) -> NodeClient | None:
+        """The running node's client, or None when no node answers on this home."""
+        client = cls.located(paths, timeout_s)
+        if client is None:
+            return None
         try:
             client.request("ping")
         except NodeNotRunning:
@@ -287,13 +312,42 @@ class NodeClient:
                     data = sock.recv(65536)
                     if not data:
                         raise NodeNotRunning("the node closed the control channel mid-stream")
-                    for frame in decoder.feed(data):
-                        reply = _reply(frame)
-                        if "item" in reply:
-                            yield reply["item"]
-                        elif reply.get("end"):
-                            return
+                    items, ended = _stream_items(decoder, data)
+                    yield from items
+                    if ended:
+                        return
             except (OSError, CodecError) as exc:
+                raise NodeNotRunning(f"the node's control channel failed ({exc})") from None
+
+    async def astream(self, op: str, **args: Any) -> AsyncGenerator[Any, None]:
+        """:meth:`stream` on the caller's event loop (anyio); closing it hangs up.
+
+        Raises:
+            NodeNotRunning: the node cannot be reached, hung up, or sent nothing for
+                the node's own per-item bound.
+            PeerError: the node refused or failed the operation (its code and message).
+        """
+        body = _frame({"token": self._token, "op": op, "args": args}, self._limit)
+        decoder = FrameDecoder(self._limit)
+        try:
+            with anyio.fail_after(self._timeout):
+                stream = await anyio.connect_tcp("127.0.0.1", self.port)
+        except (OSError, TimeoutError) as exc:
+            raise NodeNotRunning(f"the node's control channel did not answer ({exc})") from None
+        async with stream:
+            try:
+                await stream.send(body)
+                while True:
+                    with anyio.fail_after(max(self._timeout, _STREAM_ITEM_S)):
+                        data = await stream.receive(65536)
+                    items, ended = _stream_items(decoder, data)
+                    for item in items:
+                        yield item
+                    if ended:
+                        return
+            except anyio.EndOfStream:
+                raise NodeNotRunning("the node closed the control channel mid-stream") from None
+            except (OSError, CodecError, TimeoutError, anyio.BrokenResourceError) as exc:
                 raise NodeNotRunning(f"the node's control channel failed ({exc})") from None
 
     def status(self) -> NetworkStatus:

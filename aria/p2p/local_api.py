@@ -4,10 +4,11 @@ The node process has no dispatcher of its own: it forwards an admitted peer requ
 to the running ``aria api start`` over loopback and relays the SSE chunks unchanged,
 so remote requests share the API's model workers, memory budget, routing, metrics
 and chat formatting instead of a second copy of all of them. The API writes
-``ARIA_HOME/api/endpoint.json`` (mode 0600: URL, pid, whether keys are required)
-when it starts and removes it when it stops. When keys are required, the node uses
-its own API key ``aria-node-peers`` (created on first need, secret kept 0600 in
-``ARIA_HOME/node/api_key``).
+``ARIA_HOME/api/endpoint.json`` (mode 0600: URL, pid, whether keys are required, the
+TLS certificate when it serves HTTPS) when it starts and removes it when it stops.
+When keys are required, the node uses its own API key ``aria-node-peers`` (created on
+first need, secret kept 0600 in ``ARIA_HOME/node/api_key``). Over HTTPS the node trusts
+exactly the API's own certificate (pinned; the loopback URL need not match its names).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import ssl
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,16 @@ class ApiEndpoint(BaseModel):
     url: str
     pid: int
     keys_required: bool = False
+    tls_cert: str | None = None
+
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx should trust: the API's own certificate when it serves HTTPS."""
+        if self.tls_cert is None:
+            return True
+        context = ssl.create_default_context(cafile=self.tls_cert)
+        context.check_hostname = False  # the pinned certificate, reached on loopback
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        return context
 
 
 class LocalApiError(Exception):
@@ -59,10 +71,13 @@ def endpoint_file(paths: AriaPaths) -> Path:
     return paths.api / "endpoint.json"
 
 
-def write_endpoint(paths: AriaPaths, url: str, *, keys_required: bool) -> None:
+def write_endpoint(
+    paths: AriaPaths, url: str, *, keys_required: bool, tls_cert: Path | None = None
+) -> None:
     """Called by the API once it listens (``url`` as hypercorn bound it)."""
     url = url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:")
-    info = ApiEndpoint(url=url, pid=os.getpid(), keys_required=keys_required)
+    cert = str(tls_cert.resolve()) if tls_cert is not None else None
+    info = ApiEndpoint(url=url, pid=os.getpid(), keys_required=keys_required, tls_cert=cert)
     write_atomic(endpoint_file(paths), info.model_dump_json())
 
 
@@ -116,8 +131,12 @@ async def stream_chat(paths: AriaPaths, body: dict[str, Any]) -> AsyncGenerator[
         headers["authorization"] = f"Bearer {_node_api_key(paths)}"
     timeout = httpx.Timeout(10.0, read=300.0)
     try:
+        verify = endpoint.verify()
+    except (OSError, ssl.SSLError) as exc:
+        raise LocalApiError(0, f"cannot read the local API's TLS certificate: {exc}") from None
+    try:
         async with (
-            httpx.AsyncClient(base_url=endpoint.url, timeout=timeout) as client,
+            httpx.AsyncClient(base_url=endpoint.url, timeout=timeout, verify=verify) as client,
             client.stream("POST", "/v1/chat/completions", json=body, headers=headers) as reply,
         ):
             if reply.status_code != 200:
@@ -143,10 +162,20 @@ class EndpointReporter:
     """A trio ``task_status`` for hypercorn's ``serve``: when the API has bound, write
     ``endpoint.json`` for the node, then pass the URLs on."""
 
-    def __init__(self, paths: AriaPaths, keys_required: bool, task_status: Any) -> None:
+    def __init__(
+        self,
+        paths: AriaPaths,
+        keys_required: bool,
+        task_status: Any,
+        *,
+        tls_cert: Path | None = None,
+    ) -> None:
         self._paths, self._keys_required, self._inner = paths, keys_required, task_status
+        self._tls_cert = tls_cert
 
     def started(self, urls: list[str] | None = None) -> None:
         if urls:
-            write_endpoint(self._paths, urls[0], keys_required=self._keys_required)
+            write_endpoint(
+                self._paths, urls[0], keys_required=self._keys_required, tls_cert=self._tls_cert
+            )
         self._inner.started(urls)

@@ -23,8 +23,9 @@ from types import MappingProxyType
 from typing import Final
 
 from aria.catalog.entries import Capability, CatalogEntry, ModelId, Tier
+from aria.catalog.runnable import runnability
 from aria.errors import ConfigError
-from aria.profiles import enabled_tiers
+from aria.profiles import enabled_tiers, native_1bit_only
 from aria.router.categories import Category
 from aria.router.request import RouteRequest
 from aria.router.table import RoutingTable
@@ -49,6 +50,7 @@ class Availability:
     context_cap: int | None = None
     peer_models: frozenset[ModelId] = frozenset()
     bitnet_cpp: bool = False
+    one_bit_only: bool = False
 
     @classmethod
     def build(
@@ -80,6 +82,7 @@ class Availability:
             context_cap=context_cap,
             peer_models=frozenset(peer_models),
             bitnet_cpp=bitnet_cpp,
+            one_bit_only=native_1bit_only(profile),
         )
 
     def __post_init__(self) -> None:
@@ -177,7 +180,9 @@ def _fits(model_id: ModelId, category: Category, need: int, available: Availabil
     entry = available.entries.get(model_id)
     if entry is None or entry.tier not in available.tiers:
         return False
-    if entry.needs_bitnet_cpp and not available.bitnet_cpp:
+    if available.one_bit_only and not entry.native_1bit:
+        return False  # the 1-bit profile: the embedded default is its only other model
+    if not runnability(entry, bitnet_cpp=available.bitnet_cpp).ok:
         return False  # no engine here can load it: never route to it or suggest it
     caps = entry.capabilities
     if Capability.CHAT not in caps and caps & _NOT_CHAT:
@@ -224,6 +229,8 @@ def _reason(
     need: int,
 ) -> str:
     where = f"{category.value} row for profile {available.profile}"
+    if available.one_bit_only:
+        where += " (native 1-bit models only)"
     if reachable:
         first = reachable[0]
         source = "installed" if first in available.installed else "offered by a peer"

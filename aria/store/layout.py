@@ -27,6 +27,7 @@ from aria.store.manifest import (
     MANIFEST_NAME,
     HashSource,
     Manifest,
+    SourceFile,
     manifest_from_json,
     manifest_to_json,
 )
@@ -34,7 +35,7 @@ from aria.store.transfer import discard_part
 
 __all__ = ["StoreLayout"]
 
-_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # always fullmatch: "$" allows "\n"
 
 
 class StoreLayout:
@@ -50,7 +51,7 @@ class StoreLayout:
         Raises:
             ModelNotFound: the id could escape the store (it is not a valid model id).
         """
-        if not _MODEL_ID.match(model_id):
+        if not _MODEL_ID.fullmatch(model_id):
             raise ModelNotFound(
                 f"{model_id!r} is not a valid model id (letters, digits, '.', '_' and '-')",
                 param="model",
@@ -66,7 +67,7 @@ class StoreLayout:
         """Every model folder (installed, partial or damaged), sorted by name."""
         if not self.root.is_dir():
             return []
-        return sorted(d for d in self.root.iterdir() if d.is_dir() and _MODEL_ID.match(d.name))
+        return sorted(d for d in self.root.iterdir() if d.is_dir() and _MODEL_ID.fullmatch(d.name))
 
     def has_manifest(self, model_id: str) -> bool:
         return (self.dir(model_id) / MANIFEST_NAME).exists()
@@ -118,6 +119,7 @@ class StoreLayout:
         now: datetime,
         imported: bool = False,
         accepted: bool = False,
+        sources: tuple[SourceFile, ...] = (),
     ) -> Manifest:
         """Check ``part`` (sha256, size, denylist), rename it to ``final``, write the manifest.
 
@@ -161,6 +163,7 @@ class StoreLayout:
             imported=imported,
             accepted_licence=accepted,
             entry=entry,
+            sources=sources,
         )
         self.write_manifest(manifest)
         return manifest

@@ -20,6 +20,7 @@ __all__ = [
     "MANIFEST_NAME",
     "HashSource",
     "Manifest",
+    "SourceFile",
     "manifest_from_json",
     "manifest_to_json",
 ]
@@ -34,6 +35,18 @@ class HashSource(StrEnum):
     HUB_ETAG = "hub-etag"  # advertised by the hub as the LFS object's ETag (catalog pins none)
     WHEEL = "wheel"  # member of a wheel whose sha256 the catalog pins
     IMPORT = "import"  # computed from the operator's own file, twice (before and while copying)
+    CONVERTED = "converted"  # written here from source files that were each verified
+
+
+class SourceFile(BaseModel):
+    """One verified file a converted model was made from."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    sha256: Sha256
+    size_bytes: int = Field(ge=0)
+    verified_by: HashSource | str
 
 
 class Manifest(BaseModel):
@@ -55,6 +68,7 @@ class Manifest(BaseModel):
     imported: bool
     accepted_licence: bool
     entry: CatalogEntry
+    sources: tuple[SourceFile, ...] = ()  # for converted models: what they were made from
 
     def verified(self, when: datetime) -> Manifest:
         """The same record with a fresh verification time."""

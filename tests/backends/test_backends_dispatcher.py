@@ -12,7 +12,7 @@ import pytest
 
 from aria.backends import Dispatcher, DoneEvent, GenerationJob, Limits, TokenEvent, WorkerLaunch
 from aria.catalog import ModelId
-from aria.errors import BackendCrashed, BackendUnavailable
+from aria.errors import BackendCrashed, BackendUnavailable, RateLimited, RequestFailed
 
 pytestmark = pytest.mark.anyio
 
@@ -41,6 +41,19 @@ async def generate(
         while not isinstance(event := await generation.next_event(), DoneEvent):
             text += event.text
         return text
+
+
+async def hold(
+    d: Dispatcher,
+    launch: WorkerLaunch,
+    release: anyio.Event,
+    *,
+    task_status: anyio.abc.TaskStatus[None],
+) -> None:
+    """Hold model A's backend until ``release`` (so that a queue forms behind it)."""
+    async with d.lease(A, launch, GB):
+        task_status.started()
+        await release.wait()
 
 
 async def test_lazy_start_then_reuse(tmp_path: Path, launch: WorkerLaunch) -> None:
@@ -126,17 +139,12 @@ async def test_requests_are_served_first_come_first_served(
     order: list[int] = []
     release = anyio.Event()
 
-    async def holder(*, task_status: anyio.abc.TaskStatus[None]) -> None:
-        async with d.lease(A, launch, GB):  # hold the backend while the queue forms
-            task_status.started()
-            await release.wait()
-
     async def request(n: int) -> None:
         async with d.lease(A, launch, GB):
             order.append(n)
 
     async with d.running(), anyio.create_task_group() as group:
-        await group.start(holder)
+        await group.start(hold, d, launch, release)
         for n in range(5):
             group.start_soon(request, n)
             await anyio.sleep(0.05)
@@ -163,3 +171,47 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+async def test_a_request_failure_does_not_retire_the_backend(
+    tmp_path: Path, launch: WorkerLaunch
+) -> None:
+    d = dispatcher(tmp_path)
+    broken = GenerationJob(messages=JOB.messages, max_tokens=4, stop=(1,))  # type: ignore[arg-type]
+    async with d.running():
+        first = await generate(d, A, launch)
+        pid = d.pid_of(A)
+        with pytest.raises(RequestFailed):
+            await generate(d, A, launch, broken)
+        assert d.pid_of(A) == pid and [v.state for v in d.backends()] == ["ready"]
+        assert d.events["crashes"] == 0 and d.events["starts"] == 1
+        assert await generate(d, A, launch) == first
+
+
+async def test_waiting_requests_beyond_the_bound_are_refused_with_a_retry_estimate(
+    tmp_path: Path, launch: WorkerLaunch
+) -> None:
+    d = Dispatcher(Limits(4 * GB, 4, 600), tmp_path / "logs", max_waiting=2)
+    release = anyio.Event()
+    served: list[int] = []
+
+    async def waiter(n: int) -> None:
+        async with d.lease(A, launch, GB):
+            served.append(n)
+
+    async with d.running(), anyio.create_task_group() as group:
+        await group.start(hold, d, launch, release)
+        for n in range(2):
+            group.start_soon(waiter, n)
+            await anyio.sleep(0.05)  # trio may run tasks started together in any order
+        for _ in range(5):  # the third waiter and beyond: refused at once, nothing queued
+            with pytest.raises(RateLimited) as refused:
+                async with d.lease(A, launch, GB):
+                    pass
+            assert refused.value.retry_after_s >= 1.0
+            assert "inference.max_waiting" in refused.value.message
+        assert d.backends()[0].queued == 3
+        async with d.lease(B, launch, GB):  # another model's queue is its own
+            pass
+        release.set()
+    assert served == [0, 1]

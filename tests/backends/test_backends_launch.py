@@ -40,15 +40,14 @@ def test_tiers_map_to_engines(tmp_path: Path) -> None:
         entry(Tier.ACCELERATED), path, gpu_available=False, bitnet_server=None, **common
     )
     assert cpu.n_gpu_layers == 0
-    ternary = entry(Tier.EFFICIENCY, "TQ2_0")
-    assert (
-        choose_launch(ternary, path, gpu_available=False, bitnet_server=server, **common).engine
-        == "bitnet-server"
-    )
-    assert (
-        choose_launch(ternary, path, gpu_available=False, bitnet_server=None, **common).engine
-        == "llama"
-    )
+    # TQ1_0/TQ2_0 files (converted here) run on ARIA's llama.cpp, where the conversion is
+    # checked, whether or not a bitnet.cpp server is installed: the format picks the engine.
+    ternary = entry(Tier.EFFICIENCY, "TQ2_0", one_bit=True)
+    for server_or_none in (server, None):
+        launch = choose_launch(
+            ternary, path, gpu_available=False, bitnet_server=server_or_none, **common
+        )
+        assert launch.engine == "llama"
     # A non-ternary efficiency model stays on llama.cpp even with bitnet.cpp around.
     small = entry(Tier.EFFICIENCY, "Q4_K_M")
     assert (
@@ -60,7 +59,7 @@ def test_tiers_map_to_engines(tmp_path: Path) -> None:
 def test_bitnet_only_format_needs_the_bitnet_server(tmp_path: Path) -> None:
     i2s = entry(Tier.EFFICIENCY, "I2_S", one_bit=True)
     common = {"threads": 2, "context_length": None, "gpu_available": False}
-    with pytest.raises(BackendUnavailable, match="I2_S.*bitnet_server"):
+    with pytest.raises(BackendUnavailable, match="I2_S.*aria engine install bitnet"):
         choose_launch(i2s, tmp_path / "m.gguf", bitnet_server=None, **common)
     server = tmp_path / "bitnet-llama-server"
     launch = choose_launch(i2s, tmp_path / "m.gguf", bitnet_server=server, **common)

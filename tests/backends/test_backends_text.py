@@ -107,3 +107,17 @@ def test_messages_for_a_template_without_tool_support() -> None:
     assert prepared[2]["content"] == call("f", a=1).replace('"a": 1', '"a": 1')
     assert "tool_calls" not in prepared[2]
     assert prepared[3] == {"role": "tool", "content": "42", "tool_call_id": "1"}
+
+
+def test_unparsable_earlier_call_arguments_are_shown_as_sent() -> None:
+    for arguments in ("[" * 100_000, "not json"):  # RecursionError / ValueError inside
+        messages = [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "1", "function": {"name": "f", "arguments": arguments}}],
+            }
+        ]
+        prepared = prepare_messages(messages, [], template="{{ messages }}")
+        assert prepared[0]["content"].startswith("<tool_call>")
+        assert arguments[:50] in prepared[0]["content"]

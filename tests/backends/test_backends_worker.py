@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +13,13 @@ import pytest
 from aria.backends import GenerationJob, GrammarSpec, WorkerLaunch
 from aria.backends.process import WorkerProcess
 from aria.backends.protocol import WorkerInfo, error_from_wire
-from aria.errors import AriaError, BackendUnavailable, ContextLengthExceeded, InvalidRequest
+from aria.errors import (
+    AriaError,
+    BackendUnavailable,
+    ContextLengthExceeded,
+    InvalidRequest,
+    RequestFailed,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -180,3 +187,69 @@ async def test_a_file_that_is_not_a_model_fails_to_start(tmp_path: Path) -> None
     assert isinstance(caught.value, AriaError)
     await process.kill()
     assert process.returncode is not None
+
+
+async def test_a_request_specific_failure_leaves_the_worker_serving(worker) -> None:
+    process, _ = worker
+    # A stop "sequence" that is not a string breaks the text assembler at the first token:
+    # an unexpected exception inside one request, not an engine failure.
+    broken = GenerationJob(messages=HELLO, max_tokens=4, stop=(1,))  # type: ignore[arg-type]
+    with pytest.raises(RequestFailed, match="TypeError"):
+        await run(process, 1, broken)
+    await process.send({"op": "generate", "id": 2, "job": {"prompt": None, "messages": 7}})
+    message = await process.receive()
+    assert message["ev"] == "error" and message["code"] == "invalid_request"
+    text, _ = await run(process, 3, GenerationJob(messages=HELLO, max_tokens=2))
+    assert text and process.returncode is None
+
+
+def _address_space_limit(pid: int) -> int | None:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max address space"):
+            value = line.split()[3]
+            return None if value == "unlimited" else int(value)
+    return None
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+async def test_the_address_space_is_capped_once_the_model_is_loaded(
+    worker, tiny_gguf: Path
+) -> None:
+    process, _ = worker
+    limit = _address_space_limit(process.pid)
+    assert limit is not None
+    size = int(Path(f"/proc/{process.pid}/status").read_text().split("VmSize:")[1].split()[0])
+    headroom = limit - size * 1024 - tiny_gguf.stat().st_size
+    assert 1.5 * 2**30 < headroom < 2.5 * 2**30  # the default 2 GiB, less what was mapped since
+    await process.send({"op": "embed", "id": 1, "input": ["a text"] * 4})  # fits under it
+    assert (await process.receive())["ev"] == "emb"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS and /proc")
+async def test_an_allocation_past_the_cap_fails_one_request_not_the_worker(
+    tiny_gguf: Path, tmp_path: Path
+) -> None:
+    launch = WorkerLaunch(
+        model_path=str(tiny_gguf), n_ctx=1024, threads=1, address_space_headroom_bytes=32 << 20
+    )
+    process = await WorkerProcess.spawn(launch, tmp_path / "worker.log")
+    try:
+        await process.handshake(120)
+        # The embedding context needs far more than 32 MiB: that request fails, alone.
+        await process.send({"op": "embed", "id": 1, "input": ["hello"]})
+        failed = await process.receive()
+        assert failed["ev"] == "error" and failed["code"] == "request_failed"
+        text, _ = await run(process, 2, GenerationJob(messages=HELLO, max_tokens=3))
+        assert text and process.returncode is None
+    finally:
+        await process.stop()
+
+
+async def test_an_embedding_batch_stops_between_chunks_when_cancelled(worker) -> None:
+    process, _ = worker
+    texts = [f"sentence number {i} with a few more words in it" for i in range(2048)]
+    await process.send({"op": "embed", "id": 7, "input": texts})
+    await process.send({"op": "cancel", "id": 7})
+    assert (await process.receive()) == {"id": 7, "ev": "cancelled"}
+    await process.send({"op": "embed", "id": 8, "input": ["still serving"]})
+    assert (await process.receive())["ev"] == "emb"

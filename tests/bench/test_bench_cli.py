@@ -95,6 +95,14 @@ def test_saved_threads_become_the_default(
     assert [s["threads"] for s in model["thread_sweep"]] == [1]
 
 
+def test_json_dash_prints_the_report_alone_on_stdout(tiny_model: Path, aria_home: Path) -> None:
+    done = _aria(aria_home, "bench", "-m", str(tiny_model), "--threads", "1", "--json", "-", *QUICK)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)  # nothing but the JSON: tables went to stderr
+    assert report["kind"] == "aria-bench" and report["models"][0]["model"] == "tiny-q8"
+    assert "in-process" in done.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [

@@ -45,7 +45,7 @@ def test_intel_sapphire_rapids_with_nvidia_gpu() -> None:
     assert (gpu.memory_bytes, gpu.driver) == (49140 * MIB, "550.90.07")
     assert snap.npus == ()
     assert snap.gpu_available
-    assert Tier.ACCELERATED in enabled_tiers("efficient", gpu_available=snap.gpu_available)
+    assert Tier.ACCELERATED in enabled_tiers("balanced", gpu_available=snap.gpu_available)
     assert _advice(snap, "accelerated").readiness is Readiness.READY
     assert "AVX-512" in _advice(snap, "efficiency").detail
     # 7B wants ~20 threads; SMT siblings do not count, so the 16 cores cap it.

@@ -94,7 +94,7 @@ def test_image_and_tools_flags_take_the_structural_paths(aria_paths: AriaPaths) 
     assert (vision["category"], vision["confidence"]) == ("vision", 1.0)
     tools = json.loads(
         runner.invoke(
-            app, ["route", "weather in Oslo", "--tools", "--json", "-p", "efficient"]
+            app, ["route", "weather in Oslo", "--tools", "--json", "-p", "minimal"]
         ).output
     )
     assert tools["category"] == "tool_use"

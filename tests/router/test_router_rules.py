@@ -174,9 +174,9 @@ def test_max_tokens_counts_toward_the_window(classifier: QueryClassifier) -> Non
 @pytest.mark.parametrize(
     ("profile", "gpu", "expected"),
     [
-        ("efficient", False, SMALL.id),
+        ("efficient", False, ONE_BIT.id),  # the 1-bit profile: native 1-bit models only
         ("minimal", True, SMALL.id),  # minimal never turns the GPU tier on
-        ("efficient", True, BIG.id),
+        ("efficient", True, ONE_BIT.id),  # ... and no Accelerated model is 1-bit
         ("balanced", False, QUALITY.id),
         ("full", False, CODER.id),
         ("specialist_only", False, CODER.id),
@@ -185,7 +185,7 @@ def test_max_tokens_counts_toward_the_window(classifier: QueryClassifier) -> Non
 def test_the_profile_restricts_the_tiers(
     classifier: QueryClassifier, profile: str, gpu: bool, expected: str
 ) -> None:
-    models = [BIG, CODER, QUALITY, SMALL]
+    models = [BIG, CODER, QUALITY, SMALL, ONE_BIT]
     decision = route(
         RouteRequest.from_text("How do I reverse a list in Python?"),
         same_row_for_text(classifier, [m.id for m in models]),
@@ -330,9 +330,23 @@ def test_bitnet_only_files_are_routed_only_when_bitnet_cpp_is_configured(
     i2s = ONE_BIT.model_copy(update={"id": ModelId("bitnet-i2s"), "quantization": "I2_S"})
     rows = same_row_for_text(classifier, [i2s.id, SMALL.id])
     request = RouteRequest.from_text("Hello there, how are you?")
-    without = route(request, rows, available([i2s, SMALL], installed=[], profile="efficient"))
+    without = route(request, rows, available([i2s, SMALL], installed=[], profile="minimal"))
     assert i2s.id not in without.chain
     assert without.notice is not None and i2s.id not in without.notice
     assert f"download {SMALL.id}" in without.notice
-    with_server = available([i2s, SMALL], installed=[], profile="efficient", bitnet_cpp=True)
+    with_server = available([i2s, SMALL], installed=[], profile="minimal", bitnet_cpp=True)
     assert route(request, rows, with_server).chain[0] == i2s.id
+
+
+def test_the_efficient_profile_falls_back_to_the_default_and_says_so(
+    classifier: QueryClassifier,
+) -> None:
+    models = [SMALL, QUALITY]  # installed, but neither is a native 1-bit model
+    decision = route(
+        RouteRequest.from_text("Tell me about the sea."),
+        same_row_for_text(classifier, [m.id for m in models]),
+        available(models, [m.id for m in models], profile="efficient"),
+    )
+    assert decision.chain == (DEFAULT.id,)
+    assert "native 1-bit models only" in decision.reason
+    assert decision.notice is not None and DEFAULT.id in decision.notice
