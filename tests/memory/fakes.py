@@ -1,5 +1,5 @@
 """A stand-in embedding model for the memory's unit tests (the real one is tested too:
-test_memory_real.py, tests/store/test_store_sentence_gguf.py, benchmarks/memory_eval.py).
+test_memory_real.py, tests/convert/test_convert_sentence_bert.py, benchmarks/memory_eval.py).
 
 Each word is hashed into a few of 128 dimensions, so texts that share words are similar
 and others are nearly orthogonal: enough to exercise every code path deterministically.

@@ -9,8 +9,9 @@ the multiplied weight matrices in F16 and everything else (norms, biases, the ad
 position and token-type embeddings) in F32; the pooler head is dropped.
 
 The output is deterministic (same inputs, same bytes), so the catalog pins its sha256 and
-the store verifies a conversion like any download. Needs only numpy, ``gguf`` and
-``safetensors``: never torch.
+the store verifies a conversion like any download. Needs only numpy, ``gguf`` and ARIA's
+safetensors reader (:mod:`aria.convert.safetensors`): never torch. This is the recipe
+``sentence-bert`` of a catalog source.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from aria.errors import IntegrityError
+from aria.convert.safetensors import SafetensorsFile
+from aria.errors import IntegrityError, StoreError
 
 __all__ = ["MODEL_FILES", "convert_sentence_bert"]
 
@@ -49,8 +51,6 @@ def convert_sentence_bert(
             with mean or CLS pooling.
     """
     import gguf
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
 
     config = _json(model_dir / "config.json")
     if config.get("model_type") != "bert":
@@ -59,9 +59,11 @@ def convert_sentence_bert(
     tokens, types = _vocab(model_dir)
     specials = _special_ids(model_dir, tokens)
     try:
-        weights = load_file(str(model_dir / "model.safetensors"))
-    except (OSError, ValueError, SafetensorError) as exc:
-        raise IntegrityError(f"cannot read {model_dir / 'model.safetensors'}: {exc}") from exc
+        weights = SafetensorsFile(model_dir / "model.safetensors")
+    except StoreError as exc:
+        raise IntegrityError(
+            f"cannot read {model_dir / 'model.safetensors'}: {exc.message}"
+        ) from exc
 
     writer = gguf.GGUFWriter(str(dest), "bert")
     writer.add_name(name)
@@ -96,7 +98,10 @@ def convert_sentence_bert(
         target = names.get_name(key.removeprefix("bert."), try_suffixes=(".weight", ".bias"))
         if target is None:
             raise IntegrityError(f"{model_dir} has a tensor llama.cpp's BERT lacks: {key}")
-        data = weights[key]
+        try:
+            data = weights.float32(key)
+        except StoreError as exc:
+            raise IntegrityError(f"{model_dir}: {exc.message}") from exc
         half = f16 and data.ndim == 2 and _multiplied(target)
         writer.add_tensor(target, data.astype(np.float16 if half else np.float32))
     writer.write_header_to_file()

@@ -19,14 +19,16 @@ import numpy as np
 
 class BertReference:
     def __init__(self, model_dir: Path) -> None:
-        from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
+        from aria.convert.safetensors import SafetensorsFile
+
         self.config = json.loads((model_dir / "config.json").read_text())
+        weights = SafetensorsFile(model_dir / "model.safetensors")
         self.w = {
-            k.removeprefix("bert."): v.astype(np.float64)
-            for k, v in load_file(str(model_dir / "model.safetensors")).items()
-            if k != "embeddings.position_ids"
+            name.removeprefix("bert."): weights.float32(name).astype(np.float64)
+            for name in weights
+            if name != "embeddings.position_ids"
         }
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.no_truncation()

