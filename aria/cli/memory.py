@@ -117,7 +117,7 @@ def list_(
         ),
     )
     if as_json:
-        print_json([m.to_dict() for m in memories])
+        print_json({"memories": [m.to_dict() for m in memories]})
     elif not memories:
         cli.console.print("No memories yet. `aria memory add TEXT` or chat with `aria chat`.")
     else:
@@ -152,7 +152,7 @@ def search(
 
     hits = _run(cli, user, work)
     if as_json:
-        print_json([hit.to_dict() for hit in hits])
+        print_json({"hits": [hit.to_dict() for hit in hits]})
     elif not hits:
         cli.console.print("Nothing found.")
     else:
@@ -293,7 +293,7 @@ def remind(
 
     reminder = _run(cli, user, work)
     if as_json:
-        print_json(reminder.to_dict())
+        print_json({"reminder": reminder.to_dict()})
     else:
         cli.console.print(
             f"reminder [bold]{reminder.id}[/] {escape(reminder.describe())}: "
@@ -320,7 +320,7 @@ def reminders(
         ) from None
     found = _open(cli, user, lambda s: s.store.reminders.select(wanted))
     if as_json:
-        print_json([r.to_dict() for r in found])
+        print_json({"reminders": [r.to_dict() for r in found]})
         return
     if not found:
         cli.console.print('No reminders. `aria memory remind "tomorrow at 9 call the bank"`.')

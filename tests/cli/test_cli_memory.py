@@ -40,10 +40,10 @@ def test_add_list_search_forget(aria_home: Path) -> None:
     assert isinstance(added, dict) and added["memory"]["kind"] == "semantic"
     instruction = _json("memory", "add", "answer in French")
     assert isinstance(instruction, dict) and instruction["memory"]["kind"] == "procedural"
-    listed = _json("memory", "list")
-    assert [m["text"] for m in listed] == ["answer in French", "I play the cello"]  # type: ignore[union-attr]
-    found = _json("memory", "search", "cello")
-    assert [h["text"] for h in found][:1] == ["I play the cello"]  # type: ignore[union-attr]
+    listed = _json("memory", "list")["memories"]  # type: ignore[index]
+    assert [m["text"] for m in listed] == ["answer in French", "I play the cello"]
+    found = _json("memory", "search", "cello")["hits"]  # type: ignore[index]
+    assert [h["text"] for h in found][:1] == ["I play the cello"]
     gone = _json("memory", "forget", added["memory"]["id"])
     assert gone == {"deleted": [added["memory"]["id"]]}
     assert runner.invoke(app, ["memory", "list"]).exit_code == 0
@@ -51,9 +51,10 @@ def test_add_list_search_forget(aria_home: Path) -> None:
 
 def test_export_import_and_reminders(aria_home: Path, tmp_path: Path) -> None:
     _json("memory", "add", "I live in Lyon")
-    reminder = _json("memory", "remind", "tomorrow at 9 call the bank")
-    assert isinstance(reminder, dict) and reminder["text"] == "call the bank"
-    assert [r["id"] for r in _json("memory", "reminders")] == [reminder["id"]]  # type: ignore[union-attr]
+    reminder = _json("memory", "remind", "tomorrow at 9 call the bank")["reminder"]  # type: ignore[index]
+    assert reminder["text"] == "call the bank"
+    reminders = _json("memory", "reminders")["reminders"]  # type: ignore[index]
+    assert [r["id"] for r in reminders] == [reminder["id"]]
     target = tmp_path / "export.json"
     assert runner.invoke(app, ["memory", "export", str(target)]).exit_code == 0
     assert target.stat().st_mode & 0o077 == 0
@@ -106,10 +107,11 @@ def test_chat_remembers_unless_told_not_to(aria_home: Path, tmp_path: Path) -> N
     assert chat.returncode == 0, chat.stderr
     assert "memory: Saved to memory: I play the cello" in chat.stdout
     assert "memories used" in chat.stdout
-    texts = [m["text"] for m in json.loads(_aria(aria_home, "memory", "list", "--json").stdout)]
+    listed = json.loads(_aria(aria_home, "memory", "list", "--json").stdout)["memories"]
+    texts = [m["text"] for m in listed]
     assert "I play the cello" in texts and "What do I play?" in texts
     private = _aria(aria_home, "chat", "-m", "tiny", "--no-memory", "--max-tokens", "2",
                     stdin="Remember that I live in Oslo\n/exit\n")  # fmt: skip
     assert private.returncode == 0 and "Memory is off" in private.stdout
-    texts = [m["text"] for m in json.loads(_aria(aria_home, "memory", "list", "--json").stdout)]
-    assert not any("Oslo" in t for t in texts)
+    listed = json.loads(_aria(aria_home, "memory", "list", "--json").stdout)["memories"]
+    assert not any("Oslo" in m["text"] for m in listed)
