@@ -194,15 +194,20 @@ async def _recall(
         hit.memory
         for hit in hits
         if hit.memory.text.strip() not in present
-        and not _was_a_request(hit.memory, now)
+        and not _says_nothing(hit.memory, now, asked_about_a_period=since is not None)
         and _relevant(hit, vector, since, service.thresholds)
     ]
 
 
-def _was_a_request(memory: Memory, now: datetime) -> bool:
-    """A user's turn that asked the memory for something ("remember that …"): what it
-    asked is recalled by itself (the fact, the instruction), not the request."""
-    return memory.role == "user" and read_message(memory.text, now) is not None
+def _says_nothing(memory: Memory, now: datetime, *, asked_about_a_period: bool) -> bool:
+    """A user's turn that tells nothing worth recalling on its own: a request to the
+    memory ("remember that …": the fact or instruction is recalled by itself) or, unless
+    the user asks what was said in a period, a question they asked."""
+    if memory.role != "user":
+        return False
+    if read_message(memory.text, now) is not None:
+        return True
+    return not asked_about_a_period and memory.text.rstrip().endswith("?")
 
 
 def _relevant(

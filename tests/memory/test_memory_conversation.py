@@ -125,3 +125,13 @@ async def test_the_watch_fires_time_reminders_within_a_second(tmp_path: Path) ->
     assert [r.text for r, _ in shown] == ["check the oven"]
     [(reminder, seen)] = shown
     assert reminder.fired_at is not None and reminder.fired_at - due < 1.0 and seen - due < 1.0
+
+
+async def test_past_questions_are_not_recalled_as_if_they_were_facts(
+    service: MemoryService,
+) -> None:
+    await service.add("Where does my sister Clara live?", kind=MemoryKind.EPISODIC, role="user")
+    await service.add("My sister Clara lives in Rome")
+    turn = await begin_turn(service, _user("Tell me about my sister Clara"), "c", source="chat")
+    assert turn is not None
+    assert [m.text for m in turn.recalled] == ["My sister Clara lives in Rome"]
