@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from aria.backends.memory_limit import DEFAULT_HEADROOM_BYTES
-from aria.catalog.entries import CatalogEntry, Tier
+from aria.catalog.entries import Capability, CatalogEntry, Tier
 from aria.errors import BackendUnavailable
 
 __all__ = [
@@ -57,6 +57,8 @@ class WorkerLaunch:
     kv_budget_bytes: int | None = None
     # llama.cpp's flash attention: skips the cells of other sequences in the unified cache.
     flash_attn: bool = False
+    # Encoder-only embedding models (BERT): one embedding context, no generation.
+    embedding_only: bool = False
 
     def argv(self) -> list[str]:
         """The command line starting a worker with these options."""
@@ -120,4 +122,8 @@ def choose_launch(
         kv_budget_bytes=kv_budget_bytes,
         # GPU drivers reserve far more address space than memory: no cap there.
         address_space_headroom_bytes=None if gpu_layers else DEFAULT_HEADROOM_BYTES,
+        embedding_only=not entry.capabilities & _GENERATES,
     )
+
+
+_GENERATES = frozenset({Capability.CHAT, Capability.COMPLETION})

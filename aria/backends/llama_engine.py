@@ -48,7 +48,7 @@ from aria.backends.memory_limit import address_space_left
 from aria.backends.prompting import ChatTemplate, generation_budget
 from aria.backends.protocol import FinishReason, GenerationJob, WorkerInfo
 from aria.backends.schedule import PrefillPacer, plan_step
-from aria.backends.slots import choose_slot, plan_slots
+from aria.backends.slots import SlotPlan, choose_slot, plan_slots
 from aria.backends.utf8guard import Utf8Guard
 from aria.errors import ContextLengthExceeded, InvalidRequest, RequestFailed
 
@@ -115,23 +115,28 @@ class LlamaEngine:
             n_gpu_layers=launch.n_gpu_layers,
             tensor_split=launch.tensor_split,
         )
-        plan = plan_slots(
-            n_ctx=launch.n_ctx,
-            kv_bytes_per_token=self._model.kv_bytes_per_token(),
-            kv_budget_bytes=launch.kv_budget_bytes,
-            max_slots=launch.parallel,
-        )
-        self._context = NativeContext(
-            self._model,
-            n_ctx=plan.kv_cells,
-            n_seq_max=plan.slots,
-            n_batch=_BATCH_TOKENS,
-            threads=launch.threads,
-            flash_attn=launch.flash_attn,
-        )
+        self._embedder: Any = None
+        self._generation: NativeContext | None = None
+        if launch.embedding_only:  # an encoder (BERT): one embedding context, no generation
+            plan = SlotPlan(slots=1, n_ctx=launch.n_ctx, kv_bytes_per_token=0)
+            self._embedder = self._load_embedder()
+        else:
+            plan = plan_slots(
+                n_ctx=launch.n_ctx,
+                kv_bytes_per_token=self._model.kv_bytes_per_token(),
+                kv_budget_bytes=launch.kv_budget_bytes,
+                max_slots=launch.parallel,
+            )
+            self._generation = NativeContext(
+                self._model,
+                n_ctx=plan.kv_cells,
+                n_seq_max=plan.slots,
+                n_batch=_BATCH_TOKENS,
+                threads=launch.threads,
+                flash_attn=launch.flash_attn,
+            )
         self._batch = TokenBatch(_BATCH_TOKENS)
         self._pacer = PrefillPacer(_PREFILL_STALL_S, _PREFILL_MIN_TOKENS, _BATCH_TOKENS)
-        self._embedder: Any = None
         self._guard: Utf8Guard | None = None
         # Free slots and the tokens each still holds, least recently used first.
         self._free: dict[int, list[int]] = {slot: [] for slot in range(plan.slots)}
@@ -174,6 +179,10 @@ class LlamaEngine:
         return tokens
 
     def submit(self, request_id: int, job: GenerationJob) -> None:
+        if self._launch.embedding_only:
+            raise InvalidRequest(
+                "this model only produces embeddings (use /v1/embeddings)", param="model"
+            )
         prompt = self.tokenize(job)
         budget = generation_budget(len(prompt), job.max_tokens, self.info.n_ctx)
         bias = self._bias(job.logit_bias) if job.logit_bias else None
@@ -217,6 +226,12 @@ class LlamaEngine:
         if self._guard is None:
             self._guard = Utf8Guard([self._model.piece(t) for t in range(self.info.n_vocab)])
         return self._guard
+
+    @property
+    def _context(self) -> NativeContext:
+        """The generation context (an embedding-only engine has none and takes no job)."""
+        assert self._generation is not None, "an embedding-only engine generates nothing"
+        return self._generation
 
     def cancel(self, request_id: int) -> None:
         self._cancelled.add(request_id)
@@ -392,14 +407,13 @@ class LlamaEngine:
                 f"no memory left for an embedding context: {left / 2**20:.0f} MiB of this "
                 f"backend's address space remain, at least {needed / 2**20:.0f} MiB are needed"
             )
-        metadata = self._model.metadata
-        arch = metadata.get("general.architecture", "")
-        pooling = (
-            LLAMA_POOLING_TYPE_UNSPECIFIED
-            if f"{arch}.pooling_type" in metadata
-            else LLAMA_POOLING_TYPE_MEAN
-        )
-        n_ctx = min(self.info.n_ctx, _EMBED_CTX_CAP)
+        if self._launch.embedding_only:  # an embedding model declares its own pooling
+            pooling = LLAMA_POOLING_TYPE_UNSPECIFIED
+        else:
+            metadata = self._model.metadata
+            declared = f"{metadata.get('general.architecture', '')}.pooling_type" in metadata
+            pooling = LLAMA_POOLING_TYPE_UNSPECIFIED if declared else LLAMA_POOLING_TYPE_MEAN
+        n_ctx = min(self._launch.n_ctx, _EMBED_CTX_CAP)
         return Llama(
             model_path=self._launch.model_path,
             embedding=True,
@@ -419,7 +433,8 @@ class LlamaEngine:
         self._running.clear()
         self._waiting.clear()
         self._batch.close()
-        self._context.close()
+        if self._generation is not None:
+            self._generation.close()
         if self._embedder is not None:
             self._embedder.close()
         self._model.close()
