@@ -132,11 +132,15 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--n-ctx", type=int, default=1024)
+    parser.add_argument(
+        "--flash", default="off,on", help="flash attention settings to measure: off, on or both"
+    )
     parser.add_argument("--note", default="")
     args = parser.parse_args()
     model = find_model(args.model)
     uptime_before = uptime_load()
-    configs = [measure(model, args, flash_attn) for flash_attn in (False, True)]
+    settings = [{"off": False, "on": True}[value] for value in args.flash.split(",")]
+    configs = [measure(model, args, flash_attn) for flash_attn in settings]
     report = {
         "model": str(model),
         "cpu": cpu_model(),
