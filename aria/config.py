@@ -8,6 +8,7 @@
     api/             hashed API keys (aria.api)
     logs/            backend and node logs
     cache/           re-creatable downloads (the embedded model's wheel)
+    bench/           results of benchmarks run from the dashboard (``aria bench`` JSON)
 
 Settings are loaded once at the edge (the CLI) and passed down explicitly; tests
 build ``AriaSettings`` objects directly. Environment variables ``ARIA_<SECTION>__<FIELD>``
@@ -81,6 +82,11 @@ class AriaPaths:
     @property
     def logs(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def bench(self) -> Path:
+        """``aria bench`` results (JSON) of the runs started from the dashboard."""
+        return self.home / "bench"
 
     @property
     def cache(self) -> Path:

@@ -1,7 +1,9 @@
 """``create_app(node)``: the OpenAI-compatible HTTP API of one node.
 
-All state lives on ``app.state`` (the node, its metrics, the key store); nothing is
-global, so tests run several apps side by side. Middleware, outermost first: request
+All state lives on ``app.state`` (the node, its metrics, the key store, the dashboard's
+event hub and jobs); nothing is global, so tests run several apps side by side. The
+dashboard (:mod:`aria.dashboard`) is served at ``/``, its management API under ``/api``
+(:mod:`aria.api.manage`). Middleware, outermost first: request
 counting, the cap on requests in progress, the Host check (keyless APIs only), the
 Origin check, CORS (only when origins are configured), the API-key check and per-key
 limit (when keys are required), the body limit and deadline (see :mod:`aria.api.guards`).
@@ -18,7 +20,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from aria import __version__
-from aria.api import routes_embeddings, routes_generation, routes_info
+from aria.api import manage, routes_embeddings, routes_generation, routes_info
 from aria.api.errors import install_error_handlers
 from aria.api.guards import (
     BearerAuth,
@@ -31,6 +33,7 @@ from aria.api.guards import (
 from aria.api.keys import KeyStore
 from aria.api.metrics import CountRequests, Metrics
 from aria.api.peers import Relays
+from aria.dashboard import Site
 from aria.errors import ConfigError
 from aria.node import Node
 
@@ -56,6 +59,7 @@ def _base_app(lifespan: Any = None) -> FastAPI:
     app.include_router(routes_generation.router)
     app.include_router(routes_embeddings.router)
     app.include_router(routes_info.router)
+    app.include_router(manage.router)
     return app
 
 
@@ -79,11 +83,14 @@ def create_app(node: Node, *, require_keys: bool = False, host: str = "127.0.0.1
         )
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with node.running():
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with node.running(), manage.services(app):
             yield
 
     app = _base_app(lifespan)
+    site = Site()
+    app.router.routes.extend(site.routes())  # the dashboard at / (docs/dashboard.md)
+    manage.install(app, node)
     metrics = Metrics(node.dispatcher)
     keys = KeyStore(node.paths.api)
     app.state.node = node
@@ -103,7 +110,8 @@ def create_app(node: Node, *, require_keys: bool = False, host: str = "127.0.0.1
     if require_keys:
         if settings.max_requests_per_key is not None:
             app.add_middleware(PerKeyLimit, limit=settings.max_requests_per_key, metrics=metrics)
-        app.add_middleware(BearerAuth, keys=keys, open_paths=OPEN_PATHS, metrics=metrics)
+        open_paths = OPEN_PATHS | site.paths  # the page itself asks for the key
+        app.add_middleware(BearerAuth, keys=keys, open_paths=open_paths, metrics=metrics)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

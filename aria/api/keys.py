@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aria.errors import ConfigError
+from aria.errors import ConfigError, Conflict, InvalidRequest, NotFound
 from aria.files import write_atomic
 
 __all__ = ["ApiKey", "KeyStore"]
@@ -31,6 +31,10 @@ class ApiKey:
     hint: str  # the first characters of the secret, to recognise it
     created: str
     sha256: str
+
+    def public(self) -> dict[str, str]:
+        """What may be shown of a key: everything but its hash."""
+        return {"id": self.id, "name": self.name, "hint": self.hint, "created": self.created}
 
 
 class KeyStore:
@@ -66,15 +70,17 @@ class KeyStore:
         """A new key; the secret is returned once and never stored.
 
         Raises:
-            ConfigError: ``name`` is empty or already used.
+            InvalidRequest: ``name`` is empty. Conflict: ``name`` is already used.
+            ConfigError: the keys file is unreadable.
         """
         name = name.strip()
         keys = self.all()
         if not name:
-            raise ConfigError("an API key needs a name")
+            raise InvalidRequest("an API key needs a name", param="name")
         if any(k.name == name for k in keys):
-            raise ConfigError(
-                f"an API key named {name!r} exists; revoke it first or pick a new name"
+            raise Conflict(
+                f"an API key named {name!r} exists; revoke it first or pick a new name",
+                param="name",
             )
         secret = _PREFIX + secrets.token_urlsafe(32)
         key = ApiKey(
@@ -91,12 +97,12 @@ class KeyStore:
         """Remove the key with this id or name.
 
         Raises:
-            ConfigError: no key matches.
+            NotFound: no key matches. ConfigError: the keys file is unreadable.
         """
         keys = self.all()
         match = [k for k in keys if key in (k.id, k.name)]
         if not match:
-            raise ConfigError(f"no API key has the id or name {key!r}; see `aria api key list`")
+            raise NotFound(f"no API key has the id or name {key!r}; see `aria api key list`")
         self._write([k for k in keys if k is not match[0]])
         return match[0]
 

@@ -12,7 +12,7 @@ from rich.table import Table
 from aria.cli.context import CliContext, cli_context, print_json
 
 if TYPE_CHECKING:
-    from aria.api.keys import ApiKey, KeyStore
+    from aria.api.keys import KeyStore
     from aria.node import Node
 
 app = typer.Typer(help="Serve the OpenAI-compatible API and manage its keys.", no_args_is_help=True)
@@ -125,7 +125,7 @@ def key_create(
     cli = cli_context(ctx)
     key, secret = _keys(cli).create(name)
     if as_json:
-        print_json({**_key_record(key), "key": secret})
+        print_json({**key.public(), "key": secret})
         return
     cli.console.print(f"created API key [bold]{escape(key.name)}[/] (id {key.id}):")
     cli.console.print(secret, highlight=False, soft_wrap=True)
@@ -138,7 +138,7 @@ def key_list(ctx: typer.Context, as_json: AsJson = False) -> None:
     cli = cli_context(ctx)
     keys = _keys(cli).all()
     if as_json:
-        print_json({"keys": [_key_record(key) for key in keys]})
+        print_json({"keys": [key.public() for key in keys]})
         return
     if not keys:
         cli.console.print("No API keys. Create one with `aria api key create NAME`.")
@@ -149,10 +149,6 @@ def key_list(ctx: typer.Context, as_json: AsJson = False) -> None:
     for key in keys:
         table.add_row(key.id, escape(key.name), key.hint, key.created)
     cli.console.print(table)
-
-
-def _key_record(key: ApiKey) -> dict[str, str]:
-    return {"id": key.id, "name": key.name, "hint": key.hint, "created": key.created}
 
 
 @key_app.command("revoke")

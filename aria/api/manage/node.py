@@ -1,0 +1,164 @@
+"""``/api/hardware``, ``/api/profile``, ``/api/consent``, ``/api/keys`` and ``/api/events``.
+
+The dashboard's node view: what the machine is, which tiers the profile turns on (a
+change is written to ``config.toml`` like ``aria node profile set`` and applies to the
+next request at once), what the operator consents to share, and the API keys (a new
+key's secret is in the creating response only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from aria.api.errors import UnprocessableRequest
+from aria.api.keys import KeyStore
+from aria.api.manage.events import EventHub, sse_response
+from aria.config import ConsentSettings, update_settings
+from aria.errors import InvalidRequest
+from aria.hardware import hardware_report
+from aria.node import Node
+from aria.profiles import PROFILES, describe_profiles
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["node"])
+
+
+class ProfileChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    profile: str = Field(max_length=64, description="A profile preset name.")
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64, description="A label for the key.")
+
+
+def _node(request: Request) -> Node:
+    node: Node = request.app.state.node
+    return node
+
+
+def _hub(request: Request) -> EventHub:
+    hub: EventHub = request.app.state.events
+    return hub
+
+
+@router.get("/events", response_class=StreamingResponse)
+async def events(request: Request) -> StreamingResponse:
+    """Server-sent events: ``download``, ``models``, ``profile``, ``consent``, ``keys``,
+    ``bench`` (one JSON object each), and a comment line as keep-alive when idle."""
+    return sse_response(_hub(request).stream())
+
+
+@router.get("/hardware")
+async def hardware(request: Request) -> JSONResponse:
+    """CPU, ISA features, memory, GPUs and NPUs, and what they mean for each tier."""
+    return JSONResponse(hardware_report(_node(request).hardware))
+
+
+def _profile(node: Node) -> dict[str, Any]:
+    described = describe_profiles(
+        node.settings.node.profile, gpu_available=node.hardware.gpu_available
+    )
+    resolution = node.resolve(None)
+    described["auto"] = {"candidates": list(resolution.candidates), "notice": resolution.notice}
+    return described
+
+
+@router.get("/profile")
+async def get_profile(request: Request) -> JSONResponse:
+    """The active profile, the tiers of every preset here, and what ``auto`` picks now."""
+    return JSONResponse(_profile(_node(request)))
+
+
+@router.put("/profile")
+async def set_profile(body: ProfileChange, request: Request) -> JSONResponse:
+    """Switch profile: saved in ``config.toml`` and used from the next request on.
+
+    When ``ARIA_NODE__PROFILE`` is set, it still wins (``overridden`` says so).
+    """
+    if body.profile not in PROFILES:
+        raise InvalidRequest(
+            f"unknown profile {body.profile!r}; choose one of: {', '.join(PROFILES)}",
+            param="profile",
+        )
+    node = _node(request)
+    saved = await anyio.to_thread.run_sync(
+        update_settings, node.paths, {"node": {"profile": body.profile}}
+    )
+    node.settings.node.profile = saved.node.profile
+    payload = _profile(node)
+    payload["overridden"] = saved.node.profile != body.profile
+    _hub(request).publish("profile", {"active": saved.node.profile})
+    return JSONResponse(payload)
+
+
+def _consent(node: Node) -> dict[str, Any]:
+    fields = ConsentSettings.model_fields
+    return {
+        "settings": node.settings.consent.model_dump(mode="json"),
+        "descriptions": {name: field.description for name, field in fields.items()},
+    }
+
+
+@router.get("/consent")
+async def get_consent(request: Request) -> JSONResponse:
+    """What this node shares with peers and whether it may send prompts to them."""
+    return JSONResponse(_consent(_node(request)))
+
+
+@router.put("/consent")
+async def set_consent(body: dict[str, Any], request: Request) -> JSONResponse:
+    """Change some consent settings (same names and bounds as ``[consent]`` in config)."""
+    node = _node(request)
+    try:
+        merged = ConsentSettings.model_validate({**node.settings.consent.model_dump(), **body})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(part) for part in first["loc"]) or None
+        raise UnprocessableRequest(f"{param}: {first['msg']}", param=param) from None
+    changes = {name: getattr(merged, name) for name in body}  # validated values, not raw
+    saved = await anyio.to_thread.run_sync(update_settings, node.paths, {"consent": changes})
+    node.settings.consent = saved.consent
+    _hub(request).publish("consent", saved.consent.model_dump(mode="json"))
+    return JSONResponse(_consent(node))
+
+
+def _keys(request: Request) -> KeyStore:
+    keys: KeyStore = request.app.state.keys
+    return keys
+
+
+@router.get("/keys")
+async def list_keys(request: Request) -> JSONResponse:
+    """The API keys (never their secrets), whether keys are required, and which key
+    made this request."""
+    return JSONResponse(
+        {
+            "keys": [key.public() for key in _keys(request).all()],
+            "required": bool(request.app.state.require_keys),
+            "current": getattr(request.state, "api_key_id", None),
+        }
+    )
+
+
+@router.post("/keys", status_code=201)
+async def create_key(body: KeyCreate, request: Request) -> JSONResponse:
+    """A new key; its secret (``key``) is in this response only, never stored."""
+    key, secret = await anyio.to_thread.run_sync(_keys(request).create, body.name)
+    _hub(request).publish("keys", {"created": key.id})
+    return JSONResponse({**key.public(), "key": secret}, status_code=201)
+
+
+@router.delete("/keys/{key_id}")
+async def revoke_key(key_id: str, request: Request) -> JSONResponse:
+    """Revoke a key by id or name; requests using it are refused from now on."""
+    revoked = await anyio.to_thread.run_sync(_keys(request).revoke, key_id)
+    _hub(request).publish("keys", {"revoked": revoked.id})
+    return JSONResponse(revoked.public())
