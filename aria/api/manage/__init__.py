@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 
@@ -27,9 +28,20 @@ from aria.api.manage.events import EventHub
 from aria.api.manage.writes import json_writes
 from aria.node import Node
 
-__all__ = ["install", "router", "services"]
+__all__ = ["ERROR_RESPONSES", "install", "router", "services"]
 
-router = APIRouter(prefix="/api", dependencies=[Depends(json_writes)])
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Invalid request (OpenAI error object)"},
+    401: {"description": "Missing or invalid API key"},
+    403: {"description": "A browser origin that is not allowed"},
+    404: {"description": "No such model, key, download or result"},
+    409: {"description": "Conflicts with the current state (a job already running, a name taken)"},
+    415: {"description": "A change that is not sent as JSON"},
+    421: {"description": "A Host name this keyless API does not answer to"},
+    422: {"description": "A field has the wrong type or range"},
+}
+
+router = APIRouter(prefix="/api", dependencies=[Depends(json_writes)], responses=ERROR_RESPONSES)
 for _module in (node, models, network, bench):
     router.include_router(_module.router)
 

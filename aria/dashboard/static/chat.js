@@ -132,13 +132,9 @@ function renderList() {
       "aria-current": conv === current ? "true" : undefined,
       on: { click: () => select(conv) },
     }, conv.title || "New chat"),
-    h("button", {
-      type: "button",
-      class: "quiet small",
-      "aria-label": `Delete conversation: ${conv.title || "New chat"}`,
-      text: "×",
-      on: { click: () => remove(conv) },
-    }))));
+    h("button", { type: "button", class: "quiet small", on: { click: () => remove(conv) } },
+      h("span", { "aria-hidden": "true" }, "×"),
+      h("span", { class: "visually-hidden" }, `Delete conversation: ${conv.title || "New chat"}`)))));
 }
 
 function select(conv) {

@@ -73,9 +73,10 @@ function actions(model) {
   }
   if (model.source.kind === "local") return h("span", { class: "muted small" }, "import it again to use it");
   const runs = model.runs_here.engine !== null;
+  const label = runs ? "Download" : "Download anyway";
   return h("button", {
-    type: "button", class: runs ? "primary" : "", "aria-label": `Download ${model.id}`,
-    text: runs ? "Download" : "Download anyway",
+    type: "button", class: runs ? "primary" : "", "aria-label": `${label} ${model.id}`,
+    text: label,
     title: runs ? "" : model.runs_here.reason,
     on: { click: () => act(model, "POST", `/api/models/${id}/download`, { anyway: !runs }) },
   });

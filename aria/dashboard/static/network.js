@@ -90,18 +90,26 @@ function render(snapshot) {
     counters);
 }
 
-export async function show() {
+// Resolves once the first snapshot is shown; the view then follows the node until hidden.
+export function show() {
   hide();
   const mine = new AbortController();
   controller = mine;
-  try {
-    const response = await stream("GET", "/api/network/events", undefined, { signal: mine.signal });
-    for await (const { event, data } of events(response)) {
-      if (event === "network") render(JSON.parse(data));
-    }
-  } catch (error) {
-    if (!mine.signal.aborted) replace(byId("network-body"), h("p", { class: "error", role: "alert" }, error.message));
-  }
+  return new Promise((shown) => {
+    (async () => {
+      try {
+        const response = await stream("GET", "/api/network/events", undefined, { signal: mine.signal });
+        for await (const { event, data } of events(response)) {
+          if (event !== "network") continue;
+          render(JSON.parse(data));
+          shown();
+        }
+      } catch (error) {
+        if (!mine.signal.aborted) replace(byId("network-body"), h("p", { class: "error", role: "alert" }, error.message));
+      }
+      shown();
+    })();
+  });
 }
 
 export function hide() {
