@@ -14,6 +14,7 @@ import pytest
 
 from aria.api.manage.downloads import Throughput
 from aria.api.manage.events import EventHub
+from aria.api.metrics import PEER_REQUEST_HEADER
 from tests.api.conftest import Server, make_node, running
 from tests.p2p.procs import start_node
 
@@ -103,10 +104,20 @@ def test_a_running_benchmark_can_be_stopped(live: Server) -> None:
     assert live.http().get("/api/bench").json()["run"]["state"] == "cancelled"
 
 
-def test_network_without_a_node_says_so(live: Server) -> None:
+def test_network_without_a_node_says_so_and_counts_requests_served_for_peers(
+    live: Server,
+) -> None:
     snapshot = live.http().get("/api/network").json()
     assert snapshot["running"] is False and snapshot["peers"] == []
     assert snapshot["traffic"] == {"used_remote": 0, "used_split": 0, "served_remote": 0}
+    body = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    live.http().post("/v1/chat/completions", json=body)  # a local client: not counted
+    forwarded = live.http().post(
+        "/v1/chat/completions", json=body, headers={PEER_REQUEST_HEADER: "1"}
+    )
+    assert forwarded.status_code == 200
+    traffic = live.http().get("/api/network").json()["traffic"]
+    assert traffic == {"used_remote": 0, "used_split": 0, "served_remote": 1}
 
 
 @pytest.mark.slow

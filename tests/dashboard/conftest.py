@@ -1,15 +1,13 @@
 """Browser tests: Playwright (pytest-playwright's ``page``) driving Debian's Chromium.
 
-``playwright install`` cannot reach its download host here, so the browser is the
-system's ``chromium-headless-shell`` (scripts/system_deps.sh installs it), started with
-the flags that keep it from calling Google's services on its own. Every test's page
-is watched: a request to any origin other than the server under test fails the test.
+The browser is the system's Chromium (:mod:`tests.helpers.browser`: ``playwright
+install`` cannot reach its download host here). Every test's page is watched: a
+request to any origin other than the server under test fails the test.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,39 +17,15 @@ import pytest
 from playwright.sync_api import Page, Request
 
 from tests.api.conftest import Server, make_node, model_files, running
+from tests.helpers.browser import AXE, CHROMIUM_FLAGS, find_chromium
 
 __all__ = ["AXE", "Dash", "model_files"]
 
-_BROWSERS = ("chromium-headless-shell", "chromium")
-_FLAGS = [
-    "--no-sandbox",  # root in CI
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-default-apps",
-    "--disable-extensions",
-    "--metrics-recording-only",
-]
-
-# axe-core, fetched from npm by `make setup-dev` (test-only; see the Makefile).
-AXE = (
-    Path(__file__).resolve().parents[2]
-    / ".venv"
-    / "npm"
-    / "node_modules"
-    / "axe-core"
-    / "axe.min.js"
-)
-
 
 def _browser() -> str:
-    for name in _BROWSERS:
-        found = shutil.which(name)
-        if found:
-            return found
+    found = find_chromium()
+    if found is not None:
+        return found
     message = "no Chromium for the browser tests: run `bash scripts/system_deps.sh`"
     if os.environ.get("CI"):
         pytest.fail(message)
@@ -60,7 +34,7 @@ def _browser() -> str:
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    return {**browser_type_launch_args, "executable_path": _browser(), "args": _FLAGS}
+    return {**browser_type_launch_args, "executable_path": _browser(), "args": CHROMIUM_FLAGS}
 
 
 @pytest.fixture(scope="session")

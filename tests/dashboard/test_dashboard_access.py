@@ -136,6 +136,8 @@ def test_every_view_passes_axe_without_serious_violations(
         found = {}
         for view in VIEWS:
             dash.open(view)
+            wide = page.evaluate("document.documentElement.scrollWidth")
+            assert wide <= width + 1, f"{view} scrolls sideways at {width} px"
             violations = _axe(page)
             if violations:
                 found[view] = [
