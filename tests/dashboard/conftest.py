@@ -10,16 +10,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, Request
 
-from tests.api.conftest import Server, make_node, model_files, running
+from tests.api.conftest import Server, model_files, server
+from tests.api.test_api_smollm import smollm
 from tests.helpers.browser import AXE, CHROMIUM_FLAGS, find_chromium
 
-__all__ = ["AXE", "Dash", "model_files"]
+__all__ = ["AXE", "Dash", "model_files", "server", "smollm"]
 
 
 def _browser() -> str:
@@ -70,18 +70,9 @@ def watch(page: Page, url: str) -> Dash:
     return dash
 
 
-@pytest.fixture(scope="module")
-def served(
-    tmp_path_factory: pytest.TempPathFactory, model_files: dict[str, Path]
-) -> Iterator[Server]:
-    """A real API (tiny generated models ``tiny`` and ``slow``) with the dashboard."""
-    node = make_node(tmp_path_factory.mktemp("dash_home"), model_files)
-    with running(node) as server:
-        yield server
-
-
 @pytest.fixture
-def dash(page: Page, served: Server) -> Iterator[Dash]:
-    watched = watch(page, served.url)
+def dash(page: Page, server: Server) -> Iterator[Dash]:
+    """The page, watched, on the module's API (``server``: tiny generated models)."""
+    watched = watch(page, server.url)
     yield watched
     assert watched.foreign() == [], "the page asked another origin (or failed)"

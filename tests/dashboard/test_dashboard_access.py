@@ -116,7 +116,7 @@ def _axe(page: Page) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("width", [1280, 390])
 def test_every_view_passes_axe_without_serious_violations(
-    browser: Browser, served: Server, scheme: str, width: int
+    browser: Browser, server: Server, scheme: str, width: int
 ) -> None:
     if not AXE.is_file():
         pytest.fail(f"axe-core is missing at {AXE}: run `make setup-dev`")
@@ -126,8 +126,8 @@ def test_every_view_passes_axe_without_serious_violations(
     )
     try:
         page = context.new_page()
-        dash = watch(page, served.url)
-        page.goto(served.url + "/#chat")
+        dash = watch(page, server.url)
+        page.goto(server.url + "/#chat")
         page.wait_for_selector("#chat-model option[value=tiny]", state="attached")
         page.select_option("#chat-model", "tiny")
         page.fill("#chat-input", "hello **world**")

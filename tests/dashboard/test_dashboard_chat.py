@@ -4,14 +4,13 @@ output that tries to be HTML staying text."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, Route
 
-from tests.api.conftest import Server, make_node, running
-from tests.api.test_api_smollm import MODEL, smollm_file
+from tests.api.conftest import Server
+from tests.api.test_api_smollm import MODEL
 from tests.dashboard.conftest import Dash, watch
 
 # Records, in the page, the length of the answer's text each time it changes.
@@ -32,17 +31,6 @@ def _ask(page: Page, text: str, model: str | None = None) -> None:
         page.select_option("#chat-model", model)
     page.fill("#chat-input", text)
     page.press("#chat-input", "Enter")  # the keyboard sends; Shift+Enter would add a line
-
-
-@pytest.fixture(scope="module")
-def smollm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    source = smollm_file()
-    if source is None:
-        pytest.skip(f"{MODEL} is not installed (`make setup` installs it)")
-    node = make_node(tmp_path_factory.mktemp("dash_smollm"), {})
-    node.store.import_file(source)
-    with running(node) as server:
-        yield server
 
 
 @pytest.mark.slow

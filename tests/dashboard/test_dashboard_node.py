@@ -12,12 +12,12 @@ from tests.api.conftest import Server
 from tests.dashboard.conftest import Dash
 
 
-def _cli_profile(served: Server) -> str:
+def _cli_profile(server: Server) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "aria", "node", "profile", "show", "--json"],
         capture_output=True,
         text=True,
-        env={"ARIA_HOME": str(served.node.paths.home), "PATH": "/usr/bin:/bin"},
+        env={"ARIA_HOME": str(server.node.paths.home), "PATH": "/usr/bin:/bin"},
         timeout=60,
         check=True,
     )
@@ -26,7 +26,7 @@ def _cli_profile(served: Server) -> str:
 
 
 def test_profile_switch_persists_across_reload_and_the_cli_agrees(
-    dash: Dash, served: Server
+    dash: Dash, server: Server
 ) -> None:
     page = dash.open("node")
     page.wait_for_selector("#profile-efficient:checked")
@@ -35,16 +35,16 @@ def test_profile_switch_persists_across_reload_and_the_cli_agrees(
     page.wait_for_selector("#profile-status:has-text('profile balanced is active')")
     page.reload()
     page.wait_for_selector("#profile-balanced:checked")
-    assert _cli_profile(served) == "balanced"
-    assert served.node.settings.node.profile == "balanced"  # the running API switched at once
+    assert _cli_profile(server) == "balanced"
+    assert server.node.settings.node.profile == "balanced"  # the running API switched at once
     # Keyboard: arrow keys move between the radio buttons and switch again.
     page.focus("#profile-balanced")
     page.keyboard.press("ArrowUp")
     page.wait_for_selector("#profile-status:has-text('profile efficient is active')")
-    assert _cli_profile(served) == "efficient"
+    assert _cli_profile(server) == "efficient"
 
 
-def test_consent_is_saved_in_plain_words(dash: Dash, served: Server) -> None:
+def test_consent_is_saved_in_plain_words(dash: Dash, server: Server) -> None:
     page = dash.open("node")
     page.wait_for_selector("#consent-use_peers")
     words = page.inner_text("#consent-form")
@@ -53,7 +53,7 @@ def test_consent_is_saved_in_plain_words(dash: Dash, served: Server) -> None:
     page.fill("#consent-max_remote_tokens", "256")
     page.click("#consent-form button[type=submit]")
     page.wait_for_selector("#consent-status:has-text('Saved')")
-    config = tomllib.loads(served.node.paths.config_file.read_text())
+    config = tomllib.loads(server.node.paths.config_file.read_text())
     assert config["consent"]["use_peers"] is True and config["consent"]["max_remote_tokens"] == 256
     sent = len([url for url in dash.requests if url.endswith("/api/consent")])
     page.fill("#consent-max_remote_tokens", "0")  # below the bound: the form itself refuses
@@ -68,7 +68,7 @@ def test_consent_is_saved_in_plain_words(dash: Dash, served: Server) -> None:
     page.wait_for_selector("#consent-status:not(.error):has-text('Saved')")
 
 
-def test_a_new_api_key_is_shown_once(dash: Dash, served: Server) -> None:
+def test_a_new_api_key_is_shown_once(dash: Dash, server: Server) -> None:
     page = dash.open("node")
     page.fill("#key-name", "phone")
     page.press("#key-name", "Enter")

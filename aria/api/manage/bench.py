@@ -16,7 +16,6 @@ import re
 import sys
 from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,12 +23,14 @@ from subprocess import DEVNULL
 from typing import Any, Final, Literal
 
 import anyio
-from anyio.abc import ByteReceiveStream, Process, TaskGroup
+from anyio.abc import ByteReceiveStream, Process
 from anyio.streams.text import TextReceiveStream
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from aria.api.manage.background import Background
+from aria.api.manage.context import bench_of
 from aria.api.manage.events import EventHub
 from aria.errors import Conflict, NotFound
 from aria.node import Node
@@ -86,31 +87,23 @@ class RunStatus:
         return asdict(self)
 
 
-class BenchJobs:
+class BenchJobs(Background):
     """The benchmark runs of one API: at most one at a time, results under ``paths.bench``."""
 
     def __init__(self, node: Node, hub: EventHub) -> None:
+        super().__init__()
         self._node = node
         self._hub = hub
         self.status = RunStatus()
         self._process: Process | None = None
-        self._group: TaskGroup | None = None
 
     @property
     def folder(self) -> Path:
         return self._node.paths.bench
 
-    @asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        """Run benchmarks while the block runs; on exit, stop the one still running."""
-        async with anyio.create_task_group() as group:
-            self._group = group
-            try:
-                yield
-            finally:
-                self._group = None
-                if self._process is not None and self._process.returncode is None:
-                    self._process.terminate()
+    def stop(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self._process.terminate()
 
     def start(self, request: BenchRequest) -> RunStatus:
         """Start ``aria bench`` with ``request``'s flags.
@@ -118,14 +111,14 @@ class BenchJobs:
         Raises:
             Conflict: a run is in progress. ModelNotInstalled: ``request.model`` is not installed.
         """
-        if self.status.state == "running" or self._group is None:
+        if self.status.state == "running":
             raise Conflict("a benchmark is already running; wait for it or stop it")
         if request.model:
             request = request.model_copy(
                 update={"model": self._node.store.get(request.model).model_id}
             )
+        self.spawn(self._run, request, self._new_result_path())
         self.status = RunStatus("running", label="starting")
-        self._group.start_soon(self._run, request, self._new_result_path())
         self._hub.publish("bench", self.status.as_dict())
         return self.status
 
@@ -247,15 +240,10 @@ def _last_error(lines: deque[str], code: int) -> str:
     return f"aria bench exited with status {code}" + (f": {lines[-1]}" if lines else "")
 
 
-def _jobs(request: Request) -> BenchJobs:
-    jobs: BenchJobs = request.app.state.bench
-    return jobs
-
-
 @router.get("/bench")
 async def bench_state(request: Request) -> JSONResponse:
     """The current run (``state``, progress) and the saved results, newest first."""
-    jobs = _jobs(request)
+    jobs = bench_of(request)
     results = await anyio.to_thread.run_sync(jobs.results)
     return JSONResponse({"run": jobs.status.as_dict(), "results": results})
 
@@ -263,16 +251,16 @@ async def bench_state(request: Request) -> JSONResponse:
 @router.post("/bench", status_code=202)
 async def start_bench(body: BenchRequest, request: Request) -> JSONResponse:
     """Start ``aria bench``; progress arrives as ``bench`` events."""
-    return JSONResponse(_jobs(request).start(body).as_dict(), status_code=202)
+    return JSONResponse(bench_of(request).start(body).as_dict(), status_code=202)
 
 
 @router.delete("/bench")
 async def stop_bench(request: Request) -> JSONResponse:
     """Stop the running benchmark."""
-    return JSONResponse(_jobs(request).cancel().as_dict())
+    return JSONResponse(bench_of(request).cancel().as_dict())
 
 
 @router.get("/bench/results/{name}")
 async def bench_result(name: str, request: Request) -> JSONResponse:
     """One result, as ``aria bench --json`` wrote it."""
-    return JSONResponse(await anyio.to_thread.run_sync(_jobs(request).result, name))
+    return JSONResponse(await anyio.to_thread.run_sync(bench_of(request).result, name))

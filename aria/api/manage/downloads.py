@@ -15,14 +15,12 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Final, Literal
 
 import anyio
-from anyio.abc import TaskGroup
 
+from aria.api.manage.background import Background
 from aria.api.manage.events import EventHub
 from aria.catalog.runnable import runnability
 from aria.errors import AriaError, Conflict, ModelCannotRun, NotFound
@@ -114,26 +112,18 @@ class _Job:
             self._hub.publish_from_thread("download", self.state.as_dict())
 
 
-class Downloads:
+class Downloads(Background):
     """The running and finished downloads of one API (the latest job per model)."""
 
     def __init__(self, node: Node, hub: EventHub) -> None:
+        super().__init__()
         self._node = node
         self._hub = hub
         self._jobs: dict[str, _Job] = {}
-        self._group: TaskGroup | None = None
 
-    @asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        """Run jobs while the block runs; on exit, cancel what is left and wait for it."""
-        async with anyio.create_task_group() as group:
-            self._group = group
-            try:
-                yield
-            finally:
-                self._group = None
-                for job in self._jobs.values():
-                    job.cancel.set()
+    def stop(self) -> None:
+        for job in self._jobs.values():
+            job.cancel.set()
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [job.state.as_dict() for job in self._jobs.values()]
@@ -156,11 +146,9 @@ class Downloads:
         current = self._jobs.get(entry.id)
         if current is not None and current.state.state == "running":
             raise Conflict(f"{entry.id} is already downloading", param="model")
-        if self._group is None:
-            raise Conflict("the API is shutting down; downloads cannot start now")
         job = _Job(entry.id, self._hub)
+        self.spawn(self._run, job)
         self._jobs[entry.id] = job
-        self._group.start_soon(self._run, job)
         self._hub.publish("download", job.state.as_dict())
         return job.state
 

@@ -17,8 +17,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from aria.api.manage.context import downloads_of, hub_of, node_of
 from aria.api.manage.downloads import Downloads
-from aria.api.manage.events import EventHub
 from aria.catalog.gate import Allowed, NeedsAcceptance, Use, evaluate
 from aria.catalog.licences import CLASS_ALLOWS, classify, describe
 from aria.errors import InvalidRequest, StoreError
@@ -49,21 +49,6 @@ class ImportRequest(LocalFile):
     )
 
 
-def _node(request: Request) -> Node:
-    node: Node = request.app.state.node
-    return node
-
-
-def _hub(request: Request) -> EventHub:
-    hub: EventHub = request.app.state.events
-    return hub
-
-
-def _downloads(request: Request) -> Downloads:
-    downloads: Downloads = request.app.state.downloads
-    return downloads
-
-
 def _catalog(node: Node, downloads: Downloads) -> dict[str, Any]:
     installed = {model.model_id: model for model in node.store.installed()}
     tiers = enabled_tiers(node.settings.node.profile, gpu_available=node.hardware.gpu_available)
@@ -89,29 +74,29 @@ def _catalog(node: Node, downloads: Downloads) -> dict[str, Any]:
 async def catalog(request: Request) -> JSONResponse:
     """Every catalog model (and imports): tier, size, licence class, installed state,
     whether it runs here and whether the profile routes to it; running downloads."""
-    node = _node(request)
-    payload = await anyio.to_thread.run_sync(_catalog, node, _downloads(request))
+    node = node_of(request)
+    payload = await anyio.to_thread.run_sync(_catalog, node, downloads_of(request))
     return JSONResponse(payload)
 
 
 @router.post("/models/{model_id}/download", status_code=202)
 async def download(model_id: str, body: DownloadOptions, request: Request) -> JSONResponse:
     """Start downloading a catalog model; progress arrives as ``download`` events."""
-    state = _downloads(request).start(model_id, anyway=body.anyway)
+    state = downloads_of(request).start(model_id, anyway=body.anyway)
     return JSONResponse(state.as_dict(), status_code=202)
 
 
 @router.delete("/downloads/{model_id}")
 async def cancel_download(model_id: str, request: Request) -> JSONResponse:
     """Stop a running download (the bytes so far are kept: downloading again resumes)."""
-    return JSONResponse(_downloads(request).cancel(model_id).as_dict())
+    return JSONResponse(downloads_of(request).cancel(model_id).as_dict())
 
 
 @router.post("/models/{model_id}/verify")
 async def verify(model_id: str, request: Request) -> JSONResponse:
     """Re-hash an installed model; a file that fails is removed from the store."""
-    results = await anyio.to_thread.run_sync(_node(request).store.verify, model_id)
-    _hub(request).publish("models", {"changed": model_id})
+    results = await anyio.to_thread.run_sync(node_of(request).store.verify, model_id)
+    hub_of(request).publish("models", {"changed": model_id})
     records = [{"id": r.model_id, "ok": r.ok, "detail": r.detail} for r in results]
     return JSONResponse({"results": records})
 
@@ -119,9 +104,9 @@ async def verify(model_id: str, request: Request) -> JSONResponse:
 @router.delete("/models/{model_id}")
 async def remove(model_id: str, request: Request) -> JSONResponse:
     """Delete an installed model's file, manifest and any partial download."""
-    node = _node(request)
+    node = node_of(request)
     await anyio.to_thread.run_sync(node.store.remove, model_id)
-    _hub(request).publish("models", {"changed": model_id})
+    hub_of(request).publish("models", {"changed": model_id})
     return JSONResponse({"removed": node.store.canonical_id(model_id)})
 
 
@@ -188,7 +173,7 @@ async def inspect(body: LocalFile) -> JSONResponse:
 @router.post("/models/import", status_code=201)
 async def import_file(body: ImportRequest, request: Request) -> JSONResponse:
     """Copy a local GGUF into the store (hash, denylist, licence gate, as the CLI)."""
-    node = _node(request)
+    node = node_of(request)
     path = _local_file(body.path)
 
     def work() -> dict[str, Any]:
@@ -203,5 +188,5 @@ async def import_file(body: ImportRequest, request: Request) -> JSONResponse:
         return model_record(model.entry, model, bitnet_cpp=node.bitnet_server is not None)
 
     record = await anyio.to_thread.run_sync(work)
-    _hub(request).publish("models", {"changed": record["id"]})
+    hub_of(request).publish("models", {"changed": record["id"]})
     return JSONResponse(record, status_code=201)

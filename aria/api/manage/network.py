@@ -17,6 +17,7 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from aria.api.manage.context import metrics_of, node_of
 from aria.api.manage.events import KEEPALIVE_S, sse, sse_response
 from aria.api.metrics import Metrics
 from aria.errors import NodeNotRunning, PeerError
@@ -62,21 +63,17 @@ async def network_snapshot(node: Node, metrics: Metrics) -> dict[str, Any]:
     return snapshot
 
 
-def _parts(request: Request) -> tuple[Node, Metrics]:
-    return request.app.state.node, request.app.state.metrics
-
-
 @router.get("/network")
 async def network(request: Request) -> JSONResponse:
     """The node's peer id, reachability (public / behind NAT / relayed), peers with RTT,
     what they share, and the requests used and served over the network."""
-    return JSONResponse(await network_snapshot(*_parts(request)))
+    return JSONResponse(await network_snapshot(node_of(request), metrics_of(request)))
 
 
 @router.get("/network/events", response_class=StreamingResponse)
 async def network_events(request: Request) -> StreamingResponse:
     """``network`` events (the same object as ``GET /api/network``) when it changes."""
-    node, metrics = _parts(request)
+    node, metrics = node_of(request), metrics_of(request)
 
     async def body() -> AsyncIterator[bytes]:
         last: dict[str, Any] | None = None

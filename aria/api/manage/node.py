@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aria.api.errors import UnprocessableRequest
 from aria.api.keys import KeyStore
-from aria.api.manage.events import EventHub, sse_response
+from aria.api.manage.context import hub_of, node_of
+from aria.api.manage.events import sse_response
 from aria.config import ConsentSettings, update_settings
 from aria.errors import InvalidRequest
 from aria.hardware import hardware_report
@@ -39,27 +40,17 @@ class KeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=64, description="A label for the key.")
 
 
-def _node(request: Request) -> Node:
-    node: Node = request.app.state.node
-    return node
-
-
-def _hub(request: Request) -> EventHub:
-    hub: EventHub = request.app.state.events
-    return hub
-
-
 @router.get("/events", response_class=StreamingResponse)
 async def events(request: Request) -> StreamingResponse:
     """Server-sent events: ``download``, ``models``, ``profile``, ``consent``, ``keys``,
     ``bench`` (one JSON object each), and a comment line as keep-alive when idle."""
-    return sse_response(_hub(request).stream())
+    return sse_response(hub_of(request).stream())
 
 
 @router.get("/hardware")
 async def hardware(request: Request) -> JSONResponse:
     """CPU, ISA features, memory, GPUs and NPUs, and what they mean for each tier."""
-    return JSONResponse(hardware_report(_node(request).hardware))
+    return JSONResponse(hardware_report(node_of(request).hardware))
 
 
 def _profile(node: Node) -> dict[str, Any]:
@@ -74,7 +65,7 @@ def _profile(node: Node) -> dict[str, Any]:
 @router.get("/profile")
 async def get_profile(request: Request) -> JSONResponse:
     """The active profile, the tiers of every preset here, and what ``auto`` picks now."""
-    return JSONResponse(_profile(_node(request)))
+    return JSONResponse(_profile(node_of(request)))
 
 
 @router.put("/profile")
@@ -88,14 +79,14 @@ async def set_profile(body: ProfileChange, request: Request) -> JSONResponse:
             f"unknown profile {body.profile!r}; choose one of: {', '.join(PROFILES)}",
             param="profile",
         )
-    node = _node(request)
+    node = node_of(request)
     saved = await anyio.to_thread.run_sync(
         update_settings, node.paths, {"node": {"profile": body.profile}}
     )
     node.settings.node.profile = saved.node.profile
     payload = _profile(node)
     payload["overridden"] = saved.node.profile != body.profile
-    _hub(request).publish("profile", {"active": saved.node.profile})
+    hub_of(request).publish("profile", {"active": saved.node.profile})
     return JSONResponse(payload)
 
 
@@ -110,13 +101,13 @@ def _consent(node: Node) -> dict[str, Any]:
 @router.get("/consent")
 async def get_consent(request: Request) -> JSONResponse:
     """What this node shares with peers and whether it may send prompts to them."""
-    return JSONResponse(_consent(_node(request)))
+    return JSONResponse(_consent(node_of(request)))
 
 
 @router.put("/consent")
 async def set_consent(body: dict[str, Any], request: Request) -> JSONResponse:
     """Change some consent settings (same names and bounds as ``[consent]`` in config)."""
-    node = _node(request)
+    node = node_of(request)
     try:
         merged = ConsentSettings.model_validate({**node.settings.consent.model_dump(), **body})
     except ValidationError as exc:
@@ -126,7 +117,7 @@ async def set_consent(body: dict[str, Any], request: Request) -> JSONResponse:
     changes = {name: getattr(merged, name) for name in body}  # validated values, not raw
     saved = await anyio.to_thread.run_sync(update_settings, node.paths, {"consent": changes})
     node.settings.consent = saved.consent
-    _hub(request).publish("consent", saved.consent.model_dump(mode="json"))
+    hub_of(request).publish("consent", saved.consent.model_dump(mode="json"))
     return JSONResponse(_consent(node))
 
 
@@ -152,7 +143,7 @@ async def list_keys(request: Request) -> JSONResponse:
 async def create_key(body: KeyCreate, request: Request) -> JSONResponse:
     """A new key; its secret (``key``) is in this response only, never stored."""
     key, secret = await anyio.to_thread.run_sync(_keys(request).create, body.name)
-    _hub(request).publish("keys", {"created": key.id})
+    hub_of(request).publish("keys", {"created": key.id})
     return JSONResponse({**key.public(), "key": secret}, status_code=201)
 
 
@@ -160,5 +151,5 @@ async def create_key(body: KeyCreate, request: Request) -> JSONResponse:
 async def revoke_key(key_id: str, request: Request) -> JSONResponse:
     """Revoke a key by id or name; requests using it are refused from now on."""
     revoked = await anyio.to_thread.run_sync(_keys(request).revoke, key_id)
-    _hub(request).publish("keys", {"revoked": revoked.id})
+    hub_of(request).publish("keys", {"revoked": revoked.id})
     return JSONResponse(revoked.public())
