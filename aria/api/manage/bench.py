@@ -30,7 +30,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from aria.api.manage.background import Background
-from aria.api.manage.context import bench_of
 from aria.api.manage.events import EventHub
 from aria.errors import Conflict, NotFound
 from aria.node import Node
@@ -240,10 +239,15 @@ def _last_error(lines: deque[str], code: int) -> str:
     return f"aria bench exited with status {code}" + (f": {lines[-1]}" if lines else "")
 
 
+def _jobs(request: Request) -> BenchJobs:
+    jobs: BenchJobs = request.app.state.bench
+    return jobs
+
+
 @router.get("/bench")
 async def bench_state(request: Request) -> JSONResponse:
     """The current run (``state``, progress) and the saved results, newest first."""
-    jobs = bench_of(request)
+    jobs = _jobs(request)
     results = await anyio.to_thread.run_sync(jobs.results)
     return JSONResponse({"run": jobs.status.as_dict(), "results": results})
 
@@ -251,16 +255,16 @@ async def bench_state(request: Request) -> JSONResponse:
 @router.post("/bench", status_code=202)
 async def start_bench(body: BenchRequest, request: Request) -> JSONResponse:
     """Start ``aria bench``; progress arrives as ``bench`` events."""
-    return JSONResponse(bench_of(request).start(body).as_dict(), status_code=202)
+    return JSONResponse(_jobs(request).start(body).as_dict(), status_code=202)
 
 
 @router.delete("/bench")
 async def stop_bench(request: Request) -> JSONResponse:
     """Stop the running benchmark."""
-    return JSONResponse(bench_of(request).cancel().as_dict())
+    return JSONResponse(_jobs(request).cancel().as_dict())
 
 
 @router.get("/bench/results/{name}")
 async def bench_result(name: str, request: Request) -> JSONResponse:
     """One result, as ``aria bench --json`` wrote it."""
-    return JSONResponse(await anyio.to_thread.run_sync(bench_of(request).result, name))
+    return JSONResponse(await anyio.to_thread.run_sync(_jobs(request).result, name))

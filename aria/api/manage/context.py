@@ -10,11 +10,9 @@ from aria.api.metrics import Metrics
 from aria.node import Node
 
 if TYPE_CHECKING:
-    from aria.api.manage.bench import BenchJobs
-    from aria.api.manage.downloads import Downloads
     from aria.api.manage.events import EventHub
 
-__all__ = ["bench_of", "downloads_of", "hub_of", "metrics_of", "node_of"]
+__all__ = ["hub_of", "metrics_of", "node_of"]
 
 
 def node_of(request: Request) -> Node:
@@ -30,13 +28,3 @@ def metrics_of(request: Request) -> Metrics:
 def hub_of(request: Request) -> EventHub:
     hub: EventHub = request.app.state.events
     return hub
-
-
-def downloads_of(request: Request) -> Downloads:
-    downloads: Downloads = request.app.state.downloads
-    return downloads
-
-
-def bench_of(request: Request) -> BenchJobs:
-    jobs: BenchJobs = request.app.state.bench
-    return jobs

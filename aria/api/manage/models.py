@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from aria.api.manage.context import downloads_of, hub_of, node_of
+from aria.api.manage.context import hub_of, node_of
 from aria.api.manage.downloads import Downloads
 from aria.catalog.gate import Allowed, NeedsAcceptance, Use, evaluate
 from aria.catalog.licences import CLASS_ALLOWS, classify, describe
@@ -49,6 +49,11 @@ class ImportRequest(LocalFile):
     )
 
 
+def _downloads(request: Request) -> Downloads:
+    downloads: Downloads = request.app.state.downloads
+    return downloads
+
+
 def _catalog(node: Node, downloads: Downloads) -> dict[str, Any]:
     installed = {model.model_id: model for model in node.store.installed()}
     tiers = enabled_tiers(node.settings.node.profile, gpu_available=node.hardware.gpu_available)
@@ -75,21 +80,21 @@ async def catalog(request: Request) -> JSONResponse:
     """Every catalog model (and imports): tier, size, licence class, installed state,
     whether it runs here and whether the profile routes to it; running downloads."""
     node = node_of(request)
-    payload = await anyio.to_thread.run_sync(_catalog, node, downloads_of(request))
+    payload = await anyio.to_thread.run_sync(_catalog, node, _downloads(request))
     return JSONResponse(payload)
 
 
 @router.post("/models/{model_id}/download", status_code=202)
 async def download(model_id: str, body: DownloadOptions, request: Request) -> JSONResponse:
     """Start downloading a catalog model; progress arrives as ``download`` events."""
-    state = downloads_of(request).start(model_id, anyway=body.anyway)
+    state = _downloads(request).start(model_id, anyway=body.anyway)
     return JSONResponse(state.as_dict(), status_code=202)
 
 
 @router.delete("/downloads/{model_id}")
 async def cancel_download(model_id: str, request: Request) -> JSONResponse:
     """Stop a running download (the bytes so far are kept: downloading again resumes)."""
-    return JSONResponse(downloads_of(request).cancel(model_id).as_dict())
+    return JSONResponse(_downloads(request).cancel(model_id).as_dict())
 
 
 @router.post("/models/{model_id}/verify")
