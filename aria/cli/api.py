@@ -101,6 +101,7 @@ def _print_banner(cli: CliContext, node: Node, urls: list[str], *, keys_required
     lines = [
         f"ARIA API listening on [bold]{escape(', '.join(urls))}[/] "
         f"(OpenAI base URL: {escape(urls[0])}/v1)",
+        f"dashboard: {escape(urls[0])}/",
         f'profile {node.settings.node.profile}; model "auto" -> '
         f"{escape(', '.join(resolution.candidates))}",
         f"[yellow]note:[/] {escape(resolution.notice)}" if resolution.notice else "",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, Request
+from playwright.sync_api import Browser, BrowserType, Page, Playwright, Request, sync_playwright
 
 from tests.api.conftest import Server, model_files, server
 from tests.api.test_api_smollm import smollm
@@ -32,14 +32,40 @@ def _browser() -> str:
     pytest.skip(message)
 
 
+# pytest-playwright keeps one Playwright for the whole session, and a started sync
+# Playwright leaves its asyncio loop marked as running in this thread: every later test
+# that calls asyncio.run() would fail. These overrides start and stop it per module.
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    started = sync_playwright().start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def browser_type(playwright: Playwright) -> BrowserType:
+    return playwright.chromium
+
+
+@pytest.fixture(scope="module")
+def browser(
+    browser_type: BrowserType, browser_type_launch_args: dict[str, Any]
+) -> Iterator[Browser]:
+    launched = browser_type.launch(**browser_type_launch_args)
+    yield launched
+    launched.close()
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
     return {**browser_type_launch_args, "executable_path": _browser(), "args": CHROMIUM_FLAGS}
 
 
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
-    return {**browser_context_args, "viewport": {"width": 1280, "height": 900}}
+@pytest.fixture(scope="module")
+def browser_context_args() -> dict[str, Any]:
+    return {"viewport": {"width": 1280, "height": 900}}
 
 
 @dataclass

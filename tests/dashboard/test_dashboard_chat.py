@@ -42,8 +42,9 @@ def test_the_embedded_model_streams_into_the_page_with_a_badge(page: Page, smoll
     page.wait_for_selector(".msg.assistant .badge", timeout=120_000)
     lengths: list[list[float]] = page.evaluate("window.__lengths")
     sizes = [size for _, size in lengths]
-    assert len(set(sizes)) >= 3, sizes  # the text grew step by step, not in one piece
-    assert sizes == sorted(sizes)
+    # The text grew step by step, not in one piece (it may shrink by a character when
+    # markdown closes a pair, e.g. the second "**" of a bold run).
+    assert len(set(sizes)) >= 3 and sizes[-1] > sizes[0], sizes
     assert lengths[-1][0] - lengths[0][0] > 50  # over time (ms), as tokens arrived
     badge = page.inner_text(".msg.assistant .badge")
     assert MODEL in badge and "on this machine" in badge and "tokens" in badge and "tok/s" in badge

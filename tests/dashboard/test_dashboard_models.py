@@ -66,9 +66,9 @@ def test_a_download_shows_progress_to_100_percent_then_the_model_answers(
     page.select_option("#chat-model", HUB_MODEL)
     page.fill("#chat-input", "hello")
     page.press("#chat-input", "Enter")
-    page.wait_for_selector(".msg.assistant .badge", timeout=60_000)
+    page.wait_for_selector(".msg.assistant:not([data-streaming])", timeout=60_000)
+    assert page.locator(".msg.assistant .error").all_inner_texts() == []
     assert HUB_MODEL in page.inner_text(".msg.assistant .badge")
-    assert page.locator(".msg.assistant .error").count() == 0
     assert dash.foreign() == []
 
 

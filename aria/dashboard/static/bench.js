@@ -70,7 +70,7 @@ async function showResult(name) {
 async function refreshModels() {
   const listed = await get("/v1/models");
   const select = byId("bench-model");
-  const chosen = select.value;
+  const chosen = select.value; // read after the wait: the user may have picked meanwhile
   replace(select, h("option", { value: "" }, "the embedded default model"),
     listed.data.filter((m) => m.id !== "auto").map((m) => h("option", { value: m.id }, m.id)));
   if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;

@@ -168,8 +168,8 @@ function newConversation() {
 
 export async function refreshModels() {
   const select = byId("chat-model");
-  const chosen = select.value || "auto";
   const listed = await get("/v1/models");
+  const chosen = select.value || "auto"; // read after the wait: the user may have picked meanwhile
   tiers = new Map(listed.data.filter((m) => m.tier).map((m) => [m.id, m.tier]));
   replace(select, listed.data.map((m) => h("option", { value: m.id },
     m.id === "auto" ? "auto: ARIA picks per question" : `${m.id} (${m.tier}${m.routable ? "" : ", outside the profile"})`)));
