@@ -30,8 +30,9 @@ from tests.p2p.procs import start_node  # noqa: E402
 QUESTION = "Give me three tips to save energy at home, as a markdown list."
 
 
-def _shot(page: Page, out: Path, name: str) -> None:
-    page.screenshot(path=str(out / f"{name}.png"))
+def _shot(page: Page, out: Path, name: str, *, full: bool = False) -> None:
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(out / f"{name}.png"), full_page=full)
     print(f"wrote {out / name}.png")
 
 
@@ -78,7 +79,7 @@ def main() -> int:
                 page.click(f"button[aria-label='Download {HUB_MODEL}']")
                 page.wait_for_selector(".progress-text:has-text('left')")
                 time.sleep(2)
-                _shot(page, out, "models")
+                _shot(page, out, "models", full=True)
 
                 page.goto(url + "/#network")
                 page.wait_for_selector("tr[data-peer]", timeout=60_000)
