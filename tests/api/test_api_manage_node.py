@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 
 from aria.api import KeyStore, ServerConfig
 from tests.api.conftest import Server, make_node, running
+from tests.p2p.procs import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -176,3 +179,37 @@ def test_with_keys_required_the_page_is_open_but_the_api_is_not(
         assert wrong.status_code == 401
         mine = http.get("/api/keys", headers={"authorization": f"Bearer {secret}"}).json()
         assert mine["required"] is True and mine["current"] == mine["keys"][0]["id"]
+
+
+def test_open_event_streams_do_not_hold_the_server_when_it_stops(
+    tmp_path: Path, model_files: dict[str, Path]
+) -> None:
+    node = make_node(tmp_path / "home", {"tiny": model_files["tiny"]})
+    opened: list[str] = []
+    ended: list[str] = []
+
+    def read(url: str) -> None:  # as a page does: to the end of the response
+        with httpx.Client(timeout=60) as client, client.stream("GET", url) as stream:
+            lines = stream.iter_lines()
+            opened.append(next(lines))
+            for _ in lines:
+                pass
+        ended.append(url)
+
+    config = ServerConfig("127.0.0.1", 0, graceful_timeout_s=30.0)
+    with running(node, config) as server:
+        readers = [
+            threading.Thread(target=read, args=(f"{server.url}/api/{path}",))
+            for path in ("events", "network/events")
+        ]
+        for reader in readers:
+            reader.start()
+        wait_for(lambda: len(opened) == 2, 30, "both streams to open")
+        stopping = time.monotonic()
+    elapsed = time.monotonic() - stopping
+    for reader in readers:
+        reader.join(10)
+    # Both ended as responses when the server began to stop, not 30 s later when
+    # hypercorn would have cut them (a page would then show an error, not reconnect).
+    assert sorted(opened) == ["event: hello", "event: network"] and len(ended) == 2
+    assert elapsed < 10, elapsed

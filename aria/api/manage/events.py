@@ -48,6 +48,14 @@ class EventHub:
     def __init__(self, queue_size: int = _QUEUE) -> None:
         self._queue_size = queue_size
         self._subscribers: set[MemoryObjectSendStream[Event]] = set()
+        self.closed = False
+
+    def close(self) -> None:
+        """End every stream (the server is stopping) and refuse new subscribers."""
+        self.closed = True
+        for send in self._subscribers:
+            send.close()
+        self._subscribers.clear()
 
     @property
     def subscribers(self) -> int:
@@ -73,7 +81,10 @@ class EventHub:
         """One subscriber's SSE body: ``hello``, then every event, with keep-alives; the
         subscription ends with the stream (the page left, or it fell behind)."""
         send, receive = anyio.create_memory_object_stream[Event](self._queue_size)
-        self._subscribers.add(send)
+        if self.closed:
+            send.close()
+        else:
+            self._subscribers.add(send)
         try:
             async with receive:
                 yield sse("hello", {"keepalive_s": KEEPALIVE_S})
@@ -82,7 +93,7 @@ class EventHub:
                     with anyio.move_on_after(KEEPALIVE_S):
                         event = await receive.receive()
                     yield b": keepalive\n\n" if event is None else sse(event.kind, event.data)
-        except anyio.EndOfStream:  # dropped by publish(): too slow
+        except anyio.EndOfStream:  # dropped by publish() (too slow), or the server stops
             return
         finally:
             self._subscribers.discard(send)

@@ -17,7 +17,7 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from aria.api.manage.context import metrics_of, node_of
+from aria.api.manage.context import hub_of, metrics_of, node_of
 from aria.api.manage.events import KEEPALIVE_S, sse, sse_response
 from aria.api.metrics import Metrics
 from aria.errors import NodeNotRunning, PeerError
@@ -73,12 +73,12 @@ async def network(request: Request) -> JSONResponse:
 @router.get("/network/events", response_class=StreamingResponse)
 async def network_events(request: Request) -> StreamingResponse:
     """``network`` events (the same object as ``GET /api/network``) when it changes."""
-    node, metrics = node_of(request), metrics_of(request)
+    node, metrics, hub = node_of(request), metrics_of(request), hub_of(request)
 
     async def body() -> AsyncIterator[bytes]:
         last: dict[str, Any] | None = None
         quiet_since = anyio.current_time()
-        while True:
+        while not hub.closed:  # closed: the server is stopping
             snapshot = await network_snapshot(node, metrics)
             now = anyio.current_time()
             if snapshot != last:
