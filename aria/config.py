@@ -6,6 +6,7 @@
     models/          the verified model store (aria.store)
     node/            identity key, control-channel token, pid files (aria.p2p)
     api/             hashed API keys (aria.api)
+    memory/          one private memory database per user or API key (aria.memory)
     logs/            backend and node logs
     cache/           re-creatable downloads (the embedded model's wheel)
     bench/           results of benchmarks run from the dashboard (``aria bench`` JSON)
@@ -43,6 +44,7 @@ __all__ = [
     "AriaSettings",
     "ConsentSettings",
     "InferenceSettings",
+    "MemorySettings",
     "NodeSettings",
     "P2PSettings",
     "load_settings",
@@ -80,6 +82,11 @@ class AriaPaths:
         return self.home / "api"
 
     @property
+    def memory(self) -> Path:
+        """One SQLite file per user (created 0700 on first use, never by :meth:`ensure`)."""
+        return self.home / "memory"
+
+    @property
     def logs(self) -> Path:
         return self.home / "logs"
 
@@ -94,9 +101,12 @@ class AriaPaths:
         return self.home / "cache"
 
     def ensure(self) -> None:
-        """Create the layout (private to the user: it holds keys and prompts in logs)."""
+        """Create the layout (private to the user: it holds keys and prompts in logs); a
+        home created before, or loosened since, is made private again."""
         for directory in (self.home, self.models, self.node, self.api, self.logs):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if directory.stat().st_mode & 0o077:
+                directory.chmod(0o700)
 
 
 class _Section(BaseModel):
@@ -195,12 +205,72 @@ class ConsentSettings(_Section):
     rpc_memory_gb: float = Field(
         default=2.0, gt=0, description="Memory offered to split inference."
     )
+    rpc_peers: list[str] = Field(
+        default_factory=list,
+        description="Peer ids that may borrow compute; '*' means any verified peer.",
+    )
+    rpc_min_reputation: float = Field(
+        default=0.0, ge=0, le=1, description="Lowest reputation (0..1) a borrower may have."
+    )
+    rpc_idle_timeout_s: float = Field(
+        default=300.0, ge=5, description="End a borrower's session after this many idle seconds."
+    )
+    rpc_session_max_s: float = Field(
+        default=6 * 3600.0, ge=60, description="Longest a borrower's session may last."
+    )
+    rpc_session_max_gb: float = Field(
+        default=64.0, gt=0, description="Most data one borrower's session may send, in GB."
+    )
+
+
+class MemorySettings(_Section):
+    enabled: bool = Field(
+        default=True, description="Keep a local memory at all (off: nothing is stored)."
+    )
+    chat: bool = Field(default=True, description="Use memory in `aria chat` unless --no-memory.")
+    api: bool = Field(
+        default=False,
+        description="Use memory for API requests without an API key (keys: `aria api key memory`).",
+    )
+    recall: int = Field(default=5, ge=1, le=20, description="Most memories put in one prompt.")
+    extract: bool = Field(
+        default=True,
+        description="Let a capable chat model (see extract_min_params_b) extract facts.",
+    )
+    extract_min_params_b: float = Field(
+        default=1.0, gt=0, description="Smallest model (billions of parameters) that extracts."
+    )
 
 
 class P2PSettings(_Section):
     port: int = Field(default=8765, ge=0, le=65535, description="TCP port of the libp2p host.")
     bootstrap: list[str] = Field(default_factory=list, description="Bootstrap peer multiaddrs.")
     mdns: bool = Field(default=True, description="Discover peers on the LAN with mDNS.")
+    lan: bool = Field(
+        default=True,
+        description="Dial peers' private addresses in this machine's own subnets (home/office "
+        "networks); turn off on a public server.",
+    )
+    announce: list[str] = Field(
+        default_factory=list,
+        description="Addresses to advertise (multiaddrs); default: the primary LAN address "
+        "and public ones.",
+    )
+    max_connections: int = Field(
+        default=64, ge=8, le=4096, description="Most open connections (high watermark)."
+    )
+    max_per_ip: int = Field(
+        default=8, ge=1, le=1024, description="Most connections with one IP address."
+    )
+    max_per_subnet: int = Field(
+        default=16, ge=1, le=4096, description="Most connections with one /24 (IPv6: /48)."
+    )
+    max_unverified: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Most connections that have not completed the ARIA handshake yet.",
+    )
     relay: bool = Field(
         default=False, description="Act as a circuit-relay v2 relay for private peers."
     )
@@ -218,6 +288,7 @@ class AriaSettings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     consent: ConsentSettings = Field(default_factory=ConsentSettings)
     p2p: P2PSettings = Field(default_factory=P2PSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
 
     @classmethod
     def settings_customise_sources(

@@ -15,8 +15,10 @@ Per configuration:
 * for ``*-relayed`` configurations every worker is reached through an
   :class:`aria.split.Relay` (the shape of the libp2p tunnel) that counts bytes at load
   time and per generated token (decode phase only), and round trips;
-* the RPC tensor cache: the first configuration loads onto workers with empty
-  ``--cache-dir`` (cold), the next one reloads the same placement (warm).
+* ``*-filtered`` configurations add, inside that relay, the ggml-rpc filter a lender runs
+  on every borrowed session (:class:`aria.split.rpc_filter.RpcFilter`). Filtered and
+  unfiltered relays alternate over ``--rounds`` rounds in the same run, and the filter's
+  cost is the ratio of their median decode rates (and of their paired ratios to local).
 
 A local backend with ``--local-threads`` (default 2) is measured once more, alone.
 Prints a table and writes ``benchmarks/results/split_inference.json``.
@@ -30,6 +32,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
@@ -57,6 +60,8 @@ from aria.split import (
     start_rpc_worker,
 )
 from aria.split.ggml_rpc import parse_endpoint
+from aria.split.guarded import guarded
+from aria.split.rpc_filter import FilterLimits, RpcFilter
 
 RESULTS = Path(__file__).resolve().parent / "results" / "split_inference.json"
 DEV_COPY = Path("/work/models/SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -163,21 +168,12 @@ async def measure_split(
 
 
 def start_workers(count: int, threads: int, root: Path) -> list[RpcWorker]:
-    workers = []
-    for index in range(count):
-        home = root / f"worker-{index}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ARIA_")}
-        env |= {"ARIA_HOME": str(home), "ARIA_CONSENT__SHARE_RPC": "true"}
-        workers.append(
-            start_rpc_worker(
-                log_path=home / "rpc-worker.log",
-                threads=threads,
-                memory_gb=2.0,
-                cache_dir=home / "rpc-cache",
-                env=env,
-            )
+    return [
+        start_rpc_worker(
+            log_path=root / f"worker-{index}" / "rpc-worker.log", threads=threads, memory_gb=2.0
         )
-    return workers
+        for index in range(count)
+    ]
 
 
 async def benchmark(args: argparse.Namespace, root: Path) -> dict[str, Any]:
@@ -194,15 +190,21 @@ async def benchmark(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     try:
         async with anyio.create_task_group() as group, d.running():
             relayed, stats = await _relays(group, workers)
+            filtered, filtered_stats = await _relays(group, workers, filtered=True)
             direct = [
                 candidate_from_worker(w, peer_id=f"w{i}", rtt_s=measure_rtt(w.endpoint))
                 for i, w in enumerate(workers)
             ]
             no_relays: list[RelayStats] = []
-            configs = [
-                ("split-2-relayed-cold-cache", relayed, stats, 2, 1),
-                ("split-2-relayed", relayed, stats, 2, args.reps),
+            configs = []
+            for _ in range(args.rounds):  # alternate: same minutes, same machine load
+                configs += [
+                    ("split-2-relayed", relayed, stats, 2, args.reps),
+                    ("split-2-filtered", filtered, filtered_stats, 2, args.reps),
+                ]
+            configs += [
                 ("split-3-relayed", relayed, stats, 3, args.reps),
+                ("split-3-filtered", filtered, filtered_stats, 3, args.reps),
                 ("split-2", direct, no_relays, 2, args.reps),
                 ("split-3", direct, no_relays, 3, args.reps),
             ]
@@ -210,10 +212,17 @@ async def benchmark(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             started = time.perf_counter()
             async with d.lease(ModelId(local_run.name), local_launch, GIB) as local:
                 local_run.load_s = time.perf_counter() - started
+                merged: dict[str, Run] = {}
                 for name, peers, counters, n, reps in configs:
                     split = _split(name, layout, orchestrator, peers[:n], n, args)
-                    run = Run(name, n)
-                    runs.append(await measure_split(run, split, d, local, job, reps, counters[:n]))
+                    run = await measure_split(
+                        Run(name, n), split, d, local, job, reps, counters[:n]
+                    )
+                    if name in merged:  # a later round of the same configuration
+                        _absorb(merged[name], run)
+                    else:
+                        merged[name] = run
+                        runs.append(run)
                 record(local_run, await sample(local, job, ()), ())
             alone = Run(f"local-{args.local_threads}-thread-alone", 0)
             launch = replace(local_launch, threads=args.local_threads)
@@ -227,10 +236,13 @@ async def benchmark(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     finally:
         for worker in workers:
             worker.stop()
+    results = {r.name: r.summary() for r in runs}
     return {
         "model": str(model),
         "tokens": args.tokens,
         "reps": args.reps,
+        "rounds": args.rounds,
+        "filter_cost": _filter_cost(results),
         "threads": {
             "paired_local": 1,
             "orchestrator": args.orchestrator_threads,
@@ -238,16 +250,50 @@ async def benchmark(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         },
         "cpu_count": os.cpu_count(),
         "same_text_as_local": {r.name: r.text == local_run.text for r in runs},
-        "results": {r.name: r.summary() for r in runs},
+        "results": results,
     }
 
 
+def _absorb(into: Run, more: Run) -> None:
+    for name in (
+        "ttft_s",
+        "decode_tok_s",
+        "local_tok_s",
+        "bytes_per_token",
+        "round_trips_per_token",
+    ):
+        getattr(into, name).extend(getattr(more, name))
+
+
+def _filter_cost(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The filter's cost on decode speed, per worker count: 1 - filtered / unfiltered."""
+    cost: dict[str, Any] = {}
+    for n in (2, 3):
+        plain, guarded = results.get(f"split-{n}-relayed"), results.get(f"split-{n}-filtered")
+        if not plain or not guarded:
+            continue
+        raw = guarded["decode_tok_s_median"] / plain["decode_tok_s_median"]
+        paired = guarded["ratio_vs_local"] / plain["ratio_vs_local"]
+        cost[f"split-{n}"] = {
+            "tok_s_ratio_filtered_over_unfiltered": round(raw, 4),
+            "paired_ratio_filtered_over_unfiltered": round(paired, 4),
+            "cost_percent": round(100 * (1 - paired), 2),
+        }
+    return cost
+
+
 async def _relays(
-    group: anyio.abc.TaskGroup, workers: Sequence[RpcWorker]
+    group: anyio.abc.TaskGroup, workers: Sequence[RpcWorker], *, filtered: bool = False
 ) -> tuple[list[Candidate], list[RelayStats]]:
     candidates, stats = [], []
     for index, worker in enumerate(workers):
-        relay = Relay(TcpFarSide(*parse_endpoint(worker.endpoint)))
+        offer = worker.ready.offered_bytes
+        far = TcpFarSide(*parse_endpoint(worker.endpoint))
+        relay = (
+            Relay(far, join=guarded(lambda offer=offer: RpcFilter(FilterLimits(offer))))
+            if filtered
+            else Relay(far)
+        )
         port = await group.start(relay.serve)
         stats.append(relay.stats)
         endpoint = f"127.0.0.1:{port}"
@@ -292,6 +338,14 @@ def _print(report: dict[str, Any]) -> None:
             f"{r.get('bytes_per_token', '-')!s:>8} {r.get('round_trips_per_token', '-')!s:>6}"
         )
     print("same greedy text as local:", report["same_text_as_local"])
+    print("filter cost:", report["filter_cost"])
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
 
 
 def main() -> None:
@@ -299,6 +353,7 @@ def main() -> None:
     parser.add_argument("--model", default=str(DEV_COPY), help="GGUF file to split")
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3, help="relayed/filtered alternations")
     parser.add_argument("--local-threads", type=int, default=2)
     parser.add_argument("--worker-threads", type=int, default=1)
     parser.add_argument("--orchestrator-threads", type=int, default=1)
@@ -307,6 +362,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="aria-split-bench-") as tmp:
         report = anyio.run(benchmark, args, Path(tmp), backend="trio")
     report["load_average_before_after"] = [load_before, os.getloadavg()[0]]
+    report["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    report["cpu"] = _cpu_model()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     _print(report)

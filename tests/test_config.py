@@ -81,3 +81,13 @@ def test_unknown_key_is_rejected(aria_paths: AriaPaths) -> None:
     aria_paths.config_file.write_text("[node]\nprofil = 'full'\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="profil"):
         load_settings(aria_paths)
+
+
+def test_ensure_makes_a_loosened_home_private_again(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    (home / "node").mkdir(mode=0o777)
+    paths = AriaPaths(home)
+    paths.ensure()
+    assert home.stat().st_mode & 0o777 == 0o700
+    assert paths.node.stat().st_mode & 0o777 == 0o700

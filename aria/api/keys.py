@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,10 +31,14 @@ class ApiKey:
     hint: str  # the first characters of the secret, to recognise it
     created: str
     sha256: str
+    memory: bool = False  # requests with this key use its own memory unless they say no
 
-    def public(self) -> dict[str, str]:
+    def public(self) -> dict[str, str | bool]:
         """What may be shown of a key: everything but its hash."""
-        return {"id": self.id, "name": self.name, "hint": self.hint, "created": self.created}
+        return {
+            "id": self.id, "name": self.name, "hint": self.hint, "created": self.created,
+            "memory": self.memory,
+        }  # fmt: skip
 
 
 class KeyStore:
@@ -100,11 +104,9 @@ class KeyStore:
             NotFound: no key matches. ConfigError: the keys file is unreadable.
         """
         keys = self.all()
-        match = [k for k in keys if key in (k.id, k.name)]
-        if not match:
-            raise NotFound(f"no API key has the id or name {key!r}; see `aria api key list`")
-        self._write([k for k in keys if k is not match[0]])
-        return match[0]
+        found = _named(keys, key)
+        self._write([k for k in keys if k is not found])
+        return found
 
     def verify(self, secret: str) -> bool:
         """Is ``secret`` a current key? (constant-time per stored hash)."""
@@ -118,6 +120,30 @@ class KeyStore:
             if hmac.compare_digest(digest, key.sha256):
                 found = key
         return found
+
+    def set_memory(self, key: str, enabled: bool) -> ApiKey:
+        """Turn memory on or off for the key with this id or name.
+
+        Raises:
+            NotFound: no key matches. ConfigError: the keys file is unreadable.
+        """
+        keys = self.all()
+        found = _named(keys, key)
+        changed = replace(found, memory=enabled)
+        self._write([changed if k is found else k for k in keys])
+        return changed
+
+
+def _named(keys: list[ApiKey], key: str) -> ApiKey:
+    """The key whose id or name is ``key``.
+
+    Raises:
+        NotFound: none is.
+    """
+    match = next((k for k in keys if key in (k.id, k.name)), None)
+    if match is None:
+        raise NotFound(f"no API key has the id or name {key!r}; see `aria api key list`")
+    return match
 
 
 def _digest(secret: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -86,6 +87,9 @@ class BitnetServerEngine:
             facts["template"], bos_token=facts["bos"], eos_token=facts["eos"]
         )
         port = _free_port()
+        # A random key per server: other local processes (or a web page that finds the
+        # port) cannot use it and bypass ARIA's own API keys.
+        key = secrets.token_hex(32)  # never starts with "-", which a parser reads as a flag
         command = [
             launch.server_binary,
             "-m",
@@ -98,6 +102,8 @@ class BitnetServerEngine:
             "127.0.0.1",
             "--port",
             str(port),
+            "--api-key",
+            key,
         ]
         # Its log joins the worker's stderr, which the dispatcher sends to the backend log.
         self._server = subprocess.Popen(
@@ -107,7 +113,11 @@ class BitnetServerEngine:
             stderr=2,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
-        self._http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=None)
+        self._http = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=None,
+        )
         self._wait_healthy()
         self.info = WorkerInfo(
             engine="bitnet.cpp",

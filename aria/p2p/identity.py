@@ -7,6 +7,8 @@ would change the node's peer id and orphan everything peers know about it.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import stat
 from pathlib import Path
@@ -19,6 +21,9 @@ from aria.errors import IdentityError
 from aria.p2p.keys import NodeKey
 
 __all__ = ["identity_path", "load_identity", "load_or_create_identity"]
+
+
+log = logging.getLogger(__name__)
 
 
 def identity_path(paths: AriaPaths) -> Path:
@@ -49,7 +54,19 @@ def load_identity(paths: AriaPaths) -> NodeKey:
         ) from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise IdentityError(f"the node identity {path} is not an Ed25519 key")
+    _keep_private(path)
     return NodeKey(key)
+
+
+def _keep_private(path: Path) -> None:
+    """A key file others may read was loosened by something: warn, and make it 0600."""
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        log.warning(
+            "%s was readable by others (mode %o); restricting it to 0600", path, mode & 0o777
+        )
+        with contextlib.suppress(OSError):
+            path.chmod(0o600)
 
 
 def load_or_create_identity(paths: AriaPaths) -> NodeKey:

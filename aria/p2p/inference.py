@@ -21,6 +21,7 @@ from pydantic import Field, TypeAdapter
 
 from aria.config import ConsentSettings
 from aria.p2p.codec import End, MessageDecoder, WireModel, encode_message
+from aria.p2p.consent import Denied, PeerAsk, decide, terms_from_settings
 from aria.p2p.views import ModelProvider
 
 __all__ = [
@@ -47,7 +48,14 @@ MAX_CHUNK_FRAME = 262_144  # one SSE event, or a whole non-streamed response
 MAX_FRAME = MAX_REQUEST_FRAME
 
 Reason = Literal[
-    "consent_off", "busy", "too_many_tokens", "bad_request", "no_model", "no_api", "failed"
+    "consent_off",
+    "not_allowed",
+    "busy",
+    "too_many_tokens",
+    "bad_request",
+    "no_model",
+    "no_api",
+    "failed",
 ]
 
 
@@ -99,13 +107,18 @@ class Admission:
     reject: Reject | None = None
 
 
+# Replaced (max_tokens) or never honoured for a peer (ARIA's memory fields).
+_NOT_FORWARDED = frozenset({"max_completion_tokens", "memory", "conversation_id"})
+
+
 def admit(
     consent: ConsentSettings,
     active_jobs: int,
     body: dict[str, Any],
     shared: Collection[str],
 ) -> Admission:
-    """Check the operator's consent and limits for one peer request.
+    """Check the operator's consent (:func:`aria.p2p.consent.decide`) and limits for one
+    peer request.
 
     Only a model this node shares (``shared``: installed, verified, licence allows
     sharing — what its advert lists) may be named: never ``auto``, a yellow-licence or
@@ -113,13 +126,12 @@ def admit(
 
     ``max_tokens`` above ``consent.max_remote_tokens`` is refused (``too_many_tokens``)
     rather than silently clamped: the requester then knows to ask another peer. A
-    request without ``max_tokens`` gets the limit as its ``max_tokens``.
+    request without ``max_tokens`` gets the limit as its ``max_tokens``. A peer's request
+    is never served with this node's memory: it goes on with ``memory: false``.
     """
-    if not consent.share_inference:
-        return Admission(None, Reject(reason="consent_off", message=_CONSENT_OFF))
-    if active_jobs >= consent.max_remote_jobs:
-        message = f"this node already runs {active_jobs} remote job(s), its limit"
-        return Admission(None, Reject(reason="busy", message=message))
+    decision = decide(terms_from_settings(consent), PeerAsk("infer", "", active_jobs=active_jobs))
+    if isinstance(decision, Denied):
+        return Admission(None, Reject(reason=decision.reason, message=decision.message))
     model = body.get("model")
     if not isinstance(model, str) or not model or not isinstance(body.get("messages"), list):
         message = "a remote request needs a model name and a messages list"
@@ -136,15 +148,10 @@ def admit(
     if asked is not None and asked > limit:
         message = f"max_tokens {asked} exceeds this node's limit of {limit} for peer requests"
         return Admission(None, Reject(reason="too_many_tokens", message=message))
-    admitted = {k: v for k, v in body.items() if k != "max_completion_tokens"}
+    admitted = {k: v for k, v in body.items() if k not in _NOT_FORWARDED}
     admitted["max_tokens"] = asked if asked is not None else limit
+    admitted["memory"] = False  # a peer's request never reaches this operator's memory
     return Admission(admitted)
-
-
-_CONSENT_OFF = (
-    "this node does not accept inference from peers (its operator can enable it with "
-    "`aria node share --inference on`)"
-)
 
 
 def rank_providers(

@@ -1,4 +1,4 @@
-"""This machine's side of the advert: hardware, shareable models, consent, load.
+"""This machine's side of the advert: hardware summary, shareable models, consent, load.
 
 Reads the edges (hardware detection, the model store, psutil) once per refresh and
 hands plain values to the pure advert builder. Only models whose licence may be
@@ -9,11 +9,11 @@ yellow-licence models stay on this machine.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import psutil
 
+from aria.catalog import Catalog, Denylist
 from aria.config import AriaPaths, AriaSettings
 from aria.errors import AriaError
 from aria.p2p.adverts import ConsentSummary, LoadReport, ModelOffer
@@ -26,12 +26,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LocalFacts:
-    hardware: dict[str, Any] = field(default_factory=dict)
+    """What peers learn of this machine's hardware: the summary the planner uses, only."""
+
     summary: HardwareSummary = HardwareSummary()
 
 
 def detect_hardware() -> LocalFacts:
-    """The hardware snapshot as JSON plus its summary (empty if detection fails)."""
+    """This machine's hardware summary (empty if detection fails)."""
     from aria.hardware import detect
 
     try:
@@ -39,18 +40,19 @@ def detect_hardware() -> LocalFacts:
     except AriaError as exc:
         log.warning("hardware detection failed, adverts carry no hardware: %s", exc.message)
         return LocalFacts()
-    return LocalFacts(
-        hardware=snapshot.model_dump(mode="json"), summary=summarize_hardware(snapshot)
-    )
+    return LocalFacts(summary=summarize_hardware(snapshot))
 
 
-def shareable_models(paths: AriaPaths) -> tuple[ModelOffer, ...]:
-    """Installed, verified models whose licence allows serving them to peers."""
-    from aria.catalog import Allowed, Use, evaluate, load_catalog, load_denylist
+def shareable_models(
+    paths: AriaPaths, catalog: Catalog, denylist: Denylist
+) -> tuple[ModelOffer, ...]:
+    """Installed, verified models whose licence allows serving them to peers (a file the
+    denylist blocks is never among them)."""
+    from aria.catalog import Allowed, Use, evaluate
     from aria.store import ModelStore
 
     try:
-        installed = ModelStore(paths, load_catalog(), load_denylist()).installed()
+        installed = ModelStore(paths, catalog, denylist).installed()
     except AriaError as exc:
         log.warning("cannot read the model store, advertising no models: %s", exc.message)
         return ()

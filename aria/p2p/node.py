@@ -2,8 +2,12 @@
 
 ``Node.run`` starts, inside one nursery: the host (TCP, Noise, yamux, optional
 mDNS), the Kademlia DHT, NAT traversal (relay client/server, DCUtR, AutoNAT), the
-handshake protocol, the control channel, and four loops — bootstrap, publish,
-discovery/refresh, NAT — each bounded by timeouts. ``Node.stop`` (SIGTERM, ``aria
+handshake protocol, the control channel, and five loops — bootstrap, publish,
+discovery/refresh, NAT, and the gatekeeper that closes connections which did not
+complete the ARIA handshake in time — each bounded by timeouts. The host dials only
+what the node's dial policy allows and caps connections per IP and subnet
+(:mod:`aria.p2p.netpolicy`, :mod:`aria.p2p.gatekeeper`); the DHT talks only to
+verified ARIA peers (:mod:`aria.p2p.transport.dht`). ``Node.stop`` (SIGTERM, ``aria
 node stop``) publishes a withdrawn advert, then cancels the tree; leaving
 ``host.run`` closes every connection and stream. The peer-facing decisions live in
 the pure modules (handshake, adverts, guard, peers); this module only wires them.
@@ -32,19 +36,20 @@ from aria.p2p.adverts import (
     rendezvous_provider_key,
     withdraw,
 )
+from aria.p2p.consent_live import consent_op
 from aria.p2p.control import ControlServer, new_token
-from aria.p2p.guard import PeerGuard, handshake_penalty
-from aria.p2p.handshake import HandshakeComplete, HandshakeFailed
+from aria.p2p.guard import PeerGuard
 from aria.p2p.inference import INFERENCE_PROTOCOL
 from aria.p2p.keys import NodeKey
 from aria.p2p.local import LocalFacts, consent_summary, load_report, shareable_models
+from aria.p2p.membership import Membership
 from aria.p2p.peers import PeerBook
 from aria.p2p.remote import infer_handler, serve_inference
 from aria.p2p.reports import control_ops
 from aria.p2p.spec import ProtocolSpec
 from aria.p2p.transport.dht import AriaDht
 from aria.p2p.transport.dialer import DIAL_TIMEOUT_S, dial_advert, dial_bootstrap
-from aria.p2p.transport.host import build_host, connection_kind, libp2p_id, ping_rtt_ms
+from aria.p2p.transport.host import HostNet, build_host, connection_kind, libp2p_id, ping_rtt_ms
 from aria.p2p.transport.mdns import announce_on_lan, lan_peers
 from aria.p2p.transport.nat import NatTraversal, RelayService
 from aria.p2p.transport.sessions import Handshakes, watch_connections
@@ -72,6 +77,12 @@ class NodeOptions:
     mdns: bool = True
     discovery_interval_s: float = 10.0
     nat_interval_s: float = 15.0
+    lan: bool = True
+    announce: tuple[str, ...] = ()
+    max_connections: int = 64
+    max_per_ip: int = 8
+    max_per_subnet: int = 16
+    max_unverified: int = 16
 
 
 class Node:
@@ -90,6 +101,10 @@ class Node:
         self.paths, self.settings, self.options = paths, settings, options
         self.key, self.spec, self.local, self.clock = key, spec, local, clock
         self.agent = f"aria/{__version__}"
+        from aria.catalog import load_catalog, load_denylist
+
+        self.catalog = load_catalog()
+        self.denylist = load_denylist()
         self.book = PeerBook()
         self.guard = PeerGuard(spec.guard)
         self.started_at = clock()
@@ -106,6 +121,7 @@ class Node:
         self.dht: AriaDht | None = None
         self.nat: NatTraversal | None = None
         self.mdns_active = False
+        self.members = Membership(self)  # who gets a connection (aria.p2p.membership)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -117,11 +133,22 @@ class Node:
         from libp2p.custom_types import TProtocol
         from libp2p.tools.anyio_service import background_trio_service
 
-        host = build_host(self.key)
-        listen = multiaddr.Multiaddr(f"/ip4/{self.options.listen_host}/tcp/{self.options.port}")
+        options = self.options
+        members = self.members
+        net = HostNet(
+            policy=lambda: members.policy,
+            caps=members.gatekeeper.caps,
+            max_connections=options.max_connections,
+            reconnect=members.reconnect_candidates,
+            lan=options.lan,
+            announce=options.announce,
+        )
+        host = build_host(self.key, net)
+        listen = multiaddr.Multiaddr(f"/ip4/{options.listen_host}/tcp/{options.port}")
         async with host.run(listen_addrs=[listen]):
             self.host = host
-            self.dht = AriaDht(host, self.spec, self.clock)
+            members.listening(host)
+            self.dht = AriaDht(host, self.spec, self.clock, members.wait_verified, members.vouched)
             self.nat = NatTraversal(host, RelayService() if self.options.relay else None)
             self._handshakes = Handshakes(
                 host,
@@ -129,21 +156,26 @@ class Node:
                 self.spec,
                 self.agent,
                 self.local.summary,
-                self._on_outcome,
+                members.on_outcome,
                 self.clock,
             )
             host.set_stream_handler(TProtocol(self.spec.handshake_id), self._accept_handshake)
             host.set_stream_handler(TProtocol(INFERENCE_PROTOCOL), partial(serve_inference, self))
             host.set_stream_handler(TProtocol(TUNNEL_PROTOCOL), self.tunnels.serve)
-            watch_connections(host, self._on_connected, self._on_disconnected)
+            watch_connections(host, members.on_connected, members.on_disconnected)
             ops = {
                 **control_ops(self),
                 "infer": infer_handler(self),
                 "tunnel": self.tunnels.open_op,
                 "tunnel_close": self.tunnels.close_op,
+                "set_consent": consent_op(self),
             }
             control = ControlServer(self.paths, self.key.peer_id, ops, new_token())
-            lan = announce_on_lan(host) if self.options.mdns else contextlib.nullcontext(False)
+            lan = (
+                announce_on_lan(host, self.spec.mdns_service)
+                if options.mdns
+                else contextlib.nullcontext(False)
+            )
             with lan as self.mdns_active:
                 async with background_trio_service(self.dht.kad), trio.open_nursery() as nursery:
                     self._nursery = nursery
@@ -154,6 +186,7 @@ class Node:
                         self._publish_loop,
                         self._discovery_loop,
                         self._nat_loop,
+                        members.gatekeeper_loop,
                     ]
                     if self.mdns_active:
                         loops.append(self._mdns_loop)
@@ -177,6 +210,10 @@ class Node:
             log.info("published a withdrawn advert (seq %d)", tombstone.seq)
         except Exception as exc:
             log.warning("could not publish the withdrawn advert: %s", exc)
+
+    def request_publish(self) -> None:
+        """Publish our advert soon (coalesced with other triggers)."""
+        self._publish_soon.set()
 
     def _next_seq(self) -> int:
         self._seq = max(self._seq + 1, int(self.clock() * 1000))
@@ -203,16 +240,10 @@ class Node:
 
     # -- connections and handshakes ------------------------------------------------
 
-    def _on_connected(self, peer: ID, outbound: bool) -> None:
-        assert self._handshakes is not None
-        if self.guard.is_banned(str(peer), self.clock()):
-            self._spawn(self._disconnect, peer)
-        elif outbound:
-            self._spawn(self._handshakes.initiate, peer)
-
-    def _on_disconnected(self, peer: ID, last: bool) -> None:
-        if last:
-            self.book.on_disconnected(str(peer))
+    def drop_peer(self, peer: str) -> None:
+        """Disconnect ``peer`` (all its connections) in the background."""
+        with contextlib.suppress(ValueError):
+            self._spawn(self._disconnect, libp2p_id(peer))
 
     async def _accept_handshake(self, stream: INetStream) -> None:
         peer = str(stream.muxed_conn.peer_id)
@@ -221,24 +252,6 @@ class Node:
             return
         await self._handshakes.accept(stream)
 
-    def _on_outcome(self, peer: str, event: Any) -> None:
-        now = self.clock()
-        if isinstance(event, HandshakeComplete):
-            if self.book.on_handshake(peer, event.info, now):
-                log.info("handshake ok with %s (%s)", peer, event.info.agent)
-                self._spawn(self._welcome, peer)
-            return
-        assert isinstance(event, HandshakeFailed)
-        self.book.on_handshake_failed(peer, event.reason)
-        if event.by_peer:
-            log.info("peer %s refused our handshake: %s %s", peer, event.reason, event.detail)
-            return
-        log.info("refused the handshake of %s: %s (%s)", peer, event.reason, event.detail)
-        kind = handshake_penalty(event.reason, event.violation)
-        if kind and self.guard.penalize(peer, kind, now) is not None:
-            log.warning("banning %s for %.0f s", peer, self.spec.guard.ban_s)
-            self._spawn(self._disconnect, libp2p_id(peer))
-
     async def _disconnect(self, peer: ID) -> None:
         assert self.host is not None
         try:
@@ -246,7 +259,7 @@ class Node:
         except Exception as exc:
             log.debug("disconnect %s: %s", peer, exc)
 
-    async def _welcome(self, peer: str) -> None:
+    async def welcome(self, peer: str) -> None:
         """A newly verified peer: route through it, learn its advert, re-publish ours."""
         assert self.dht is not None
         await self.dht.add_peer(libp2p_id(peer))
@@ -276,7 +289,9 @@ class Node:
     async def publish(self) -> Advert:
         """Build, sign and store our advert; announce us and our models as providers."""
         assert self.host is not None and self.dht is not None and self.nat is not None
-        models = await trio.to_thread.run_sync(shareable_models, self.paths)
+        models = await trio.to_thread.run_sync(
+            shareable_models, self.paths, self.catalog, self.denylist
+        )
         addrs = tuple(
             a
             for a in (str(x) for x in self.host.get_addrs())
@@ -290,7 +305,6 @@ class Node:
             addrs=addrs[:32],
             relayed_addrs=tuple(self.nat.reservations.values())[:32],
             relay=self.options.relay,
-            hardware=self.local.hardware,
             hardware_summary=self.local.summary,
             profile=self.settings.node.profile,
             models=models,

@@ -78,7 +78,12 @@ async def serve_inference(node: Node, stream: INetStream) -> None:
         _penalize(node, peer, "timeout")
         await _reset(stream)
         return
-    shared = {offer.id for offer in await trio.to_thread.run_sync(shareable_models, node.paths)}
+    shared = {
+        offer.id
+        for offer in await trio.to_thread.run_sync(
+            shareable_models, node.paths, node.catalog, node.denylist
+        )
+    }
     admission = admit(node.settings.consent, node.active_jobs, request.body, shared)
     try:
         if admission.reject is not None:

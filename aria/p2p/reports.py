@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from aria.errors import InvalidRequest, PeerError
+from aria.errors import InvalidRequest, ModelNotFound, PeerError
 from aria.p2p.adverts import Advert, model_provider_key
 from aria.p2p.netsize import estimate_network_size
+from aria.p2p.providers import offer_fault
 from aria.p2p.transport.host import connection_addrs, connection_kind, libp2p_id, ping_rtt_ms
 from aria.p2p.views import ModelProvider, NetworkStatus, PeerView
 
@@ -23,6 +25,8 @@ __all__ = [
     "node_status",
     "ping_peer_report",
 ]
+
+log = logging.getLogger(__name__)
 
 _MAX_MODEL_ID = 128
 _MAX_PEER_ID = 128
@@ -57,7 +61,8 @@ def control_ops(node: Node) -> dict[str, Callable[[dict[str, Any]], Awaitable[An
 
 async def ping_peer_report(node: Node, peer: str) -> dict[str, Any]:
     """One libp2p ping to ``peer`` over the current connection (reached via its advert if
-    not connected): a request/response that crosses whatever path the node uses.
+    not connected): a request/response that crosses whatever path the node uses. The
+    peer's advert is fetched again too, so ``peers`` then shows its current state.
 
     Raises:
         InvalidRequest: ``peer`` is not a peer id.
@@ -70,6 +75,10 @@ async def ping_peer_report(node: Node, peer: str) -> dict[str, Any]:
         raise InvalidRequest(f"{peer!r} is not a peer id") from None
     if connection_kind(node.host, pid) == "none":
         await node.reach(peer)
+    assert node.dht is not None
+    advert = await node.dht.fetch_advert(peer)
+    if advert is not None:
+        node.book.on_advert(peer, advert, node.clock())
     rtt = await ping_rtt_ms(node.host, pid)
     if rtt is None:
         raise PeerError(f"peer {peer} did not answer a ping")
@@ -123,8 +132,19 @@ def node_peers(node: Node) -> list[PeerView]:
     return views
 
 
+def _catalog_pin(node: Node, model_id: str) -> str | None:
+    try:
+        return node.catalog.get(model_id).sha256
+    except ModelNotFound:
+        return None
+
+
 async def find_providers(node: Node, model_id: str) -> list[ModelProvider]:
-    """Peers whose verified, current advert serves ``model_id`` (a DHT provider lookup)."""
+    """Peers whose verified, current advert serves ``model_id`` (a DHT provider lookup).
+
+    An offer of a catalog id whose sha256 is not the catalog's pin, or of a denylisted
+    file, is ignored and costs its peer the ``false_offer`` penalty.
+    """
     assert node.host is not None and node.dht is not None
     dht = node.dht
     candidates = set(await dht.find_providers(model_provider_key(model_id, node.spec), 50))
@@ -142,9 +162,16 @@ async def find_providers(node: Node, model_id: str) -> list[ModelProvider]:
         for peer in candidates:
             nursery.start_soon(check, peer)
     found = []
+    pinned = _catalog_pin(node, model_id)
     for peer, advert in sorted(adverts.items()):
         offer = advert.serves(model_id)
         if offer is not None:
+            fault = offer_fault(offer.sha256, pinned=pinned, denied=offer.sha256 in node.denylist)
+            if fault is not None:
+                log.info("ignoring %s's offer of %s: %s", peer, model_id, fault)
+                if node.guard.penalize(peer, "false_offer", node.clock()) is not None:
+                    node.drop_peer(peer)
+                continue
             found.append(
                 ModelProvider(
                     peer_id=peer,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 from collections.abc import Callable
+from logging.handlers import RotatingFileHandler
 
 import trio
 
@@ -29,9 +30,19 @@ __all__ = ["run_node"]
 log = logging.getLogger(__name__)
 
 
+_LOG_BYTES = 10 * 1024**2
+_LOG_BACKUPS = 3
+
+
 def _configure_logging(paths: AriaPaths) -> None:
+    """``logs/node.log``, rotated at 10 MiB (three old files kept)."""
     paths.ensure()
-    handler = logging.FileHandler(paths.logs / "node.log", encoding="utf-8")
+    handler = RotatingFileHandler(
+        paths.logs / "node.log",
+        maxBytes=_LOG_BYTES,
+        backupCount=_LOG_BACKUPS,
+        encoding="utf-8",
+    )
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)

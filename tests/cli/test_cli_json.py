@@ -119,19 +119,29 @@ def test_node_share() -> None:
         "max_remote_tokens",
         "share_rpc",
         "rpc_memory_gb",
+        "rpc_peers",
+        "rpc_min_reputation",
+        "rpc_idle_timeout_s",
+        "rpc_session_max_s",
+        "rpc_session_max_gb",
+        "running_node",
     }
-    assert run_json("node", "share", "--inference", "on")["share_inference"] is True
+    assert consent["running_node"] is None  # nothing changed, so nothing was sent
+    changed = run_json("node", "share", "--inference", "on")
+    assert changed["share_inference"] is True
+    assert changed["running_node"] is None  # saved; no node runs in this test
 
 
 def test_api_key_create_and_list(aria_paths: AriaPaths) -> None:
     assert run_json("api", "key", "list") == {"keys": []}
     created = run_json("api", "key", "create", "script")
-    assert set(created) == {"id", "name", "hint", "created", "key"}
+    assert set(created) == {"id", "name", "hint", "created", "memory", "key"}
+    assert created["memory"] is False  # memory over the API is off until the operator says
     assert created["key"].startswith("aria-") and created["key"].startswith(
         created["hint"].removesuffix("...")
     )
     (listed,) = run_json("api", "key", "list")["keys"]
-    assert listed == {k: created[k] for k in ("id", "name", "hint", "created")}
+    assert listed == {k: created[k] for k in ("id", "name", "hint", "created", "memory")}
 
 
 def test_tables_are_not_cut_to_80_columns_in_a_pipe(imported: Path, aria_home: Path) -> None:

@@ -162,3 +162,55 @@ class Lan(NatLab):
             _run("ip", "-n", self.ns(host), "addr", "add", f"10.9.0.{i + 1}/24", "dev", "eth0")
             # mDNS sends to 224.0.0.251: give multicast a route on the LAN interface.
             _run("ip", "-n", self.ns(host), "route", "add", "224.0.0.0/4", "dev", "eth0")
+
+
+@dataclass
+class Annex(NatLab):
+    """One namespace ``x`` joined to this machine's own namespace by a veth pair: this
+    side 10.77.0.1/24, the namespace 10.77.0.2/24 with its default route through here.
+    Every outbound TCP SYN it sends off loopback is counted and dropped, so nothing it
+    tries ever leaves (``syn_count``)."""
+
+    symmetric: bool = False
+    HOST_IP = "10.77.0.1"
+    NS_IP = "10.77.0.2"
+
+    def up(self) -> None:
+        self._netns("x")
+        here, there = f"{self.prefix}h"[:15], f"{self.prefix}x"[:15]
+        _run("ip", "link", "add", here, "type", "veth", "peer", "name", there)
+        _run("ip", "link", "set", there, "netns", self.ns("x"))
+        _run("ip", "addr", "add", f"{self.HOST_IP}/24", "dev", here)
+        _run("ip", "link", "set", here, "up")
+        _run("ip", "-n", self.ns("x"), "link", "set", there, "name", "eth0")
+        _run("ip", "-n", self.ns("x"), "addr", "add", f"{self.NS_IP}/24", "dev", "eth0")
+        _run("ip", "-n", self.ns("x"), "link", "set", "eth0", "up")
+        _run("ip", "-n", self.ns("x"), "route", "add", "default", "via", self.HOST_IP)
+        _run("ip", "-n", self.ns("x"), "route", "add", "224.0.0.0/4", "dev", "eth0")
+
+    def count_outbound_syns(self, *, except_to: str | None = None) -> None:
+        """From now on, count and drop TCP SYNs leaving the namespace (not via loopback)."""
+        rule = ["iptables", "-A", "OUTPUT", "!", "-o", "lo", "-p", "tcp", "--syn"]
+        if except_to is not None:
+            rule += ["!", "-d", except_to]
+        self._in("x", *rule, "-j", "DROP")
+
+    def syn_count(self) -> int:
+        listing = subprocess.run(
+            ["ip", "netns", "exec", self.ns("x"), "iptables", "-L", "OUTPUT", "-v", "-n", "-x"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        rows = [line.split() for line in listing.splitlines() if "DROP" in line]
+        return sum(int(row[0]) for row in rows)
+
+
+@dataclass
+class Island(NatLab):
+    """One namespace ``i`` with nothing but loopback."""
+
+    symmetric: bool = False
+
+    def up(self) -> None:
+        self._netns("i")

@@ -15,6 +15,8 @@ def test_protocol_spec_quotes_every_constant() -> None:
     quoted = [
         spec.version,
         spec.handshake_id,
+        spec.dht_id,
+        spec.mdns_service,
         spec.rendezvous_key,
         spec.model_key_prefix,
         spec.handshake_frame,

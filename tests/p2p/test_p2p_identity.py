@@ -87,3 +87,11 @@ def test_node_start_refuses_a_corrupted_identity(aria_paths: AriaPaths) -> None:
     assert result.returncode == IdentityError.exit_code
     assert result.stderr.startswith("error: the node identity") and "corrupted" in result.stderr
     assert not (aria_paths.node / "node.pid").exists()
+
+
+def test_a_loosened_identity_key_is_made_private_again(aria_paths: AriaPaths) -> None:
+    key = load_or_create_identity(aria_paths)
+    path = aria_paths.node / "identity.key"
+    path.chmod(0o644)
+    assert load_identity(aria_paths).peer_id == key.peer_id
+    assert path.stat().st_mode & 0o777 == 0o600

@@ -46,7 +46,7 @@ class Mesh:
 
 def _share_rpc(home: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "aria", "node", "share", "--rpc", "on"],
+        [sys.executable, "-m", "aria", "node", "share", "--rpc", "on", "--rpc-peer", "*"],
         env=_env(home),
         check=True,
         capture_output=True,

@@ -1,19 +1,18 @@
 """Fixtures for split inference: a tiny generated model and real RPC worker processes.
 
-Each worker is its own process with its own ARIA_HOME (whose config consents to lending
-compute), listening on a free 127.0.0.1 port; every worker is stopped after its test.
+Each worker is its own confined process listening on a free 127.0.0.1 port (the
+operator's consent is the node's business, not the worker's); every worker is stopped
+after its test.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from aria.bench.synthetic import write_llama_gguf
-from aria.config import AriaPaths, update_settings
 from aria.split import RpcWorker, start_rpc_worker
 
 StartWorker = Callable[..., RpcWorker]
@@ -31,31 +30,16 @@ def anyio_backend() -> str:
     return "trio"
 
 
-def worker_env(home: Path) -> dict[str, str]:
-    """This environment without ARIA_* overrides, pointed at ``home``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARIA_")}
-    return env | {"ARIA_HOME": str(home)}
-
-
-def consenting_home(home: Path, *, consent: bool = True) -> Path:
-    update_settings(AriaPaths(home), {"consent": {"share_rpc": consent}})
-    return home
-
-
 @pytest.fixture
 def rpc_workers(tmp_path: Path) -> Iterator[StartWorker]:
-    """Start workers on demand: ``start(memory_gb=None, threads=1, consent=True)``."""
+    """Start confined workers on demand: ``start(memory_gb=2.0, threads=1)``."""
     started: list[RpcWorker] = []
 
-    def start(
-        *, memory_gb: float | None = None, threads: int = 1, consent: bool = True
-    ) -> RpcWorker:
-        home = consenting_home(tmp_path / f"worker-{len(started)}", consent=consent)
+    def start(*, memory_gb: float = 2.0, threads: int = 1) -> RpcWorker:
         worker = start_rpc_worker(
-            log_path=home / "logs" / "rpc-worker.log",
+            log_path=tmp_path / f"worker-{len(started)}" / "rpc-worker.log",
             threads=threads,
             memory_gb=memory_gb,
-            env=worker_env(home),
         )
         started.append(worker)
         return worker

@@ -30,6 +30,8 @@ from aria.split import (
     read_layout,
 )
 from aria.split.ggml_rpc import parse_endpoint
+from aria.split.guarded import guarded
+from aria.split.rpc_filter import FilterLimits, RpcFilter
 
 pytestmark = pytest.mark.anyio
 
@@ -101,9 +103,13 @@ async def test_split_over_two_workers_matches_local_greedy_output(
 ) -> None:
     direct, relayed = rpc_workers(), rpc_workers()
     d = dispatcher(tmp_path)
-    relay = Relay(TcpFarSide(*parse_endpoint(relayed.endpoint)))
+    # The second worker is reached through a relay with the lender's ggml-rpc filter,
+    # the shape of the p2p tunnel: llama.cpp's honest traffic passes it unchanged.
+    relay = Relay(
+        TcpFarSide(*parse_endpoint(relayed.endpoint)),
+        join=guarded(lambda: RpcFilter(FilterLimits(max_alloc_bytes=relayed.ready.offered_bytes))),
+    )
     async with anyio.create_task_group() as group, d.running():
-        # The second worker is reached through a byte relay, the shape of the p2p tunnel.
         port = await group.start(relay.serve)
         tunnelled = Candidate(
             "peer-relayed", f"127.0.0.1:{port}", relayed.ready.offered_bytes, 1, 0.0

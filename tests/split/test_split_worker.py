@@ -1,4 +1,4 @@
-"""RPC worker processes: loopback only, consent-gated, offer announced, probe-able."""
+"""RPC worker processes: loopback only, confined, offer announced, probe-able."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from aria.errors import BackendUnavailable, ConfigError, ConsentRefused
+from aria.errors import BackendUnavailable, ConfigError
 from aria.split import (
     RpcWorker,
     WorkerSpec,
@@ -21,6 +21,7 @@ from aria.split import (
     start_rpc_worker,
 )
 from aria.split.worker import offered_bytes
+from aria.split.workers import worker_environment
 
 StartWorker = Callable[..., RpcWorker]  # the rpc_workers fixture (conftest.py)
 GIB = 1024**3
@@ -40,25 +41,27 @@ def test_malformed_endpoints_are_refused(endpoint: str) -> None:
         require_loopback(endpoint)
 
 
+def _worker_args(tmp_path: Path, endpoint: str) -> list[str]:
+    return [
+        *(sys.executable, "-m", "aria.split.worker", "--endpoint", endpoint),
+        *("--memory-gb", "1", "--workdir", str(tmp_path)),
+    ]
+
+
 def test_worker_process_refuses_a_public_address(tmp_path: Path) -> None:
     child = subprocess.run(
-        [sys.executable, "-m", "aria.split.worker", "--endpoint", "0.0.0.0:5000"],
+        _worker_args(tmp_path, "0.0.0.0:5000"),
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
-        env={"ARIA_HOME": str(tmp_path), "ARIA_CONSENT__SHARE_RPC": "true"},
+        env=worker_environment(),
     )
     assert child.returncode == ConfigError.exit_code
     assert child.stderr.strip().splitlines() == [
         "error: an RPC worker may only listen on 127.0.0.1, not '0.0.0.0': the ggml-rpc protocol "
         "has no authentication or encryption (peers reach it through a libp2p tunnel)"
     ]
-
-
-def test_worker_needs_the_operators_consent(rpc_workers: StartWorker) -> None:
-    with pytest.raises(ConsentRefused, match="share_rpc"):
-        rpc_workers(consent=False)
 
 
 def test_worker_announces_its_offer_and_listens_on_loopback_only(
@@ -84,12 +87,7 @@ def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(BackendUnavailable, match="could not listen"):
-            start_rpc_worker(
-                log_path=tmp_path / "w.log",
-                threads=1,
-                port=port,
-                env={"ARIA_HOME": str(tmp_path), "ARIA_CONSENT__SHARE_RPC": "true"},
-            )
+            start_rpc_worker(log_path=tmp_path / "w.log", threads=1, memory_gb=1, port=port)
 
 
 def test_probe_reads_a_live_worker_and_reports_a_dead_one(rpc_workers: StartWorker) -> None:
@@ -131,12 +129,12 @@ def test_worker_rejects_bad_arguments_before_announcing(
     tmp_path: Path, extra: list[str], message: str
 ) -> None:
     child = subprocess.run(
-        [sys.executable, "-m", "aria.split.worker", "--endpoint", "127.0.0.1:5000", *extra],
+        [*_worker_args(tmp_path, "127.0.0.1:5000"), *extra],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
-        env={"ARIA_HOME": str(tmp_path), "ARIA_CONSENT__SHARE_RPC": "true"},
+        env=worker_environment(),
     )
     assert (child.returncode, child.stdout) == (ConfigError.exit_code, "")
     assert message in child.stderr

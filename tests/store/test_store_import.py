@@ -111,7 +111,7 @@ def test_an_id_taken_by_the_catalog_or_another_file_is_refused(
         store.import_file(make_gguf("b", "mit", seed=2), model_id="mine")
 
 
-@pytest.mark.parametrize("bad_id", ["../escape", "a/b", ".hidden", "", "name\n"])
+@pytest.mark.parametrize("bad_id", ["../escape", "a/b", ".hidden", "", "name\n", "mine\n"])
 def test_invalid_ids_are_refused_before_touching_disk(
     aria_paths: AriaPaths, make_gguf: MakeGguf, bad_id: str
 ) -> None:

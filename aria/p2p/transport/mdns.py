@@ -1,4 +1,8 @@
-"""LAN discovery with py-libp2p's mDNS, announcing addresses peers can actually dial.
+"""LAN discovery with py-libp2p's mDNS under ARIA's own service name.
+
+ARIA announces and browses ``_aria._udp.local.`` (``protocol.toml``), never the generic
+libp2p service ``_p2p._udp.local.`` that IPFS nodes use: a node neither tells IPFS
+nodes on the LAN about itself nor dials the ones it would hear of.
 
 py-libp2p's built-in mDNS (``new_host(enable_mDNS=True)``) announces the host's raw
 transport addresses, i.e. ``/ip4/0.0.0.0/tcp/P`` when listening on every interface,
@@ -31,9 +35,9 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def announce_on_lan(host: IHost) -> Iterator[bool]:
-    """Announce ``host`` with mDNS inside the block; yields False if mDNS cannot run here."""
-    from libp2p.discovery.mdns.mdns import create_mdns_discovery
+def announce_on_lan(host: IHost, service: str) -> Iterator[bool]:
+    """Announce ``host`` as ``service`` inside the block; yields False if mDNS cannot run."""
+    from libp2p.discovery.mdns.mdns import MDNSDiscovery
 
     addrs = [a for a in (str(x) for x in host.get_addrs()) if is_dialable_ip(a)]
     addrs = [a for a in addrs if not is_circuit(a) and "/tcp/" in a]
@@ -42,7 +46,10 @@ def announce_on_lan(host: IHost) -> Iterator[bool]:
         return
     port = int(addrs[0].split("/tcp/")[1].split("/")[0])
     try:
-        mdns = create_mdns_discovery(host.get_network(), port=port, listen_addrs=addrs)
+        # No ``host=``: py-libp2p would then announce the raw ``0.0.0.0`` transport address.
+        mdns = MDNSDiscovery(
+            host.get_network(), port=port, listen_addrs=addrs, service_type=service
+        )
         mdns.start()
     except Exception as exc:  # no multicast route, no interface...: run without mDNS
         log.warning("mDNS is unavailable here: %s", exc)
@@ -56,7 +63,8 @@ def announce_on_lan(host: IHost) -> Iterator[bool]:
 
 
 async def lan_peers() -> AsyncIterator[Any]:
-    """Yield each ``PeerInfo`` mDNS discovers, until cancelled."""
+    """Yield each ``PeerInfo`` mDNS discovers, until cancelled (only ARIA's service is
+    browsed, so only ARIA nodes are found)."""
     from libp2p.discovery.events.peerDiscovery import peerDiscovery
 
     send, receive = trio.open_memory_channel[Any](64)

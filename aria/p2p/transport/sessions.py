@@ -34,12 +34,24 @@ log = logging.getLogger(__name__)
 Outcome = Callable[[str, Any], None]
 
 
+def _remote_ip(conn: Any) -> str | None:
+    """The remote IP of a direct connection (None for a relayed or unknown one)."""
+    try:
+        if any("/p2p-circuit" in str(a) for a in conn.get_transport_addresses()):
+            return None
+        address = conn.muxed_conn.get_remote_address()
+    except Exception:
+        return None
+    return str(address[0]) if address else None
+
+
 def watch_connections(
     host: IHost,
-    on_connected: Callable[[ID, bool], None],
-    on_disconnected: Callable[[ID, bool], None],
+    on_connected: Callable[[ID, bool, int, str | None], None],
+    on_disconnected: Callable[[ID, int, bool], None],
 ) -> None:
-    """Call ``on_connected(peer, outbound)`` / ``on_disconnected(peer, last)`` per connection."""
+    """Call ``on_connected(peer, outbound, connection, remote_ip)`` and
+    ``on_disconnected(peer, connection, last)`` per connection (``connection`` is a key)."""
     from libp2p.abc import INotifee
 
     network = host.get_network()
@@ -53,11 +65,11 @@ def watch_connections(
                 # Unknown direction (some relayed upgrades): a fixed tie-break makes
                 # exactly one side start the handshake.
                 outbound = str(host.get_id()) < str(peer)
-            on_connected(peer, outbound)
+            on_connected(peer, outbound, id(conn), _remote_ip(conn))
 
         async def disconnected(self, net: Any, conn: Any) -> None:
             peer = conn.muxed_conn.peer_id
-            on_disconnected(peer, not network.connections.get(peer))
+            on_disconnected(peer, id(conn), not network.connections.get(peer))
 
         async def opened_stream(self, net: Any, stream: Any) -> None:
             return None
