@@ -145,6 +145,9 @@ def test_network_shows_the_node_and_a_peer_that_joins(
                             data = json.loads(line.removeprefix("data: "))
                             if any(p["peer_id"] == b_id for p in data["peers"]):
                                 break
+                # the consent page's change reaches the running node at once
+                shared = server.http().put("/api/consent", json={"share_inference": True})
+                assert shared.json()["running_node"]["applied"] is True
             finally:
                 second.stop()
     finally:

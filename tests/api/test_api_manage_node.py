@@ -99,6 +99,7 @@ def test_consent_changes_are_validated_then_saved(live: Server) -> None:
     assert changed.status_code == 200
     assert changed.json()["settings"]["use_peers"] is True and live.node.settings.consent.use_peers
     assert changed.json()["descriptions"]["share_rpc"]
+    assert changed.json()["running_node"] is None  # no node runs on this home
     config = tomllib.loads(live.node.paths.config_file.read_text())
     assert config["consent"] == {"use_peers": True, "max_remote_jobs": 3}
     for bad in ({"max_remote_jobs": -1}, {"share_inference": "maybe"}, {"free_lunch": True}):
@@ -127,6 +128,25 @@ def test_a_new_key_is_shown_once_and_revoking_works(live: Server) -> None:
         "DELETE", f"/api/keys/{created.json()['id']}", headers={"content-type": "application/json"}
     )
     assert revoked.status_code == 200 and not KeyStore(live.node.paths.api).verify(secret)
+
+
+def test_a_keys_memory_switch_is_saved_and_the_cli_agrees(live: Server) -> None:
+    http = live.http()
+    created = http.post("/api/keys", json={"name": "diary"}).json()
+    assert created["memory"] is False
+    switched = http.put(f"/api/keys/{created['id']}", json={"memory": True})
+    assert switched.status_code == 200 and switched.json()["memory"] is True
+    assert "key" not in switched.json() and "sha256" not in switched.json()
+    found = KeyStore(live.node.paths.api).find(created["key"])
+    assert found is not None and found.memory
+    listed = _cli_json(live.node.paths.home, "api", "key", "list")["keys"]
+    assert [k["memory"] for k in listed if k["id"] == created["id"]] == [True]
+    assert http.put("/api/keys/nope", json={"memory": True}).status_code == 404
+    assert http.put(f"/api/keys/{created['id']}", json={"memory": "yes"}).status_code == 422
+    assert http.put(f"/api/keys/{created['id']}", json={"name": "x"}).status_code == 422
+    http.request(
+        "DELETE", f"/api/keys/{created['id']}", headers={"content-type": "application/json"}
+    )
 
 
 def test_changes_from_other_web_pages_are_refused(live: Server) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tomllib
 
+from aria.api import KeyStore
 from tests.api.conftest import Server
 from tests.dashboard.conftest import Dash
 
@@ -51,10 +52,13 @@ def test_consent_is_saved_in_plain_words(dash: Dash, server: Server) -> None:
     assert "your prompt is sent to a peer" in words.lower() or "prompt is sent to a peer" in words
     page.check("#consent-use_peers")
     page.fill("#consent-max_remote_tokens", "256")
+    page.fill("#consent-rpc_peers", " *, ")
     page.click("#consent-form button[type=submit]")
     page.wait_for_selector("#consent-status:has-text('Saved')")
     config = tomllib.loads(server.node.paths.config_file.read_text())
     assert config["consent"]["use_peers"] is True and config["consent"]["max_remote_tokens"] == 256
+    assert config["consent"]["rpc_peers"] == ["*"]
+    page.fill("#consent-rpc_peers", "")
     sent = len([url for url in dash.requests if url.endswith("/api/consent")])
     page.fill("#consent-max_remote_tokens", "0")  # below the bound: the form itself refuses
     page.click("#consent-form button[type=submit]")
@@ -81,6 +85,10 @@ def test_a_new_api_key_is_shown_once(dash: Dash, server: Server) -> None:
     page.reload()
     page.wait_for_selector("#keys-body table")
     assert page.locator("#new-key").count() == 0 and secret not in page.content()
+    page.check("input[aria-label='Memory for key phone']")  # the key's memory switch
+    page.wait_for_selector("#key-secret:has-text('Memory on')")
+    found = KeyStore(server.node.paths.api).find(secret)
+    assert found is not None and found.memory
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("button[aria-label='Revoke key phone']")
     page.wait_for_selector("#keys-body:has-text('No API keys yet')")

@@ -13,12 +13,13 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from aria.api.errors import UnprocessableRequest
 from aria.api.keys import KeyStore
 from aria.api.manage.context import hub_of, node_of
 from aria.api.manage.events import sse_response
+from aria.api.manage.network import apply_consent
 from aria.config import ConsentSettings, update_settings
 from aria.errors import InvalidRequest
 from aria.hardware import hardware_report
@@ -38,6 +39,11 @@ class ProfileChange(BaseModel):
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=64, description="A label for the key.")
+
+
+class KeyChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    memory: StrictBool = Field(description="Requests with this key use their own memory.")
 
 
 @router.get("/events", response_class=StreamingResponse)
@@ -106,7 +112,9 @@ async def get_consent(request: Request) -> JSONResponse:
 
 @router.put("/consent")
 async def set_consent(body: dict[str, Any], request: Request) -> JSONResponse:
-    """Change some consent settings (same names and bounds as ``[consent]`` in config)."""
+    """Change some consent settings (same names and bounds as ``[consent]`` in config):
+    saved, then sent to a running node, which applies them at once (``running_node``:
+    ``null`` when no node runs, else whether it applied them)."""
     node = node_of(request)
     try:
         merged = ConsentSettings.model_validate({**node.settings.consent.model_dump(), **body})
@@ -117,8 +125,9 @@ async def set_consent(body: dict[str, Any], request: Request) -> JSONResponse:
     changes = {name: getattr(merged, name) for name in body}  # validated values, not raw
     saved = await anyio.to_thread.run_sync(update_settings, node.paths, {"consent": changes})
     node.settings.consent = saved.consent
+    running = await apply_consent(node, changes) if changes else None
     hub_of(request).publish("consent", saved.consent.model_dump(mode="json"))
-    return JSONResponse(_consent(node))
+    return JSONResponse({**_consent(node), "running_node": running})
 
 
 def _keys(request: Request) -> KeyStore:
@@ -145,6 +154,14 @@ async def create_key(body: KeyCreate, request: Request) -> JSONResponse:
     key, secret = await anyio.to_thread.run_sync(_keys(request).create, body.name)
     hub_of(request).publish("keys", {"created": key.id})
     return JSONResponse({**key.public(), "key": secret}, status_code=201)
+
+
+@router.put("/keys/{key_id}")
+async def change_key(key_id: str, body: KeyChange, request: Request) -> JSONResponse:
+    """Turn a key's memory on or off (``aria api key memory``), by id or name."""
+    changed = await anyio.to_thread.run_sync(_keys(request).set_memory, key_id, body.memory)
+    hub_of(request).publish("keys", {"changed": changed.id})
+    return JSONResponse(changed.public())
 
 
 @router.delete("/keys/{key_id}")

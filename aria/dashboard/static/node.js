@@ -24,6 +24,8 @@ const CONSENT = [
   ["share_rpc", "checkbox", "Lend this machine for split inference",
     "Peers may run some layers of a model too big for them on this machine's memory and CPU."],
   ["rpc_memory_gb", "number", "Memory lent for split inference (GB)", "The most memory split inference may use here.", { min: 0.1, step: 0.1 }],
+  ["rpc_peers", "list", "Peers that may borrow this machine",
+    "Their peer ids, separated by spaces or commas; * lets any verified peer borrow. Nobody borrows until someone is listed here."],
 ];
 
 const READINESS = { ready: "ok", limited: "warn", unavailable: "bad", detected: "info" };
@@ -97,10 +99,12 @@ async function showConsent() {
         ? [h("input", { type: "checkbox", id: `consent-${name}`, name, checked: settings[name], "aria-describedby": `consent-${name}-desc` }),
           h("label", { for: `consent-${name}` }, label)]
         : [h("label", { for: `consent-${name}` }, label),
-          h("input", { type: "number", id: `consent-${name}`, name, value: String(settings[name]), "aria-describedby": `consent-${name}-desc`, ...bounds })],
+          kind === "list"
+            ? h("input", { type: "text", id: `consent-${name}`, name, value: settings[name].join(" "), spellcheck: "false", "aria-describedby": `consent-${name}-desc` })
+            : h("input", { type: "number", id: `consent-${name}`, name, value: String(settings[name]), "aria-describedby": `consent-${name}-desc`, ...bounds })],
       h("p", { id: `consent-${name}-desc`, class: "small muted" }, words))),
     h("p", { class: "small muted" },
-      "Saved in config.toml. \"Ask peers\" applies at once; a running node reads what it shares when it starts (aria node stop, then aria node start)."),
+      "Saved in config.toml and applied at once, by this API and by a node running here (aria node start)."),
     h("button", { type: "submit" }, "Save what this node shares"));
 }
 
@@ -109,12 +113,16 @@ async function saveConsent(event) {
   const body = {};
   for (const [name, kind] of CONSENT) {
     const input = byId(`consent-${name}`);
-    body[name] = kind === "checkbox" ? input.checked : Number(input.value);
+    body[name] = kind === "checkbox" ? input.checked
+      : kind === "list" ? input.value.split(/[\s,]+/).filter(Boolean)
+        : Number(input.value);
   }
   const status = byId("consent-status");
   try {
-    await request("PUT", "/api/consent", body);
-    say(status, "Saved.");
+    const saved = await request("PUT", "/api/consent", body);
+    const running = saved.running_node;
+    if (running && !running.applied) say(status, `Saved, but the running node did not take it: ${running.error}`, "error");
+    else say(status, running ? "Saved, and the running node applied it." : "Saved.");
   } catch (error) {
     say(status, error.message, "error");
   }
@@ -130,15 +138,30 @@ async function showKeys() {
     listed.keys.length
       ? h("table", { class: "compact" },
         h("caption", { class: "visually-hidden" }, "API keys"),
-        h("thead", {}, h("tr", {}, ["Name", "Id", "Starts with", "Created", ""].map((t) => h("th", { scope: "col" }, t)))),
+        h("thead", {}, h("tr", {}, ["Name", "Id", "Starts with", "Created", "Memory", ""].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, listed.keys.map((key) => h("tr", {},
           h("th", { scope: "row" }, key.name, key.id === listed.current ? h("span", { class: "pill info" }, "this page") : null),
           h("td", {}, key.id), h("td", {}, h("code", {}, key.hint)), h("td", {}, key.created.slice(0, 16).replace("T", " ")),
+          h("td", {}, h("input", {
+            type: "checkbox", checked: key.memory, "aria-label": `Memory for key ${key.name}`,
+            title: "Requests with this key use their own memory, kept on this machine",
+            on: { change: (event) => setMemory(key, event.target) },
+          })),
           h("td", {}, h("button", {
             type: "button", class: "quiet", "aria-label": `Revoke key ${key.name}`, text: "Revoke",
             on: { click: () => revoke(key, key.id === listed.current) },
           }))))))
       : h("p", { class: "muted" }, "No API keys yet."));
+}
+
+async function setMemory(key, box) {
+  try {
+    await request("PUT", `/api/keys/${encodeURIComponent(key.id)}`, { memory: box.checked });
+    say(byId("key-secret"), `Memory ${box.checked ? "on" : "off"} for the key "${key.name}".`);
+  } catch (error) {
+    box.checked = !box.checked;
+    say(byId("key-secret"), error.message, "error");
+  }
 }
 
 async function revoke(key, own) {
