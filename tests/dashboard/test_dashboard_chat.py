@@ -101,6 +101,7 @@ def _fake_answer(route: Route) -> None:
         headers={
             "content-type": "text/event-stream",
             "x-aria-route": "model=tiny; category=chat; reason=<b>trusted</b> router text",
+            "x-aria-memory": "used=m_1a2b,m_3c4d; saved=m_5e6f",
         },
     )
 
@@ -129,6 +130,7 @@ def test_a_model_answer_with_html_is_shown_as_text(dash: Dash) -> None:
         answer.locator("strong").inner_text() == "bold" and answer.locator("pre code").count() == 1
     )
     assert "<b>trusted</b>" in page.inner_text(".msg.assistant .reason")  # headers are text too
+    assert "memory: 2 memories used, 1 saved" in page.inner_text(".msg.assistant .badge")
     page.unroute("**/v1/chat/completions")
 
 

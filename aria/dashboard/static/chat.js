@@ -62,7 +62,19 @@ export function badgeFrom(headers, model) {
     peer,
     split,
     notice: headers.get("x-aria-notice"),
+    memory: headers.get("x-aria-memory"),
   };
+}
+
+// x-aria-memory (docs/memory.md): "used=ID,ID; saved=ID; reminder=ID" or "withheld (...)".
+function memoryText(header) {
+  if (header.startsWith("withheld")) return `memory ${header}`;
+  const fields = Object.fromEntries(header.split(";").map((part) => part.trim().split("=")));
+  const used = fields.used && fields.used !== "none" ? fields.used.split(",").length : 0;
+  const words = [`${used} ${used === 1 ? "memory" : "memories"} used`];
+  if (fields.saved) words.push("1 saved");
+  if (fields.reminder) words.push("a reminder set");
+  return `memory: ${words.join(", ")}`;
 }
 
 function whereText(meta) {
@@ -80,6 +92,7 @@ function badge(meta) {
     h("span", { class: `pill where where-${meta.where}`, title: meta.peer || meta.split || "" }, whereText(meta)),
     meta.tokens !== undefined ? h("span", {}, `${meta.tokens} tokens`) : null,
     meta.tps ? h("span", {}, `${format.number(meta.tps)} tok/s`) : null,
+    meta.memory ? h("span", { class: "pill info", title: meta.memory }, memoryText(meta.memory)) : null,
     meta.stopped ? h("span", { class: "pill warn" }, "stopped") : null,
   ];
   const why = meta.reason
