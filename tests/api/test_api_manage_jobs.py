@@ -92,10 +92,12 @@ def test_a_running_benchmark_can_be_stopped(live: Server) -> None:
     ):
         lines = stream.iter_lines()
         next(lines)
-        live.http().post("/api/bench", json={**SMALL, "bandwidth_mib": 2048, "runs": 20})
+        start = {**SMALL, "model": "TINY", "bandwidth_mib": 2048, "runs": 20}
+        assert live.http().post("/api/bench", json=start).status_code == 202
         for line in lines:
             if '"measuring memory bandwidth"' in line:
                 break
+            assert '"state":"failed"' not in line, line  # fail now, not at the timeout
         assert live.http().request("DELETE", "/api/bench", headers=JSON).status_code == 200
         for line in lines:
             if line.startswith("data: ") and '"state":"running"' not in line:
