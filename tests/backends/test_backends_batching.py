@@ -88,9 +88,10 @@ async def test_requests_decode_together_and_each_gets_its_own_tokens(worker) -> 
     for n, word in enumerate(words):
         assert texts[n].split() == [word] * 30
         assert ends[n]["finish_reason"] == "length" and ends[n]["completion_tokens"] == 30
-    # Decoded together: the first four interleave; the last two join when slots free up.
-    assert {request_id for request_id, _ in order[:8]} == {0, 1, 2, 3}
+    # Decoded together: the first four all produce before any of them ends (a loaded
+    # machine may let one start a few steps early); the last two join when slots free up.
     first_end = min(order.index((n, "done")) for n in range(4))
+    assert all((n, "tok") in order[:first_end] for n in range(4))
     assert min(order.index((n, "tok")) for n in (4, 5)) > first_end
 
 
