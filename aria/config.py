@@ -156,6 +156,18 @@ class InferenceSettings(_Section):
         le=4096,
         description="Requests that may wait per backend; more get a 429 (none: unbounded).",
     )
+    parallel: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="Most requests one backend decodes together (continuous batching).",
+    )
+    kv_budget_gb: float | None = Field(
+        default=None,
+        gt=0,
+        description="K/V cache memory per backend for parallel requests; default: the "
+        "backend's share of the memory budget (memory_budget / max_loaded - model).",
+    )
 
 
 class ApiSettings(_Section):

@@ -42,8 +42,24 @@ class _Backends(Collector):
         states = GaugeMetricFamily(
             "aria_backend_state", "1 for the state each backend is in.", labels=["model", "state"]
         )
+        slots = GaugeMetricFamily(
+            "aria_backend_slots", "Requests a backend decodes together.", labels=["model"]
+        )
+        active = GaugeMetricFamily(
+            "aria_backend_active_requests", "Requests a backend is decoding now.", labels=["model"]
+        )
+        kv = GaugeMetricFamily(
+            "aria_backend_kv_cache_bytes",
+            "K/V cache of a backend's slots (their memory budget).",
+            labels=["model"],
+        )
         for view in views:
             depth.add_metric([view.model_id], view.queued)
+            active.add_metric([view.model_id], view.active)
+            if view.slots is not None:
+                slots.add_metric([view.model_id], view.slots)
+            if view.kv_bytes is not None:
+                kv.add_metric([view.model_id], view.kv_bytes)
             for state in _STATES:
                 states.add_metric([view.model_id, state], 1.0 if view.state == state else 0.0)
         events = CounterMetricFamily(
@@ -53,6 +69,9 @@ class _Backends(Collector):
             events.add_metric([event], count)
         yield depth
         yield states
+        yield slots
+        yield active
+        yield kv
         yield events
 
 
@@ -71,6 +90,12 @@ class Metrics:
         )
         self.tokens_out = Counter(
             "aria_completion_tokens", "Tokens generated.", ["model"], registry=r
+        )
+        self.tokens_cached = Counter(
+            "aria_prompt_cached_tokens",
+            "Prompt tokens reused from a slot's cache instead of recomputed.",
+            ["model"],
+            registry=r,
         )
         self.ttft = Histogram(
             "aria_time_to_first_token_seconds",
@@ -140,6 +165,7 @@ class RequestTracker:
             return
         self._metrics.tokens_in.labels(self._model).inc(done.prompt_tokens)
         self._metrics.tokens_out.labels(self._model).inc(done.completion_tokens)
+        self._metrics.tokens_cached.labels(self._model).inc(done.cached_tokens)
         if self._first is not None and done.completion_tokens > 1:
             elapsed = time.perf_counter() - self._first
             if elapsed > 0:
