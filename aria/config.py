@@ -6,6 +6,7 @@
     models/          the verified model store (aria.store)
     node/            identity key, control-channel token, pid files (aria.p2p)
     api/             hashed API keys (aria.api)
+    ledger/          the signed provenance ledger and its archives (aria.ledger)
     logs/            backend and node logs
     cache/           re-creatable downloads (the embedded model's wheel)
 
@@ -79,6 +80,10 @@ class AriaPaths:
         return self.home / "api"
 
     @property
+    def ledger(self) -> Path:
+        return self.home / "ledger"
+
+    @property
     def logs(self) -> Path:
         return self.home / "logs"
 
@@ -90,7 +95,7 @@ class AriaPaths:
     def ensure(self) -> None:
         """Create the layout (private to the user: it holds keys and prompts in logs); a
         home created before, or loosened since, is made private again."""
-        for directory in (self.home, self.models, self.node, self.api, self.logs):
+        for directory in (self.home, self.models, self.node, self.api, self.ledger, self.logs):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             if directory.stat().st_mode & 0o077:
                 directory.chmod(0o700)
