@@ -43,6 +43,7 @@ __all__ = [
     "AriaSettings",
     "ConsentSettings",
     "InferenceSettings",
+    "LedgerSettings",
     "NodeSettings",
     "P2PSettings",
     "load_settings",
@@ -215,6 +216,30 @@ class ConsentSettings(_Section):
     )
 
 
+class LedgerSettings(_Section):
+    enabled: bool = Field(
+        default=True, description="Record a signed receipt of every inference (docs/ledger.md)."
+    )
+    record_texts: bool = Field(
+        default=False,
+        description="Keep prompt and output texts in receipts (by default only their hashes).",
+    )
+    max_entries: int = Field(
+        default=200_000,
+        ge=100,
+        description="Entries kept before older ones are archived behind a checkpoint.",
+    )
+    spot_check_rate: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Share of peers' greedy answers re-executed here to check them.",
+    )
+    spot_check_pending: int = Field(
+        default=64, ge=0, le=10_000, description="Peers' answers kept waiting for a check."
+    )
+
+
 class P2PSettings(_Section):
     port: int = Field(default=8765, ge=0, le=65535, description="TCP port of the libp2p host.")
     bootstrap: list[str] = Field(default_factory=list, description="Bootstrap peer multiaddrs.")
@@ -260,6 +285,7 @@ class AriaSettings(BaseSettings):
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     consent: ConsentSettings = Field(default_factory=ConsentSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     p2p: P2PSettings = Field(default_factory=P2PSettings)
 
     @classmethod

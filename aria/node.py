@@ -8,6 +8,7 @@ in); :meth:`Node.generate` then walks the resulting fallback chain for real.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from aria.accounting import Accounting
 from aria.backends import (
     Attempt,
     Dispatcher,
@@ -44,8 +46,10 @@ from aria.catalog import (
     load_denylist,
 )
 from aria.config import AriaPaths, AriaSettings
+from aria.energy import EnergyAccounts, OpenShare
 from aria.errors import ModelNotFound
 from aria.hardware import HardwareSnapshot, detect, memory_budget_bytes, recommend_threads
+from aria.ledger import Provenance, Recorder
 from aria.profiles import enabled_tiers
 from aria.router import (
     Availability,
@@ -65,6 +69,12 @@ __all__ = ["Node", "Resolution", "Served"]
 
 _GIB = 1024**3
 
+# What opening a generation gives: the model, the generation, its first event, where it
+# was split (if it was) and its energy share.
+_Opening = tuple[
+    CatalogEntry, Generation, TokenEvent | DoneEvent, "Placement | None", OpenShare | None
+]
+
 
 @dataclass(frozen=True)
 class Resolution:
@@ -81,12 +91,14 @@ class Served:
 
     def __init__(
         self,
-        opened: Opened[tuple[CatalogEntry, Generation, TokenEvent | DoneEvent, Placement | None]],
+        opened: Opened[_Opening],
         resolution: Resolution,
+        accounting: Accounting,
     ) -> None:
         self._opened = opened
-        self.entry, self._generation, self._first, self.split = opened.value
+        self.entry, self._generation, self._first, self.split, _ = opened.value
         self.resolution = resolution
+        self.accounting = accounting  # the receipt, recorded when the generation ends
 
     @property
     def model_id(self) -> ModelId:
@@ -113,18 +125,30 @@ class Served:
         return None if self.split is None else describe_split(self.split)
 
     async def events(self) -> AsyncIterator[TokenEvent | DoneEvent]:
-        """Tokens as the worker generates them, then one :class:`DoneEvent`."""
-        yield self._first
-        while not self._generation.finished:
-            yield await self._generation.next_event()
+        """Tokens as the worker generates them, then one :class:`DoneEvent` (yielded once
+        its receipt is recorded)."""
+        event = self._first
+        while True:
+            self.accounting.saw(event)
+            if isinstance(event, DoneEvent):
+                await self.accounting.finish(event)
+            yield event
+            if self._generation.finished:
+                return
+            event = await self._generation.next_event()
 
     async def cancel(self) -> DoneEvent | None:
         """Stop generating now (the backend stays leased until :meth:`aclose`)."""
-        return await self._generation.cancel()
+        done = await self._generation.cancel()
+        await self.accounting.finish(done)
+        return done
 
     async def aclose(self) -> None:
-        """Cancel the generation if unfinished and release the backend (shielded)."""
-        await self._opened.aclose()
+        """Cancel the generation if unfinished, record it, release the backend (shielded)."""
+        try:
+            await self.cancel()
+        finally:
+            await self._opened.aclose()
 
     async def __aenter__(self) -> Served:
         return self
@@ -148,6 +172,8 @@ class Node:
         hardware: HardwareSnapshot,
         bitnet_server: Path | None,
         routing: RoutingTable | None = None,
+        recorder: Recorder | None = None,
+        energy: EnergyAccounts | None = None,
     ) -> None:
         self.paths = paths
         self.settings = settings
@@ -156,6 +182,8 @@ class Node:
         self.hardware = hardware
         self.bitnet_server = bitnet_server
         self.routing = routing if routing is not None else load_routing_table(paths)
+        self.recorder = recorder  # where receipts go (None: nothing is recorded)
+        self.energy = energy if energy is not None else EnergyAccounts(cpu_model=hardware.cpu.model)
         inference = settings.inference
         budget = (
             int(inference.memory_budget_gb * _GIB)
@@ -170,7 +198,12 @@ class Node:
 
     @classmethod
     def create(
-        cls, paths: AriaPaths, settings: AriaSettings, *, hardware: HardwareSnapshot | None = None
+        cls,
+        paths: AriaPaths,
+        settings: AriaSettings,
+        *,
+        hardware: HardwareSnapshot | None = None,
+        recorder: Recorder | None = None,
     ) -> Node:
         """Build a node from the operator's settings (detecting hardware unless given).
 
@@ -187,6 +220,7 @@ class Node:
             store=ModelStore(paths, catalog, load_denylist()),
             hardware=hardware if hardware is not None else detect(),
             bitnet_server=find_bitnet_server(settings.inference.bitnet_server),
+            recorder=recorder,
         )
 
     @asynccontextmanager
@@ -289,13 +323,20 @@ class Node:
     # -- serving ------------------------------------------------------------------------
 
     async def generate(
-        self, job: GenerationJob, model: str | None, *, distributed: bool = False
+        self,
+        job: GenerationJob,
+        model: str | None,
+        *,
+        distributed: bool = False,
+        provenance: Provenance | None = None,
     ) -> Served:
         """Start ``job`` on the first model of the chain that can take it.
 
         The first event is awaited here, so a backend that fails before its first
         token is skipped like a missing one. A model that does not fit this node's
         memory budget is split over peers that lend compute; ``distributed`` forces that.
+        The generation's receipt (``provenance``: who asked; the API by default) is
+        recorded when it ends (:mod:`aria.accounting`).
 
         Raises:
             ModelNotFound, ModelNotInstalled, BackendUnavailable, BackendCrashed,
@@ -305,18 +346,33 @@ class Node:
         from aria.split.auto import placement_of
 
         resolution = self.resolve(model, job)
+        started_ms, started = int(time.time() * 1000), time.perf_counter()
 
-        async def open_one(
-            model_id: ModelId, stack: AsyncExitStack
-        ) -> tuple[CatalogEntry, Generation, TokenEvent | DoneEvent, Placement | None]:
+        async def open_one(model_id: ModelId, stack: AsyncExitStack) -> _Opening:
             entry, lease = await stack.enter_async_context(
                 self._lease(model_id, distributed=distributed)
             )
+            share = self.energy.open(lease.process.pid)
             generation = await lease.generate(job)
             stack.push_async_callback(generation.aclose)
-            return entry, generation, await generation.next_event(), placement_of(lease)
+            if share is not None:
+                stack.callback(share.close)  # a start that fails gives its share back
+            return entry, generation, await generation.next_event(), placement_of(lease), share
 
-        return Served(await open_first(resolution.candidates, open_one), resolution)
+        opened = await open_first(resolution.candidates, open_one)
+        _, _, _, split, share = opened.value
+        accounting = Accounting(
+            recorder=self.recorder,
+            provenance=provenance or Provenance(),
+            job=job,
+            model_id=opened.model_id,
+            model_sha256=self.store.get(opened.model_id).sha256,
+            split=split,
+            energy=share,
+            started_ms=started_ms,
+            started=started,
+        )
+        return Served(opened, resolution, accounting)
 
     async def embed(self, texts: list[str], model: str | None) -> tuple[ModelId, Embeddings]:
         """Embed ``texts`` with the named model, or the first installed embedding model.

@@ -110,7 +110,13 @@ def create_app(node: Node, *, require_keys: bool = False, host: str = "127.0.0.1
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["authorization", "content-type"],
-            expose_headers=["x-aria-route", "x-aria-notice", "x-aria-split", "x-aria-served-by"],
+            expose_headers=[
+                "x-aria-route",
+                "x-aria-notice",
+                "x-aria-split",
+                "x-aria-served-by",
+                "x-aria-receipt",
+            ],
         )
     app.add_middleware(OriginCheck, allowed=settings.cors_origins, metrics=metrics)
     if not require_keys:

@@ -86,7 +86,8 @@ async def _counted(
         async for item in generated(served, tracker, stop):
             yield item
     except anyio.get_cancelled_exc_class():
-        tracker.done(await served.cancel())  # shielded: stops the worker between tokens
+        done = await served.cancel()  # shielded: stops the worker between tokens
+        tracker.done(done, served.accounting.energy)
         raise
 
 

@@ -68,6 +68,7 @@ def start(
     import trio
 
     from aria.api import ServerConfig, serve
+    from aria.cli.recording import open_recorder
     from aria.node import Node
 
     cli = cli_context(ctx)
@@ -84,7 +85,7 @@ def start(
         tls_key=key,
         insecure_http=insecure_http,
     )
-    node = Node.create(cli.paths, settings)
+    node = Node.create(cli.paths, settings, recorder=open_recorder(cli.paths, settings))
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:

@@ -74,7 +74,10 @@ async def _answer(
     first: float | None = None
     parts: list[str] = []
     done = None
-    async with await node.generate(job, model, distributed=distributed) as served:
+    from aria.ledger import Provenance
+
+    generating = node.generate(job, model, distributed=distributed, provenance=Provenance("cli"))
+    async with await generating as served:
         if served.resolution.notice:
             _note(served.resolution.notice)
         if served.split is not None:
@@ -110,9 +113,10 @@ def _write(text: str) -> None:
 
 
 def _node(cli: CliContext) -> Node:
+    from aria.cli.recording import open_recorder
     from aria.node import Node
 
-    return Node.create(cli.paths, cli.settings)
+    return Node.create(cli.paths, cli.settings, recorder=open_recorder(cli.paths, cli.settings))
 
 
 def infer(

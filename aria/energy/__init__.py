@@ -3,9 +3,11 @@
 * ``rapl``     -- RAPL package counters through powercap, wrap-around handled;
 * ``estimate`` -- process CPU time × TDP per core (``data/cpu_tdp.toml``), labelled;
 * ``meter``    -- the best source for this machine; one phase measured (``aria bench``);
-* ``share``    -- each request's share of a source while requests overlap (the API).
+* ``share``    -- each request's share of a source while requests overlap;
+* ``accounts`` -- which source a served request draws on (package RAPL or its worker).
 """
 
+from aria.energy.accounts import EnergyAccounts, OpenShare
 from aria.energy.estimate import ProcessCpuEnergy, TdpEstimate, load_tdp_table, tdp_estimate
 from aria.energy.meter import EnergyMeter, EnergyReading, EnergySource, Method, energy_source
 from aria.energy.rapl import (
@@ -19,11 +21,13 @@ from aria.energy.share import EnergyShare
 
 __all__ = [
     "DEFAULT_POWERCAP",
+    "EnergyAccounts",
     "EnergyMeter",
     "EnergyReading",
     "EnergyShare",
     "EnergySource",
     "Method",
+    "OpenShare",
     "ProcessCpuEnergy",
     "RaplCounter",
     "RaplDomain",

@@ -53,7 +53,8 @@ def _normalise(name: str) -> str:
 class ProcessCpuEnergy:
     """The estimated energy of one process's CPU time since this object was made (joules).
 
-    A process that has exited keeps its last reading (its work is done).
+    Children count while they run (a worker's bitnet.cpp server); a process that has
+    exited keeps its last reading (its work is done), and the total never goes back.
     """
 
     method: Literal["estimate"] = "estimate"
@@ -67,11 +68,26 @@ class ProcessCpuEnergy:
         self._last = self._start
 
     def _cpu_seconds(self) -> float:
+        """The process's CPU time and its live children's (a worker's engine server)."""
         try:
-            times = self._process.cpu_times()
+            processes = [self._process, *self._process.children(recursive=True)]
         except psutil.Error:
             return self._last
-        return float(times.user + times.system)
+        total = 0.0
+        for process in processes:
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        return total
+
+    @property
+    def running(self) -> bool:
+        try:
+            return self._process.is_running()
+        except psutil.Error:
+            return False
 
     def joules(self) -> float:
         self._last = max(self._last, self._cpu_seconds())

@@ -30,6 +30,14 @@ from aria.ledger.bodies import (
 from aria.ledger.chain import Head, Problem, StoredRow, VerifyReport, verify_chain
 from aria.ledger.entries import GENESIS, Entry, SignedEntry, canonical, sha256_hex
 from aria.ledger.export import EXPORT_FORMAT, verify_exports, write_export
+from aria.ledger.recorder import (
+    LedgerRecorder,
+    Provenance,
+    Recorder,
+    json_digest,
+    new_receipt_id,
+    record_contract,
+)
 from aria.ledger.store import LEDGER_FILE, Ledger, Pending, Standing
 from aria.ledger.totals import Group, Totals, fold_receipts
 
@@ -46,10 +54,13 @@ __all__ = [
     "Group",
     "Head",
     "Ledger",
+    "LedgerRecorder",
     "ModelRef",
     "Pending",
     "Problem",
+    "Provenance",
     "Receipt",
+    "Recorder",
     "RunPlace",
     "SignedEntry",
     "SpotCheck",
@@ -61,6 +72,9 @@ __all__ = [
     "ack_signature_ok",
     "canonical",
     "fold_receipts",
+    "json_digest",
+    "new_receipt_id",
+    "record_contract",
     "sha256_hex",
     "sign_ack",
     "verify_chain",

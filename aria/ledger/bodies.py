@@ -139,9 +139,11 @@ class SpotCheck(_Body):
 
 
 class ContractChange(_Body):
+    """A contract version; ``text`` is its canonical JSON (the bytes ``sha256`` covers)."""
+
     version: int = Field(ge=1)
     sha256: str = Field(pattern=_HEX64)
-    terms: dict[str, Any]
+    text: str = Field(max_length=65536)
 
 
 class Checkpoint(_Body):
