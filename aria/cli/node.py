@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from aria.cli.consent import app as consent_app
 from aria.cli.context import CliContext, abort, cli_context, print_json
 from aria.profiles import PROFILE_TIERS, enabled_tiers
 
@@ -15,6 +16,7 @@ app = typer.Typer(help="Run and configure this ARIA node.", no_args_is_help=True
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (shape: docs/cli.md).")]
 profile_app = typer.Typer(help="Show or set the profile preset.", no_args_is_help=True)
 app.add_typer(profile_app, name="profile")
+app.add_typer(consent_app, name="consent")
 
 
 @profile_app.command("show")
