@@ -8,7 +8,9 @@
   compaction behind checkpoints), peers' standing and pending checks;
 * ``export``   -- the portable JSON Lines export and its verification;
 * ``totals``   -- energy and token totals per model, peer and role (pure);
-* ``recorder`` -- how the node records one generation (the interface the node calls).
+* ``recorder`` -- how the node records one generation (the interface the node calls);
+* ``spotcheck`` / ``reputation`` -- which peers' answers to re-execute, whether they match,
+  and what the record says of a peer (pure).
 
 Format and guarantees: docs/ledger.md.
 """
@@ -38,6 +40,15 @@ from aria.ledger.recorder import (
     new_receipt_id,
     record_contract,
 )
+from aria.ledger.reputation import MISMATCH_WEIGHT, NEUTRAL, reputation
+from aria.ledger.spotcheck import (
+    Answer,
+    Comparison,
+    answer_from_chunks,
+    checkable,
+    compare,
+    sampled,
+)
 from aria.ledger.store import LEDGER_FILE, Ledger, Pending, Standing
 from aria.ledger.totals import Group, Totals, fold_receipts
 
@@ -45,8 +56,12 @@ __all__ = [
     "EXPORT_FORMAT",
     "GENESIS",
     "LEDGER_FILE",
+    "MISMATCH_WEIGHT",
+    "NEUTRAL",
     "Ack",
+    "Answer",
     "Checkpoint",
+    "Comparison",
     "ContractChange",
     "Countersign",
     "Energy",
@@ -70,11 +85,16 @@ __all__ = [
     "VerifyReport",
     "WorkProof",
     "ack_signature_ok",
+    "answer_from_chunks",
     "canonical",
+    "checkable",
+    "compare",
     "fold_receipts",
     "json_digest",
     "new_receipt_id",
     "record_contract",
+    "reputation",
+    "sampled",
     "sha256_hex",
     "sign_ack",
     "verify_chain",
