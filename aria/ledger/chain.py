@@ -11,7 +11,8 @@ A chain is valid when, entry by entry in ``seq`` order:
   before it (``unanchored``): compaction removes old entries but leaves that anchor;
 * it is signed by the expected signer (``foreign_signer``, ``bad_signature``);
 * its body is a valid body of its kind, and the signatures it carries from peers verify
-  (``bad_body``, ``bad_peer_signature``);
+  (``bad_body``, ``bad_peer_signature``): a consumed receipt's server entry (signed by
+  the peer it names) and this node's acknowledgement of it, a countersign's ack;
 * the columns stored beside it for queries say what the entry says (``column_mismatch``);
 * the signed head, when given, names the last entry (``truncated``): deleting the newest
   entries is caught too.
@@ -185,6 +186,8 @@ def _check_peer_signatures(body: object, signer: str) -> None:
     """A consumed receipt's server entry and our acknowledgement; a countersign's ack."""
     if isinstance(body, Receipt) and body.role == "consumed":
         work, ack, ack_sig = body.work, body.ack, body.ack_sig
+        if work is None and ack is None and ack_sig is None:
+            return  # the server gave no receipt: recorded as unconfirmed
         if work is None or ack is None or ack_sig is None:
             raise _Bad("bad_body", "a consumed receipt carries the server's entry and our ack")
         try:
