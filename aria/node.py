@@ -9,7 +9,7 @@ in); :meth:`Node.generate` then walks the resulting fallback chain for real.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +45,7 @@ from aria.catalog import (
     load_catalog,
     load_denylist,
 )
+from aria.cheat import PeerAnswerCheat
 from aria.config import AriaPaths, AriaSettings
 from aria.energy import EnergyAccounts, OpenShare
 from aria.errors import ModelNotFound
@@ -94,11 +95,13 @@ class Served:
         opened: Opened[_Opening],
         resolution: Resolution,
         accounting: Accounting,
+        alter: Callable[[str], str] | None = None,
     ) -> None:
         self._opened = opened
         self.entry, self._generation, self._first, self.split, _ = opened.value
         self.resolution = resolution
         self.accounting = accounting  # the receipt, recorded when the generation ends
+        self._alter = alter  # aria.cheat (tests only): the first token is altered
 
     @property
     def model_id(self) -> ModelId:
@@ -129,6 +132,8 @@ class Served:
         its receipt is recorded)."""
         event = self._first
         while True:
+            if self._alter is not None and isinstance(event, TokenEvent):
+                event, self._alter = TokenEvent(self._alter(event.text)), None
             self.accounting.saw(event)
             if isinstance(event, DoneEvent):
                 await self.accounting.finish(event)
@@ -183,6 +188,7 @@ class Node:
         self.bitnet_server = bitnet_server
         self.routing = routing if routing is not None else load_routing_table(paths)
         self.recorder = recorder  # where receipts go (None: nothing is recorded)
+        self.cheat: PeerAnswerCheat | None = None  # tests only (aria.cheat)
         self.energy = energy if energy is not None else EnergyAccounts(cpu_model=hardware.cpu.model)
         inference = settings.inference
         budget = (
@@ -372,7 +378,11 @@ class Node:
             started_ms=started_ms,
             started=started,
         )
-        return Served(opened, resolution, accounting)
+        cheat = self.cheat
+        alter = None
+        if cheat is not None and accounting.provenance.origin == "peer" and cheat.strikes():
+            alter = cheat.alter
+        return Served(opened, resolution, accounting, alter)
 
     async def embed(self, texts: list[str], model: str | None) -> tuple[ModelId, Embeddings]:
         """Embed ``texts`` with the named model, or the first installed embedding model.

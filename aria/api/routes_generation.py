@@ -19,6 +19,7 @@ from aria.api.disconnect import client_gone, unless_disconnected
 from aria.api.metrics import Metrics, RequestTracker
 from aria.api.payloads import DONE, ChatOutput, Chunks, finish_reason
 from aria.api.peers import serve_on_peer
+from aria.api.provenance import provenance_of
 from aria.api.schemas import ChatCompletionRequest, CompletionRequest
 from aria.api.streaming import EventStream, Final, error_event, generated, route_headers
 from aria.node import Node, Served
@@ -55,8 +56,9 @@ async def _chat(body: ChatCompletionRequest, request: Request) -> Response:
     node: Node = request.app.state.node
     metrics: Metrics = request.app.state.metrics
     job, tools = chat_job(body)
+    provenance = provenance_of(request)
     started = time.perf_counter()
-    served = await node.generate(job, body.model)
+    served = await node.generate(job, body.model, provenance=provenance)
     headers = route_headers(served, metrics)
     chunks = Chunks("chat", served.model_id)
     output = ChatOutput(tools=tools)
@@ -129,8 +131,9 @@ async def _complete(body: CompletionRequest, request: Request) -> Response:
     node: Node = request.app.state.node
     metrics: Metrics = request.app.state.metrics
     job = completion_job(body)
+    provenance = provenance_of(request)
     started = time.perf_counter()
-    served = await node.generate(job, body.model)
+    served = await node.generate(job, body.model, provenance=provenance)
     headers = route_headers(served, metrics)
     chunks = Chunks("text", served.model_id)
     tracker = RequestTracker(metrics, served.model_id, started)

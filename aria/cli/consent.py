@@ -103,15 +103,13 @@ def _apply(cli: CliContext, contract: Contract, as_json: bool) -> None:
     """Sign, save, record and send ``contract`` to the running node; report."""
     from aria.cli.recording import open_ledger
     from aria.consent import save_contract
-    from aria.ledger import record_contract
+    from aria.ledger import record_version
     from aria.p2p.identity import load_or_create_identity
 
     key = load_or_create_identity(cli.paths)
     saved = save_contract(cli.paths, contract, key)
     with open_ledger(cli.paths, key) as ledger:
-        record_contract(
-            ledger, saved.contract.version, saved.sha256, saved.contract.canonical_text()
-        )
+        record_version(ledger, saved.contract)
     running = _send_to_running_node(cli, saved.sha256)
     if as_json:
         print_json(_payload(cli, saved, running))

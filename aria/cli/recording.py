@@ -8,8 +8,8 @@ hash each receipt names (created, signed and recorded on first use).
 from __future__ import annotations
 
 from aria.config import AriaPaths, AriaSettings
-from aria.consent import ContractBook, InForce, from_settings, load_contract, save_contract
-from aria.ledger import Ledger, LedgerRecorder, record_contract
+from aria.consent import ContractBook, InForce, ensure_contract
+from aria.ledger import Ledger, LedgerRecorder, record_version
 from aria.signing import NodeKey
 
 __all__ = ["contract_in_force", "open_ledger", "open_recorder"]
@@ -24,12 +24,7 @@ def contract_in_force(
     paths: AriaPaths, settings: AriaSettings, key: NodeKey, ledger: Ledger
 ) -> InForce:
     """The signed contract; the first one is made from ``[consent]`` and recorded."""
-    loaded = load_contract(paths, key.peer_id)
-    if loaded is None:
-        loaded = save_contract(paths, from_settings(settings.consent), key)
-        contract = loaded.contract
-        record_contract(ledger, contract.version, contract.sha256, contract.canonical_text())
-    return loaded
+    return ensure_contract(paths, settings.consent, key, on_new=lambda c: record_version(ledger, c))
 
 
 def open_recorder(paths: AriaPaths, settings: AriaSettings) -> LedgerRecorder | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,12 +173,22 @@ def _file_version(path: Path) -> int:
     return version if isinstance(version, int) else 0
 
 
-def ensure_contract(paths: AriaPaths, consent: ConsentSettings, key: NodeKey) -> InForce:
-    """The contract in force, creating the first one from ``consent`` when there is none."""
+def ensure_contract(
+    paths: AriaPaths,
+    consent: ConsentSettings,
+    key: NodeKey,
+    *,
+    on_new: Callable[[Contract], object] | None = None,
+) -> InForce:
+    """The contract in force, creating the first one from ``consent`` when there is none
+    (``on_new`` is told, e.g. to record it in the ledger)."""
     loaded = load_contract(paths, key.peer_id)
     if loaded is not None:
         return loaded
-    return save_contract(paths, from_settings(consent), key)
+    created = save_contract(paths, from_settings(consent), key)
+    if on_new is not None:
+        on_new(created.contract)
+    return created
 
 
 class ContractBook:

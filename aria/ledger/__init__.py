@@ -17,6 +17,7 @@ Format and guarantees: docs/ledger.md.
 
 from aria.ledger.bodies import (
     Ack,
+    Body,
     Checkpoint,
     ContractChange,
     Countersign,
@@ -40,7 +41,7 @@ from aria.ledger.recorder import (
     Recorder,
     json_digest,
     new_receipt_id,
-    record_contract,
+    record_version,
 )
 from aria.ledger.reputation import MISMATCH_WEIGHT, NEUTRAL, reputation
 from aria.ledger.spotcheck import (
@@ -62,6 +63,7 @@ __all__ = [
     "NEUTRAL",
     "Ack",
     "Answer",
+    "Body",
     "Checkpoint",
     "Comparison",
     "ContractChange",
@@ -96,7 +98,7 @@ __all__ = [
     "fold_receipts",
     "json_digest",
     "new_receipt_id",
-    "record_contract",
+    "record_version",
     "reputation",
     "sampled",
     "sha256_hex",

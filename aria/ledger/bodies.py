@@ -25,6 +25,7 @@ from aria.signing import NodeKey, public_key_from_peer_id, verify_signature
 __all__ = [
     "KINDS",
     "Ack",
+    "Body",
     "Checkpoint",
     "ContractChange",
     "Countersign",
@@ -50,7 +51,9 @@ Origin = Literal["api", "cli", "peer", "spotcheck"]
 Verdict = Literal["match", "mismatch", "receipt_mismatch"]
 
 
-class _Body(BaseModel):
+class Body(BaseModel):
+    """Base of every entry body: frozen, strict, no unknown fields."""
+
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     def to_body(self) -> dict[str, Any]:
@@ -58,12 +61,12 @@ class _Body(BaseModel):
         return body
 
 
-class ModelRef(_Body):
+class ModelRef(Body):
     id: str = Field(min_length=1, max_length=128)
     sha256: str = Field(default="", pattern=r"^([0-9a-f]{64})?$")
 
 
-class RunPlace(_Body):
+class RunPlace(Body):
     """Where the layers ran: here, on one peer, or split (``devices``: ``local`` and peer ids)."""
 
     where: Literal["local", "peer", "split"]
@@ -71,7 +74,7 @@ class RunPlace(_Body):
     devices: tuple[str, ...] = ()
 
 
-class Energy(_Body):
+class Energy(Body):
     """Energy in millijoules and how it was obtained (``label`` says exactly how)."""
 
     millijoules: int = Field(ge=0)
@@ -79,7 +82,7 @@ class Energy(_Body):
     label: str = Field(default="", max_length=400)
 
 
-class Ack(_Body):
+class Ack(Body):
     """The requester's word on a served receipt: what it asked and what it received."""
 
     receipt: str = Field(pattern=_HEX64)  # the serving node's entry hash
@@ -89,7 +92,7 @@ class Ack(_Body):
     received_at_ms: int = Field(ge=0)
 
 
-class WorkProof(_Body):
+class WorkProof(Body):
     """The serving node's signed entry, as it sent it."""
 
     entry: str = Field(max_length=65536)
@@ -97,7 +100,7 @@ class WorkProof(_Body):
     sig: str = Field(pattern=r"^[0-9a-f]{128}$")
 
 
-class Receipt(_Body):
+class Receipt(Body):
     id: str = Field(pattern=r"^[0-9a-f]{32}$")
     role: Role
     origin: Origin
@@ -120,14 +123,14 @@ class Receipt(_Body):
     ack_sig: str | None = Field(default=None, pattern=r"^[0-9a-f]{128}$")
 
 
-class Countersign(_Body):
+class Countersign(Body):
     receipt_id: str = Field(pattern=r"^[0-9a-f]{32}$")
     receipt: str = Field(pattern=_HEX64)  # this node's entry hash it acknowledges
     ack: Ack
     ack_sig: str = Field(pattern=r"^[0-9a-f]{128}$")
 
 
-class SpotCheck(_Body):
+class SpotCheck(Body):
     peer: str = Field(max_length=128)
     receipt_id: str = Field(pattern=r"^[0-9a-f]{32}$")
     model: str = Field(max_length=128)
@@ -138,7 +141,7 @@ class SpotCheck(_Body):
     check_receipt_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
 
 
-class ContractChange(_Body):
+class ContractChange(Body):
     """A contract version; ``text`` is its canonical JSON (the bytes ``sha256`` covers)."""
 
     version: int = Field(ge=1)
@@ -146,7 +149,7 @@ class ContractChange(_Body):
     text: str = Field(max_length=65536)
 
 
-class Checkpoint(_Body):
+class Checkpoint(Body):
     through_seq: int = Field(ge=1)
     through_hash: str = Field(pattern=_HEX64)
     compacted: int = Field(ge=0)  # entries removed by this compaction
@@ -154,7 +157,7 @@ class Checkpoint(_Body):
     totals: dict[str, Any] = Field(default_factory=dict)
 
 
-KINDS: dict[str, type[_Body]] = {
+KINDS: dict[str, type[Body]] = {
     "inference": Receipt,
     "countersign": Countersign,
     "spotcheck": SpotCheck,
@@ -163,7 +166,7 @@ KINDS: dict[str, type[_Body]] = {
 }
 
 
-def body_of(kind: str, body: dict[str, Any]) -> _Body:
+def body_of(kind: str, body: dict[str, Any]) -> Body:
     """Parse an entry's body by its kind (``ValueError``/``ValidationError`` otherwise)."""
     model = KINDS.get(kind)
     if model is None:

@@ -33,7 +33,7 @@ __all__ = [
     "Recorder",
     "json_digest",
     "new_receipt_id",
-    "record_contract",
+    "record_version",
 ]
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,21 @@ class LedgerRecorder:
             log.warning("ledger compaction failed: %s", exc.message)
 
 
-def record_contract(ledger: Ledger, version: int, sha256: str, text: str) -> SignedEntry:
+class Versioned(Protocol):
+    """A consent contract as the ledger records it (``aria.consent.Contract``)."""
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def sha256(self) -> str: ...
+
+    def canonical_text(self) -> str: ...
+
+
+def record_version(ledger: Ledger, contract: Versioned) -> SignedEntry:
     """A new contract version, so receipts naming its hash can be traced to its terms."""
-    return ledger.append("contract", ContractChange(version=version, sha256=sha256, text=text))
+    change = ContractChange(
+        version=contract.version, sha256=contract.sha256, text=contract.canonical_text()
+    )
+    return ledger.append("contract", change)

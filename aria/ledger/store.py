@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from aria.errors import LedgerError
-from aria.ledger.bodies import Checkpoint, SpotCheck, _Body
+from aria.ledger.bodies import Body, Checkpoint, SpotCheck
 from aria.ledger.chain import Head, StoredRow, VerifyReport, columns_of, sign_head, verify_chain
 from aria.ledger.entries import GENESIS, Entry, SignedEntry, sign_entry
 from aria.ledger.totals import Totals, fold_receipts
@@ -209,7 +209,7 @@ class Ledger:
 
     # -- appending ----------------------------------------------------------------------
 
-    def append(self, kind: str, body: _Body, *, at_ms: int | None = None) -> SignedEntry:
+    def append(self, kind: str, body: Body, *, at_ms: int | None = None) -> SignedEntry:
         """Sign ``body`` as the next entry and commit it (fsynced) before returning.
 
         Raises:
@@ -233,7 +233,7 @@ class Ledger:
             return signed
 
     def _append(
-        self, db: sqlite3.Connection, kind: str, body: _Body, at_ms: int | None
+        self, db: sqlite3.Connection, kind: str, body: Body, at_ms: int | None
     ) -> SignedEntry:
         if self._key is None:
             raise LedgerError("this ledger was opened read-only (no node key)")
