@@ -47,6 +47,7 @@ from aria.catalog import (
 )
 from aria.cheat import PeerAnswerCheat
 from aria.config import AriaPaths, AriaSettings
+from aria.consent import Contract, ContractBook, from_settings
 from aria.energy import EnergyAccounts, OpenShare
 from aria.errors import ModelNotFound
 from aria.hardware import HardwareSnapshot, detect, memory_budget_bytes, recommend_threads
@@ -179,6 +180,7 @@ class Node:
         routing: RoutingTable | None = None,
         recorder: Recorder | None = None,
         energy: EnergyAccounts | None = None,
+        contracts: ContractBook | None = None,
     ) -> None:
         self.paths = paths
         self.settings = settings
@@ -188,6 +190,7 @@ class Node:
         self.bitnet_server = bitnet_server
         self.routing = routing if routing is not None else load_routing_table(paths)
         self.recorder = recorder  # where receipts go (None: nothing is recorded)
+        self.contracts = contracts  # the signed consent contract (docs/consent.md)
         self.cheat: PeerAnswerCheat | None = None  # tests only (aria.cheat)
         self.energy = energy if energy is not None else EnergyAccounts(cpu_model=hardware.cpu.model)
         inference = settings.inference
@@ -210,6 +213,7 @@ class Node:
         *,
         hardware: HardwareSnapshot | None = None,
         recorder: Recorder | None = None,
+        contracts: ContractBook | None = None,
     ) -> Node:
         """Build a node from the operator's settings (detecting hardware unless given).
 
@@ -227,6 +231,7 @@ class Node:
             hardware=hardware if hardware is not None else detect(),
             bitnet_server=find_bitnet_server(settings.inference.bitnet_server),
             recorder=recorder,
+            contracts=contracts,
         )
 
     @asynccontextmanager
@@ -236,6 +241,16 @@ class Node:
             yield self
 
     # -- which model ------------------------------------------------------------------
+
+    def contract(self) -> Contract:
+        """The consent contract in force (without a signed one: the ``[consent]`` switches)."""
+        if self.contracts is not None:
+            return self.contracts.current().contract
+        return from_settings(self.settings.consent)
+
+    def prompts_may_leave(self) -> bool:
+        """May a request's prompt reach peers at all (``use.prompts_may_leave``)?"""
+        return self.contract().use.prompts_may_leave
 
     def resolve(self, model: str | None, job: GenerationJob | None = None) -> Resolution:
         """The candidates for a request: the named model, or (``None``/``"auto"``) the

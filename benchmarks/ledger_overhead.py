@@ -28,7 +28,7 @@ from typing import Any
 import trio
 
 from aria.backends import GenerationJob
-from aria.cli.recording import open_recorder
+from aria.cli.recording import open_records
 from aria.config import AriaPaths, AriaSettings
 from aria.hardware import detect
 from aria.ledger import (
@@ -165,7 +165,7 @@ def main() -> None:
         settings = AriaSettings()
         settings.inference.threads = args.threads
         node = Node.create(
-            paths, settings, hardware=detect(), recorder=open_recorder(paths, settings)
+            paths, settings, hardware=detect(), recorder=open_records(paths, settings).recorder
         )
         model_id = node.store.import_file(model).model_id
 

@@ -69,7 +69,7 @@ def start(
     import trio
 
     from aria.api import ServerConfig, serve
-    from aria.cli.recording import open_recorder
+    from aria.cli.recording import open_records
     from aria.node import Node
 
     cli = cli_context(ctx)
@@ -86,7 +86,8 @@ def start(
         tls_key=key,
         insecure_http=insecure_http,
     )
-    node = Node.create(cli.paths, settings, recorder=open_recorder(cli.paths, settings))
+    records = open_records(cli.paths, settings)
+    node = Node.create(cli.paths, settings, recorder=records.recorder, contracts=records.contracts)
     node.cheat = _test_only_cheat(cli)
 
     async def main() -> None:

@@ -113,10 +113,13 @@ def _write(text: str) -> None:
 
 
 def _node(cli: CliContext) -> Node:
-    from aria.cli.recording import open_recorder
+    from aria.cli.recording import open_records
     from aria.node import Node
 
-    return Node.create(cli.paths, cli.settings, recorder=open_recorder(cli.paths, cli.settings))
+    records = open_records(cli.paths, cli.settings)
+    return Node.create(
+        cli.paths, cli.settings, recorder=records.recorder, contracts=records.contracts
+    )
 
 
 def infer(

@@ -32,7 +32,7 @@ _TRUE = {"true", "on", "yes", "1"}
 _FALSE = {"false", "off", "no", "0"}
 
 
-def _in_force(cli: CliContext) -> tuple[InForce, str]:
+def in_force(cli: CliContext) -> tuple[InForce, str]:
     """The contract in force (created from ``[consent]`` on first use) and the node id."""
     from aria.cli.recording import contract_in_force, open_ledger
     from aria.p2p.identity import load_or_create_identity
@@ -99,8 +99,9 @@ def with_clause(contract: Contract, clause: str, text: str) -> Contract:
     return parse_contract(data)
 
 
-def _apply(cli: CliContext, contract: Contract, as_json: bool) -> None:
-    """Sign, save, record and send ``contract`` to the running node; report."""
+def sign_and_apply(cli: CliContext, contract: Contract) -> tuple[InForce, dict[str, Any] | None]:
+    """Sign and save ``contract`` as the next version, record it in the ledger, and send
+    it to the running node; returns it and the node's reply (None: no node runs)."""
     from aria.cli.recording import open_ledger
     from aria.consent import save_contract
     from aria.ledger import record_version
@@ -108,9 +109,14 @@ def _apply(cli: CliContext, contract: Contract, as_json: bool) -> None:
 
     key = load_or_create_identity(cli.paths)
     saved = save_contract(cli.paths, contract, key)
-    with open_ledger(cli.paths, key) as ledger:
-        record_version(ledger, saved.contract)
-    running = _send_to_running_node(cli, saved.sha256)
+    if cli.settings.ledger.enabled:
+        with open_ledger(cli.paths, key) as ledger:
+            record_version(ledger, saved.contract)
+    return saved, _send_to_running_node(cli, saved.sha256)
+
+
+def _apply(cli: CliContext, contract: Contract, as_json: bool) -> None:
+    saved, running = sign_and_apply(cli, contract)
     if as_json:
         print_json(_payload(cli, saved, running))
         return
@@ -118,13 +124,16 @@ def _apply(cli: CliContext, contract: Contract, as_json: bool) -> None:
         f"consent contract version {saved.contract.version} signed ({saved.sha256[:16]}…)",
         highlight=False,
     )
+    report_running(cli, running)
+
+
+def report_running(cli: CliContext, running: dict[str, Any] | None) -> None:
     if running is None:
-        cli.console.print("no node is running: it applies when the node starts")
-    else:
-        cli.console.print(
-            f"the running node applied it (contract {str(running.get('contract'))[:16]}…)",
-            highlight=False,
-        )
+        cli.console.print("no node is running: the change applies when it starts")
+        return
+    seq = running.get("advert_seq")
+    note = f"advert {seq} published" if seq is not None else "its advert is being republished"
+    cli.console.print(f"the running node applied it ({note})", highlight=False)
 
 
 def _send_to_running_node(cli: CliContext, sha256: str) -> dict[str, Any] | None:
@@ -147,7 +156,7 @@ def show(ctx: typer.Context, as_json: AsJson = False) -> None:
     from aria.consent import render_contract
 
     cli = cli_context(ctx)
-    loaded, _ = _in_force(cli)
+    loaded, _ = in_force(cli)
     if as_json:
         print_json(_payload(cli, loaded))
         return
@@ -173,7 +182,7 @@ def set_clause(
 ) -> None:
     """Change one clause; the contract is re-signed and the running node applies it."""
     cli = cli_context(ctx)
-    loaded, _ = _in_force(cli)
+    loaded, _ = in_force(cli)
     _apply(cli, with_clause(loaded.contract, clause, value), as_json)
 
 
@@ -190,7 +199,7 @@ def edit(
     from aria.consent import parse_contract_text, render_contract
 
     cli = cli_context(ctx)
-    loaded, _ = _in_force(cli)
+    loaded, _ = in_force(cli)
     if file is not None:
         try:
             text = file.read_text(encoding="utf-8")

@@ -7,12 +7,14 @@ hash each receipt names (created, signed and recorded on first use).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aria.config import AriaPaths, AriaSettings
-from aria.consent import ContractBook, InForce, ensure_contract
+from aria.consent import Contract, ContractBook, InForce, ensure_contract
 from aria.ledger import Ledger, LedgerRecorder, record_version
 from aria.signing import NodeKey
 
-__all__ = ["contract_in_force", "open_ledger", "open_recorder"]
+__all__ = ["Records", "contract_in_force", "open_ledger", "open_records"]
 
 
 def open_ledger(paths: AriaPaths, key: NodeKey) -> Ledger:
@@ -27,24 +29,36 @@ def contract_in_force(
     return ensure_contract(paths, settings.consent, key, on_new=lambda c: record_version(ledger, c))
 
 
-def open_recorder(paths: AriaPaths, settings: AriaSettings) -> LedgerRecorder | None:
-    """The recorder for this node's generations (None when ``ledger.enabled`` is off).
+@dataclass(frozen=True)
+class Records:
+    """What a serving command records with: the recorder (None when ``ledger.enabled`` is
+    off) and the consent contract in force (re-read when it changes)."""
 
-    Raises:
-        IdentityError: the node key is unreadable; LedgerError: the ledger cannot be opened.
-    """
+    recorder: LedgerRecorder | None
+    contracts: ContractBook
+
+
+def open_records(paths: AriaPaths, settings: AriaSettings) -> Records:
+    """Raises: IdentityError: the node key is unreadable; LedgerError: the ledger cannot
+    be opened; ContractError: the first contract cannot be written."""
     from aria.p2p.identity import load_or_create_identity
 
-    if not settings.ledger.enabled:
-        return None
     key = load_or_create_identity(paths)
-    ledger = open_ledger(paths, key)
-    first = contract_in_force(paths, settings, key, ledger)
-    book = ContractBook(paths, key.peer_id, fallback=first.contract)
-    return LedgerRecorder(
+    ledger = open_ledger(paths, key) if settings.ledger.enabled else None
+
+    def record(contract: Contract) -> None:
+        if ledger is not None:
+            record_version(ledger, contract)
+
+    first = ensure_contract(paths, settings.consent, key, on_new=record)
+    contracts = ContractBook(paths, key.peer_id, fallback=first.contract)
+    if ledger is None:
+        return Records(None, contracts)
+    recorder = LedgerRecorder(
         ledger,
-        contract=lambda: book.current().sha256,
+        contract=lambda: contracts.current().sha256,
         record_texts=settings.ledger.record_texts,
         max_entries=settings.ledger.max_entries,
         archive_dir=paths.ledger / "archive",
     )
+    return Records(recorder, contracts)

@@ -139,6 +139,7 @@ class SpotCheck(Body):
     expected_sha256: str = Field(pattern=_HEX64)
     first_difference: int | None = Field(default=None, ge=0)  # character index
     check_receipt_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    detail: str | None = Field(default=None, max_length=200)
 
 
 class ContractChange(Body):

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from aria.bench.synthetic import write_llama_gguf
-from aria.cli.recording import open_recorder
+from aria.cli.recording import open_records
 from aria.config import AriaPaths, AriaSettings
 from aria.hardware import detect
 from aria.ledger import Ledger, sha256_hex
@@ -23,7 +23,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     paths = AriaPaths(home)
     paths.ensure()
     settings = AriaSettings()
-    node = Node.create(paths, settings, hardware=detect(), recorder=open_recorder(paths, settings))
+    node = Node.create(
+        paths, settings, hardware=detect(), recorder=open_records(paths, settings).recorder
+    )
     model = write_llama_gguf(tmp_path_factory.mktemp("gguf") / "tiny.gguf", n_ctx=2048)
     node.store.import_file(model, model_id="tiny")
     with running(node) as live:
