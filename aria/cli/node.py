@@ -170,7 +170,7 @@ def share(
     as_json: AsJson = False,
 ) -> None:
     """Show or change what this node shares with peers: a shortcut to the consent
-    contract's clauses (``lend.tasks`` inference/split, ``lend.peers``,
+    contract's clauses (``lend.tasks`` inference/split, ``lend.split_peers``,
     ``use.prompts_may_leave``; all of them: `aria node consent`). A change is signed as a
     new contract version and sent to the running node, which applies it at once."""
     from aria.cli.consent import in_force, report_running, sign_and_apply
@@ -191,7 +191,7 @@ def share(
     lend = contract.lend.model_copy(update={"tasks": tuple(tasks)})
     if rpc_peer is not None:
         peers = tuple(dict.fromkeys(p.strip() for p in rpc_peer if p.strip()))
-        lend = lend.model_copy(update={"peers": peers})
+        lend = lend.model_copy(update={"split_peers": peers})
     use = contract.use
     if use_peers is not None:
         use = use.model_copy(update={"prompts_may_leave": use_peers is Switch.ON})
@@ -209,7 +209,7 @@ def share(
         "max_remote_tokens": lend.max_tokens,
         "share_rpc": contract.lends("split"),
         "rpc_memory_gb": lend.ram_gb,
-        "rpc_peers": list(lend.peers),
+        "rpc_peers": list(lend.split_peers),
         "rpc_min_reputation": lend.min_reputation,
         "contract": {"version": contract.version, "sha256": contract.sha256},
         "running_node": running,
@@ -221,7 +221,7 @@ def share(
     def word(flag: bool) -> str:
         return "on" if flag else "off"
 
-    borrowers = ", ".join(lend.peers) if lend.peers else "nobody yet"
+    borrowers = ", ".join(lend.split_peers) if lend.split_peers else "nobody yet"
     cli.console.print(
         f"inference sharing {word(contract.lends('inference'))} "
         f"(max {lend.max_jobs} jobs, {lend.max_tokens} tokens), "

@@ -23,7 +23,6 @@ from pathlib import Path
 
 from aria.config import AriaPaths, ConsentSettings
 from aria.consent.contract import (
-    ANY,
     Contract,
     LendTerms,
     TaskKind,
@@ -69,24 +68,18 @@ def contract_path(paths: AriaPaths) -> Path:
 
 
 def from_settings(consent: ConsentSettings) -> Contract:
-    """The first contract of a node that used the ``[consent]`` switches of config.toml.
-
-    The switches map onto clauses; the borrower list of split lending (``rpc_peers``)
-    becomes the contract's peer list whenever split lending was on, so lending stays
-    limited to the peers the operator named.
-    """
+    """The first contract of a node that used the ``[consent]`` switches of config.toml:
+    each switch maps onto its clause (``rpc_peers``, the borrowers of split work, onto
+    ``lend.split_peers``)."""
     tasks: list[TaskKind] = []
     if consent.share_inference:
         tasks.append("inference")
     if consent.share_rpc:
         tasks.append("split")
-    peers: tuple[str, ...] = (ANY,)
-    if consent.share_rpc and ANY not in consent.rpc_peers:
-        peers = tuple(consent.rpc_peers)
     return Contract(
         lend=LendTerms(
             tasks=tuple(tasks),
-            peers=peers,
+            split_peers=tuple(consent.rpc_peers),
             min_reputation=consent.rpc_min_reputation,
             ram_gb=consent.rpc_memory_gb,
             max_jobs=consent.max_remote_jobs,

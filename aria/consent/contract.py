@@ -57,7 +57,14 @@ class LendTerms(_Terms):
     )
     peers: tuple[str, ...] = Field(
         default=(ANY,),
-        description='Peer ids that may ask ("*": any verified peer).',
+        description='Peer ids that may ask for inference or library files ("*": any '
+        "verified peer).",
+    )
+    split_peers: tuple[str, ...] = Field(
+        default=(),
+        description='Peer ids that may borrow compute for split work ("*": any verified '
+        "peer). Nobody by default: lending raw compute is opted into twice, with "
+        '"split" in tasks and the borrowers named here.',
     )
     deny: tuple[str, ...] = Field(
         default=(), description="Peer ids that may never ask (wins over peers)."
@@ -108,7 +115,7 @@ class LendTerms(_Terms):
                 raise ValueError(f"{window!r} is not a window like 22:00-07:00")
         return value
 
-    @field_validator("models", "peers", "deny")
+    @field_validator("models", "peers", "split_peers", "deny")
     @classmethod
     def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         cleaned = tuple(dict.fromkeys(item.strip() for item in value if item.strip()))

@@ -12,7 +12,8 @@ reason              refused because
 task_not_allowed    the task kind is not in ``lend.tasks`` (or ``use.prompts_may_leave``
                     is false, for this node's own prompts)
 peer_denied         the peer is in ``lend.deny``
-peer_not_allowed    ``lend.peers`` names neither the peer nor ``"*"``
+peer_not_allowed    ``lend.peers`` (``lend.split_peers`` for split work) names neither
+                    the peer nor ``"*"``
 low_reputation      the peer's reputation is below ``lend.min_reputation``
                     (``use.min_reputation`` when choosing a peer to send to)
 model_not_allowed   ``lend.models`` names neither the model nor ``"*"``
@@ -123,10 +124,13 @@ def evaluate(contract: Contract, ask: Ask, now: datetime) -> Decision:
         )
     if ask.peer_id in lend.deny:
         return Refuse("peer_denied", "this node's operator does not lend to this peer")
-    if ANY not in lend.peers and ask.peer_id not in lend.peers:
+    allowed, clause = (
+        (lend.split_peers, "split_peers") if ask.task == "split" else (lend.peers, "peers")
+    )
+    if ANY not in allowed and ask.peer_id not in allowed:
         return Refuse(
             "peer_not_allowed",
-            "this node lends only to the peers its operator named in lend.peers",
+            f"this node lends {ask.task} only to the peers its operator named in lend.{clause}",
         )
     if ask.reputation < lend.min_reputation:
         return Refuse(

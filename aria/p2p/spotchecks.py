@@ -33,8 +33,8 @@ __all__ = ["check_pending", "spotcheck_loop"]
 
 log = logging.getLogger(__name__)
 
-_INTERVAL_S = 2.0
-_BATCH = 4
+_INTERVAL_S = 1.0
+_BATCH = 16
 _MAX_AGE_MS = 24 * 3600 * 1000
 
 

@@ -32,7 +32,8 @@ def test_first_contract_comes_from_the_old_switches(aria_paths: AriaPaths) -> No
     loaded = ensure_contract(aria_paths, consent, key)
     assert loaded.signed and loaded.contract.version == 1
     lend = loaded.contract.lend
-    assert lend.tasks == ("inference", "split") and lend.peers == ("12D3KooWx",)
+    assert lend.tasks == ("inference", "split") and lend.split_peers == ("12D3KooWx",)
+    assert lend.peers == ("*",)  # inference: any verified peer, as before
     assert lend.max_tokens == 77 and not loaded.contract.use.prompts_may_leave
     assert from_settings(ConsentSettings()).lend.tasks == ()  # nothing lent by default
     # a second call reads the file, it does not re-create it

@@ -17,7 +17,7 @@ EARLY = datetime(2026, 12, 5, 6, 59)
 
 
 def _contract(**lend: Any) -> Contract:
-    terms = {"tasks": ("inference", "split", "library"), **lend}
+    terms = {"tasks": ("inference", "split", "library"), "split_peers": ("*",), **lend}
     return Contract(lend=LendTerms(**terms))
 
 
@@ -38,6 +38,15 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], datetime, str | None]] = 
     ("peers: named", {"peers": (PEER,)}, {}, NOON, None),
     ("peers: nobody", {"peers": ()}, {}, NOON, "peer_not_allowed"),
     ("peers: any", {"peers": ("*",)}, {}, NOON, None),
+    ("split: nobody named", {"split_peers": ()}, {"task": "split"}, NOON, "peer_not_allowed"),
+    ("split: named", {"split_peers": (PEER,)}, {"task": "split"}, NOON, None),
+    (
+        "split: not lent by peers",
+        {"split_peers": (OTHER,)},
+        {"task": "split"},
+        NOON,
+        "peer_not_allowed",
+    ),
     ("reputation: below", {"min_reputation": 0.6}, {"reputation": 0.5}, NOON, "low_reputation"),
     ("reputation: at", {"min_reputation": 0.5}, {"reputation": 0.5}, NOON, None),
     ("models: not listed", {"models": ("big",)}, {}, NOON, "model_not_allowed"),
@@ -139,3 +148,10 @@ def test_the_hash_follows_every_clause() -> None:
         hashes.add(base.model_copy(update=change).sha256)
     assert len(hashes) == 5
     assert Contract().sha256 == base.sha256  # stable
+
+
+def test_split_work_is_lent_to_nobody_until_borrowers_are_named() -> None:
+    contract = Contract(lend=LendTerms(tasks=("split",)))
+    decision = evaluate(contract, _ask(task="split"), NOON)
+    assert isinstance(decision, Refuse) and decision.reason == "peer_not_allowed"
+    assert "split_peers" in decision.message
