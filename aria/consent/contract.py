@@ -2,8 +2,9 @@
 
 The operator edits it as TOML (``aria node consent show|set|edit``); ARIA validates it,
 bumps its ``version`` and signs it with the node's key. Its *hash* — SHA-256 of its
-canonical JSON (:meth:`Contract.canonical_text`) — travels in the node's advert and
-handshake, and every receipt of work done for a peer names the hash it ran under.
+canonical JSON (:meth:`Contract.canonical_text`: the clauses that differ from their
+defaults) — travels in the node's advert and handshake, and every receipt of work done
+for a peer names the hash it ran under.
 
 Pure: parsing, rendering and hashing only; files live in :mod:`aria.consent.book`.
 """
@@ -146,9 +147,14 @@ class Contract(_Terms):
     use: UseTerms = UseTerms()
 
     def canonical_text(self) -> str:
-        """The exact text the hash covers (sorted keys, no whitespace)."""
+        """The exact text the hash covers: the clauses that differ from their defaults, as
+        JSON with sorted keys and no whitespace. Leaving defaults out keeps a signed
+        contract valid when a later ARIA adds a clause (at a default that changes nothing)."""
         return json.dumps(
-            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=True
+            self.model_dump(mode="json", exclude_defaults=True),
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=True,
         )
 
     @property

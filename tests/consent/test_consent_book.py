@@ -104,3 +104,15 @@ def test_the_book_sees_changes_at_once(aria_paths: AriaPaths) -> None:
     save_contract(aria_paths, Contract(lend=LendTerms(tasks=("split",))), key)
     os.utime(contract_path(aria_paths), ns=(1, 1))  # even with a clock that did not move
     assert book.current().contract.lend.tasks == ("split",)
+
+
+def test_a_clause_added_by_a_later_aria_keeps_old_signatures_valid(aria_paths: AriaPaths) -> None:
+    """Written without a clause (as an older ARIA would), signed, it still verifies."""
+    key = NodeKey.generate()
+    save_contract(aria_paths, Contract(lend=LendTerms(tasks=("inference",), max_tokens=9)), key)
+    path = contract_path(aria_paths)
+    lines = [line for line in path.read_text().splitlines() if not line.startswith("split_peers")]
+    path.write_text("\n".join(lines) + "\n")
+    loaded = load_contract(aria_paths, key.peer_id)
+    assert loaded is not None and loaded.signed, loaded
+    assert loaded.contract.lend.split_peers == () and loaded.contract.lend.max_tokens == 9
