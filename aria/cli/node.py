@@ -211,6 +211,9 @@ def share(
         "rpc_memory_gb": lend.ram_gb,
         "rpc_peers": list(lend.split_peers),
         "rpc_min_reputation": lend.min_reputation,
+        "rpc_idle_timeout_s": cli.settings.consent.rpc_idle_timeout_s,
+        "rpc_session_max_s": cli.settings.consent.rpc_session_max_s,
+        "rpc_session_max_gb": cli.settings.consent.rpc_session_max_gb,
         "contract": {"version": contract.version, "sha256": contract.sha256},
         "running_node": running,
     }

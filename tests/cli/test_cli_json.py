@@ -121,6 +121,9 @@ def test_node_share() -> None:
         "rpc_memory_gb",
         "rpc_peers",
         "rpc_min_reputation",
+        "rpc_idle_timeout_s",
+        "rpc_session_max_s",
+        "rpc_session_max_gb",
         "contract",
         "running_node",
     }
