@@ -141,7 +141,9 @@ class PeerBook:
                 "reputation": reputation,
                 "checks_passed": checks[0],
                 "checks_failed": checks[1],
-                "contract": (info.contract if info else None)
-                or (advert.consent.contract if advert and advert.consent.contract else None),
+                # the advert is republished on every change and re-fetched by pings and
+                # refreshes; the handshake's hash is only as new as the connection
+                "contract": (advert.consent.contract if advert else None)
+                or (info.contract if info else None),
             }
         )
