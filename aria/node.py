@@ -8,6 +8,7 @@ in); :meth:`Node.generate` then walks the resulting fallback chain for real.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -68,6 +69,8 @@ if TYPE_CHECKING:
     from aria.split import Placement
 
 __all__ = ["Node", "Resolution", "Served"]
+
+log = logging.getLogger(__name__)
 
 _GIB = 1024**3
 
@@ -397,6 +400,7 @@ class Node:
         alter = None
         if cheat is not None and accounting.provenance.origin == "peer" and cheat.strikes():
             alter = cheat.alter
+            log.warning("TEST-ONLY CHEAT: altering the answer of receipt %s", accounting.receipt_id)
         return Served(opened, resolution, accounting, alter)
 
     async def embed(self, texts: list[str], model: str | None) -> tuple[ModelId, Embeddings]:
