@@ -68,17 +68,27 @@ from aria.store.embedded import find_wheel
 if TYPE_CHECKING:
     from aria.split import Placement
 
-__all__ = ["Node", "Resolution", "Served"]
+__all__ = ["Node", "Prepare", "Resolution", "Served"]
 
 log = logging.getLogger(__name__)
 
 _GIB = 1024**3
 
 # What opening a generation gives: the model, the generation, its first event, where it
-# was split (if it was) and its energy share.
+# was split (if it was), its energy share and the job as the worker received it.
 _Opening = tuple[
-    CatalogEntry, Generation, TokenEvent | DoneEvent, "Placement | None", OpenShare | None
+    CatalogEntry,
+    Generation,
+    TokenEvent | DoneEvent,
+    "Placement | None",
+    OpenShare | None,
+    GenerationJob,
 ]
+
+Prepare = Callable[[GenerationJob, int, bool], GenerationJob]
+"""Last changes to a job once its model is chosen: ``(job, context window, stays on this
+machine) -> job``. Memory-augmented chat adds the user's memories here, only when the
+model runs locally (a split model sends the prompt's activations to peers)."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +112,7 @@ class Served:
         alter: Callable[[str], str] | None = None,
     ) -> None:
         self._opened = opened
-        self.entry, self._generation, self._first, self.split, _ = opened.value
+        self.entry, self._generation, self._first, self.split, *_ = opened.value
         self.resolution = resolution
         self.accounting = accounting  # the receipt, recorded when the generation ends
         self._alter = alter  # aria.cheat (tests only): the first token is altered
@@ -296,6 +306,15 @@ class Node:
             )
         return self.store.get(model_id)
 
+    def window(self, entry: CatalogEntry) -> int:
+        """The context window a backend of ``entry`` is loaded with (tokens)."""
+        cap = self.settings.inference.context_length or DEFAULT_CONTEXT_CAP
+        return min(entry.context_length, cap)
+
+    def embedding_available(self, model_id: str) -> bool:
+        """Is ``model_id`` installed, or an embedded default installable offline?"""
+        return self.store.is_installed(model_id) or self._embedded_wheel_cached(model_id)
+
     def launch_for(self, model: InstalledModel) -> WorkerLaunch:
         """The worker options for ``model`` on this machine (tier -> backend, threads)."""
         entry = model.entry
@@ -315,14 +334,17 @@ class Node:
         )
 
     def _embedded_wheel_cached(self, model_id: str) -> bool:
-        """Is ``model_id`` the embedded default, not installed, with its wheel on disk?
+        """Is ``model_id`` an embedded default (chat or embedding), not installed, with its
+        wheel on disk?
 
-        Then it can be installed offline (an unzip); a download never happens here.
+        Then it can be installed offline (an unzip or a conversion); a download never
+        happens here.
         """
-        default = self.catalog.default
-        if model_id.casefold() != default.id.casefold() or self.store.is_installed(default.id):
+        defaults = [self.catalog.default, self.catalog.default_embedding]
+        entry = next((e for e in defaults if e and e.id.casefold() == model_id.casefold()), None)
+        if entry is None or self.store.is_installed(entry.id):
             return False
-        source = default.source
+        source = entry.source
         return isinstance(source, WheelSource) and (
             find_wheel(source, self.paths.cache / "wheels") is not None
         )
@@ -334,7 +356,7 @@ class Node:
         from aria.split.auto import needs_split, split_lease
 
         if self._embedded_wheel_cached(model_id):
-            await anyio.to_thread.run_sync(self.store.ensure_embedded)
+            await anyio.to_thread.run_sync(self.store.download, model_id)
         model = self.installed(model_id)
         if distributed or needs_split(self, model):  # over peers (docs/split-inference.md)
             async with split_lease(self, model, forced=distributed) as split:
@@ -353,6 +375,7 @@ class Node:
         *,
         distributed: bool = False,
         provenance: Provenance | None = None,
+        prepare: Prepare | None = None,
     ) -> Served:
         """Start ``job`` on the first model of the chain that can take it.
 
@@ -360,7 +383,9 @@ class Node:
         token is skipped like a missing one. A model that does not fit this node's
         memory budget is split over peers that lend compute; ``distributed`` forces that.
         The generation's receipt (``provenance``: who asked; the API by default) is
-        recorded when it ends (:mod:`aria.accounting`).
+        recorded when it ends (:mod:`aria.accounting`). ``prepare`` gets the last word on
+        the job, knowing the model's context window and whether the job stays on this
+        machine; the receipt hashes the job as prepared.
 
         Raises:
             ModelNotFound, ModelNotInstalled, BackendUnavailable, BackendCrashed,
@@ -376,19 +401,22 @@ class Node:
             entry, lease = await stack.enter_async_context(
                 self._lease(model_id, distributed=distributed)
             )
+            placement = placement_of(lease)
+            ready = job if prepare is None else prepare(job, self.window(entry), placement is None)
             share = self.energy.open(lease.process.pid)
-            generation = await lease.generate(job)
+            generation = await lease.generate(ready)
             stack.push_async_callback(generation.aclose)
             if share is not None:
                 stack.callback(share.close)  # a start that fails gives its share back
-            return entry, generation, await generation.next_event(), placement_of(lease), share
+            first = await generation.next_event()
+            return entry, generation, first, placement, share, ready
 
         opened = await open_first(resolution.candidates, open_one)
-        _, _, _, split, share = opened.value
+        _, _, _, split, share, ready = opened.value
         accounting = Accounting(
             recorder=self.recorder,
             provenance=provenance or Provenance(),
-            job=job,
+            job=ready,
             model_id=opened.model_id,
             model_sha256=self.store.get(opened.model_id).sha256,
             split=split,
@@ -404,7 +432,9 @@ class Node:
         return Served(opened, resolution, accounting, alter)
 
     async def embed(self, texts: list[str], model: str | None) -> tuple[ModelId, Embeddings]:
-        """Embed ``texts`` with the named model, or the first installed embedding model.
+        """Embed ``texts`` with the named model, else the catalog's default embedding model
+        (when installed or installable offline), else the first installed embedding model,
+        else the router's chat chain.
 
         Raises:
             ModelNotFound, ModelNotInstalled, BackendError, ContextLengthExceeded.
@@ -412,11 +442,16 @@ class Node:
         if model and model != "auto":
             candidates: tuple[ModelId, ...] = (self.canonical_id(model),)
         else:
+            default = self.catalog.default_embedding
+            usable = default is not None and self.embedding_available(default.id)
+            preferred = [default.id] if default is not None and usable else []
             installed = self.store.installed()
             embedding = [
-                m.entry.id for m in installed if Capability.EMBEDDING in m.entry.capabilities
+                m.entry.id
+                for m in installed
+                if Capability.EMBEDDING in m.entry.capabilities and m.entry.id not in preferred
             ]
-            candidates = tuple(embedding) or self.route(None).chain
+            candidates = tuple(preferred + embedding) or self.route(None).chain
 
         async def open_one(model_id: ModelId, stack: AsyncExitStack) -> Embeddings:
             _, lease = await stack.enter_async_context(self._lease(model_id))

@@ -19,6 +19,7 @@ _GROUPS: tuple[tuple[str, str | None], ...] = (
     ("api", "api"),
     ("ledger", "ledger"),
     ("chat", None),
+    ("memory", "memory"),
     ("route", None),
 )
 

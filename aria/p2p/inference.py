@@ -131,6 +131,10 @@ class Admission:
     contract: str | None = None
 
 
+# Replaced (max_tokens) or never honoured for a peer (ARIA's memory fields).
+_NOT_FORWARDED = frozenset({"max_completion_tokens", "memory", "conversation_id"})
+
+
 def admit(
     contract: Contract, ask: Ask, body: dict[str, Any], shared: Collection[str], now: datetime
 ) -> Admission:
@@ -143,7 +147,8 @@ def admit(
 
     ``max_tokens`` above ``lend.max_tokens`` is refused (``too_many_tokens``) rather than
     silently clamped: the requester then knows to ask another peer. A request without
-    ``max_tokens`` gets the limit as its ``max_tokens``.
+    ``max_tokens`` gets the limit as its ``max_tokens``. A peer's request is never served
+    with this node's memory: it goes on with ``memory: false``.
     """
     if not contract.lends("inference"):  # refused before the body is even read
         return _refused(evaluate(contract, ask, now))
@@ -162,8 +167,9 @@ def admit(
     if model.casefold() not in {m.casefold() for m in shared}:
         message = f"this node does not share a model named {model!r} with peers"
         return Admission(None, Reject(reason="no_model", message=message))
-    admitted = {k: v for k, v in body.items() if k != "max_completion_tokens"}
+    admitted = {k: v for k, v in body.items() if k not in _NOT_FORWARDED}
     admitted["max_tokens"] = decision.max_tokens
+    admitted["memory"] = False  # a peer's request never reaches this operator's memory
     return Admission(admitted, contract=decision.contract)
 
 

@@ -55,6 +55,10 @@ def _installed(node: Node) -> dict[str, str]:
     return {m.model_id: m.sha256 for m in store.installed()}
 
 
+def _without(request: dict[str, object], *keys: str) -> dict[str, object]:
+    return {k: v for k, v in request.items() if k not in keys}
+
+
 async def _reexecute(node: Node, request: dict[str, object]) -> tuple[Answer, str | None]:
     """The answer this node gives to ``request`` (through its API), and its receipt id."""
     token = control_token(node.paths) or ""
@@ -64,7 +68,8 @@ async def _reexecute(node: Node, request: dict[str, object]) -> tuple[Answer, st
         data
         async for data in stream_chat(
             node.paths,
-            {**request, "stream": False},
+            # as the peer ran it: never with this node's memory (aria.p2p.inference.admit)
+            {**_without(request, "conversation_id"), "stream": False, "memory": False},
             headers=headers,
             on_headers=lambda h: receipt.extend(h.get_list("x-aria-receipt")),
         )

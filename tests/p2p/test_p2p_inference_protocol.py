@@ -73,11 +73,19 @@ def test_only_models_this_node_shares_and_its_contract_lends_may_be_named() -> N
 
 def test_an_admitted_request_gets_the_token_limit_when_it_names_none() -> None:
     contract = _lending(max_tokens=64)
-    assert _admit(contract, 0, BODY).body == {**BODY, "max_tokens": 64}
+    assert _admit(contract, 0, BODY).body == {**BODY, "max_tokens": 64, "memory": False}
     assert _admit(contract, 0, {**BODY, "max_completion_tokens": 10}).body == {
         **BODY,
         "max_tokens": 10,
+        "memory": False,
     }
+
+
+def test_a_peer_request_never_uses_the_serving_operators_memory() -> None:
+    asked = {**BODY, "memory": True, "conversation_id": "theirs"}
+    admitted = _admit(_lending(), 0, asked).body
+    assert admitted is not None and admitted["memory"] is False
+    assert "conversation_id" not in admitted
 
 
 def _provider(peer: str, share: bool = True, jobs: int = 0, slots: int = 2) -> ModelProvider:
