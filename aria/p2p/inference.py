@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, TypeAdapter
 
 from aria.consent import Ask, Contract, Refuse, evaluate
+from aria.consent import Reason as ConsentReason
 from aria.p2p.codec import End, MessageDecoder, WireModel, encode_message
 from aria.p2p.views import ModelProvider
 
@@ -48,37 +49,10 @@ MAX_REQUEST_FRAME = 1_048_576  # an OpenAI request body (the API's own default c
 MAX_CHUNK_FRAME = 262_144  # one SSE event, or a whole non-streamed response
 MAX_FRAME = MAX_REQUEST_FRAME
 
-Reason = Literal[
-    # the consent contract's reasons (aria.consent.evaluate)
-    "task_not_allowed",
-    "peer_denied",
-    "peer_not_allowed",
-    "low_reputation",
-    "model_not_allowed",
-    "outside_hours",
-    "not_on_ac_power",
-    "busy",
-    "too_many_tokens",
-    "too_much_memory",
-    # the request or the serving node
-    "bad_request",
-    "no_model",
-    "no_api",
-    "failed",
-]
+# the consent contract's reasons (aria.consent.evaluate), then the request's or the node's
+Reason = Literal[ConsentReason, "bad_request", "no_model", "no_api", "failed"]
 # Refusals that are the operator's will (a requester reports ConsentRefused), not load.
-CONSENT_REASONS = frozenset(
-    {
-        "task_not_allowed",
-        "peer_denied",
-        "peer_not_allowed",
-        "low_reputation",
-        "model_not_allowed",
-        "outside_hours",
-        "not_on_ac_power",
-        "too_much_memory",
-    }
-)
+CONSENT_REASONS = frozenset(get_args(ConsentReason)) - {"busy", "too_many_tokens"}
 
 
 class Request(WireModel):
