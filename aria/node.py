@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -73,6 +73,8 @@ __all__ = ["Node", "Prepare", "Resolution", "Served"]
 log = logging.getLogger(__name__)
 
 _GIB = 1024**3
+# Work a peer may re-execute to check it (spot checks), and those re-executions.
+_CHECKED_ORIGINS = frozenset({"peer", "spotcheck"})
 
 # What opening a generation gives: the model, the generation, its first event, where it
 # was split (if it was), its energy share and the job as the worker received it.
@@ -397,7 +399,9 @@ class Node:
         The generation's receipt (``provenance``: who asked; the API by default) is
         recorded when it ends (:mod:`aria.accounting`). ``prepare`` gets the last word on
         the job, knowing the model's context window and whether the job stays on this
-        machine; the receipt hashes the job as prepared.
+        machine; the receipt hashes the job as prepared. A greedy job served for a peer,
+        or re-executed to check a peer's answer, is decoded ``isolated`` (batch-invariant),
+        so that the two agree whatever else either node was doing.
 
         Raises:
             ModelNotFound, ModelNotInstalled, BackendUnavailable, BackendCrashed,
@@ -406,6 +410,8 @@ class Node:
         """
         from aria.split.auto import placement_of
 
+        if provenance is not None and provenance.origin in _CHECKED_ORIGINS:
+            job = replace(job, isolated=job.temperature <= 0)
         resolution = self.resolve(model, job)
         started_ms, started = int(time.time() * 1000), time.perf_counter()
 
