@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from aria.cli.consent import app as consent_app
 from aria.cli.context import cli_context, print_json
-from aria.consent import TaskKind
 from aria.profiles import describe_profiles, enabled_tiers
 
 app = typer.Typer(help="Run and configure this ARIA node.", no_args_is_help=True)
@@ -167,43 +166,29 @@ def share(
     ``use.prompts_may_leave``; all of them: `aria node consent`). A change is signed as a
     new contract version and sent to the running node, which applies it at once."""
     from aria.cli.consent import in_force, report_running, sign_and_apply
+    from aria.consent import shares_of, with_shares
 
     cli = cli_context(ctx)
-    loaded, _ = in_force(cli)
-    contract = loaded.contract
-    tasks = list(contract.lend.tasks)
-    switches: tuple[tuple[TaskKind, Switch | None], ...] = (
-        ("inference", inference),
-        ("split", rpc),
-    )
-    for task, switch in switches:
-        if switch is Switch.ON and task not in tasks:
-            tasks.append(task)
-        elif switch is Switch.OFF and task in tasks:
-            tasks.remove(task)
-    lend = contract.lend.model_copy(update={"tasks": tuple(tasks)})
+    contract = in_force(cli).contract
+    changes: dict[str, Any] = {}
+    for name, switch in (
+        ("share_inference", inference),
+        ("share_rpc", rpc),
+        ("use_peers", use_peers),
+    ):
+        if switch is not None:
+            changes[name] = switch is Switch.ON
     if rpc_peer is not None:
-        peers = tuple(dict.fromkeys(p.strip() for p in rpc_peer if p.strip()))
-        lend = lend.model_copy(update={"split_peers": peers})
-    use = contract.use
-    if use_peers is not None:
-        use = use.model_copy(update={"prompts_may_leave": use_peers is Switch.ON})
-    changed = contract.model_copy(update={"lend": lend, "use": use})
+        changes["rpc_peers"] = rpc_peer
     running = None
+    changed = with_shares(contract, changes)
     asked = changed != contract
     if asked:
         loaded, running = sign_and_apply(cli, changed)
         contract = loaded.contract
     lend = contract.lend
     summary = {
-        "share_inference": contract.lends("inference"),
-        "use_peers": contract.use.prompts_may_leave,
-        "max_remote_jobs": lend.max_jobs,
-        "max_remote_tokens": lend.max_tokens,
-        "share_rpc": contract.lends("split"),
-        "rpc_memory_gb": lend.ram_gb,
-        "rpc_peers": list(lend.split_peers),
-        "rpc_min_reputation": lend.min_reputation,
+        **shares_of(contract),
         "rpc_idle_timeout_s": cli.settings.consent.rpc_idle_timeout_s,
         "rpc_session_max_s": cli.settings.consent.rpc_session_max_s,
         "rpc_session_max_gb": cli.settings.consent.rpc_session_max_gb,

@@ -3,10 +3,11 @@
 Pure protocol modules (no I/O, no libp2p import): ``spec``, ``keys``, ``codec``,
 ``records``, ``handshake``, ``adverts``, ``guard``, ``peers``, ``netsize``, ``addrs``,
 ``views``, ``inference``. Edges: ``identity`` (key file), ``control`` (local control
-channel), ``lifecycle`` (pid file, stop), ``local`` (this machine's facts), ``local_api``
-(this machine's API, for peers' requests), ``remote`` (remote inference streams),
-``tunnel`` (the RPC tunnel), ``node`` and ``runner`` (the node process), ``transport/``
-(everything that touches libp2p).
+channel), ``consent_change`` (the consent contract in force; signing a change and
+applying it to the running node), ``lifecycle`` (pid file, stop), ``local`` (this
+machine's facts), ``local_api`` (this machine's API, for peers' requests), ``remote``
+(remote inference streams), ``tunnel`` (the RPC tunnel), ``node`` and ``runner`` (the
+node process), ``transport/`` (everything that touches libp2p).
 
 Only light modules are re-exported here, so ``import aria.p2p`` never loads libp2p.
 """
