@@ -17,16 +17,30 @@ from aria.bench.synthetic import write_llama_gguf
 from aria.config import AriaPaths, AriaSettings
 from aria.hardware import detect
 from aria.node import Node
-from aria.p2p.local_api import LocalApiError, endpoint_file, read_endpoint, stream_chat
+from aria.p2p.local_api import (
+    LocalApiError,
+    endpoint_file,
+    read_endpoint,
+    relay_headers,
+    stream_chat,
+)
 
 BODY = {"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 6}
 
 
 def _collect(paths: AriaPaths, body: dict[str, object]) -> list[str]:
+    # the marker a peer's relayed request carries (relay_headers with origin "peer")
+    marked = {"x-aria-peer-request": "1"}
+
     async def run() -> list[str]:
-        return [data async for data in stream_chat(paths, body)]
+        return [data async for data in stream_chat(paths, body, headers=marked)]
 
     return trio.run(run)
+
+
+def test_only_a_peers_request_is_marked_as_served_for_a_peer() -> None:
+    assert relay_headers("t", "peer", peer="p")["x-aria-peer-request"] == "1"
+    assert "x-aria-peer-request" not in relay_headers("t", "spotcheck")
 
 
 def test_the_node_streams_from_its_api_with_its_own_key(aria_home: Path, tmp_path: Path) -> None:
