@@ -79,6 +79,7 @@ def start(
     no_mdns: bool = typer.Option(False, "--no-mdns", help="Do not discover peers on the LAN."),
 ) -> None:
     """Run the P2P node in the foreground until Ctrl-C or `aria node stop`."""
+    from aria.library.service import library_service
     from aria.p2p.node import NodeOptions
     from aria.p2p.runner import run_node
 
@@ -108,7 +109,7 @@ def start(
         for addr in status.listen_addrs:
             cli.console.print(f"  listening on {addr}", highlight=False, soft_wrap=True)
 
-    run_node(cli.paths, cli.settings, options, on_ready=ready)
+    run_node(cli.paths, cli.settings, options, on_ready=ready, services=(library_service,))
     cli.console.print("node stopped")
 
 
@@ -162,14 +163,26 @@ def share(
         ),
     ] = None,
     use_peers: Annotated[
-        Switch | None, typer.Option("--use-peers", help="Let this machine send prompts to peers.")
+        Switch | None,
+        typer.Option(
+            "--use-peers", help="Let this machine send prompts to peers and fetch models from them."
+        ),
+    ] = None,
+    library: Annotated[
+        Switch | None,
+        typer.Option("--library", help="Serve published model files to peers' libraries."),
     ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Show or change what this node shares with peers. The change is saved in the config
     and sent to the running node, which applies it at once (and republishes its advert)."""
     cli = cli_context(ctx)
-    wanted = {"share_inference": inference, "share_rpc": rpc, "use_peers": use_peers}
+    wanted = {
+        "share_inference": inference,
+        "share_rpc": rpc,
+        "use_peers": use_peers,
+        "share_library": library,
+    }
     changes: dict[str, object] = {
         field: value is Switch.ON for field, value in wanted.items() if value is not None
     }
@@ -191,7 +204,8 @@ def share(
         f"inference sharing {word(consent.share_inference)} "
         f"(max {consent.max_remote_jobs} jobs, {consent.max_remote_tokens} tokens), "
         f"rpc sharing {word(consent.share_rpc)} ({consent.rpc_memory_gb:g} GB, "
-        f"borrowers: {borrowers}), use peers {word(consent.use_peers)}",
+        f"borrowers: {borrowers}), library sharing {word(consent.share_library)}, "
+        f"use peers {word(consent.use_peers)}",
         highlight=False,
         soft_wrap=True,
     )

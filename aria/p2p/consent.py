@@ -9,6 +9,9 @@ value later without touching the callers.
 Lending compute is opt-in twice: ``share_rpc`` turns it on, and ``rpc_peers`` names who
 may borrow (``"*"``, written by the operator, means any verified peer). A peer below
 ``rpc_min_reputation`` (its guard score, 0..1) is refused too.
+
+Serving model files to peers' libraries goes through it too: opt-in (``share_library``)
+and bounded by ``library_max_uploads`` peers served at once.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ __all__ = [
 
 ANY_PEER = "*"
 
-Action = Literal["infer", "lend"]
+Action = Literal["infer", "lend", "library"]
 DenyReason = Literal["consent_off", "not_allowed", "busy"]
 
 
@@ -44,6 +47,8 @@ class ConsentTerms:
     share_rpc: bool = False
     rpc_peers: frozenset[str] = frozenset()
     rpc_min_reputation: float = 0.0
+    share_library: bool = False
+    library_max_uploads: int = 0
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class PeerAsk:
     peer_id: str
     reputation: float = 1.0  # the guard's score over its maximum, 0..1
     active_jobs: int = 0  # remote jobs this node runs now (for ``infer``)
+    active_uploads: int = 0  # library uploads this node serves now (for ``library``)
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,8 @@ def terms_from_settings(consent: ConsentSettings) -> ConsentTerms:
         share_rpc=consent.share_rpc,
         rpc_peers=frozenset(consent.rpc_peers),
         rpc_min_reputation=consent.rpc_min_reputation,
+        share_library=consent.share_library,
+        library_max_uploads=consent.library_max_uploads,
     )
 
 
@@ -88,6 +96,14 @@ def decide(terms: ConsentTerms, ask: PeerAsk) -> Decision:
         if ask.active_jobs >= terms.max_remote_jobs:
             return Denied(
                 "busy", f"this node already runs {ask.active_jobs} remote job(s), its limit"
+            )
+        return Allowed()
+    if ask.action == "library":
+        if not terms.share_library:
+            return Denied("consent_off", _LIBRARY_OFF)
+        if ask.active_uploads >= terms.library_max_uploads:
+            return Denied(
+                "busy", f"this node already serves {ask.active_uploads} peer(s) its model files"
             )
         return Allowed()
     if not terms.share_rpc:
@@ -110,6 +126,10 @@ def decide(terms: ConsentTerms, ask: PeerAsk) -> Decision:
 _INFERENCE_OFF = (
     "this node does not accept inference from peers (its operator can enable it with "
     "`aria node share --inference on`)"
+)
+_LIBRARY_OFF = (
+    "this node does not share its model library (its operator can enable it with "
+    "`aria node share --library on`)"
 )
 _RPC_OFF = (
     "this node does not lend compute to peers (its operator can enable it with "

@@ -4,8 +4,9 @@
 here. The node swaps its settings (so the next inference request and the next tunnel
 are decided on them), ends the lending session the new terms no longer allow and
 stops its RPC worker when lending is off (:meth:`aria.p2p.lending.Lending.apply_terms`),
-and publishes a fresh advert at once, so peers see the new consent summary. The reply
-says what was applied and whether the advert went out (within ``_PUBLISH_WAIT_S``).
+tells the node's services (the library ends the uploads it no longer allows), and
+publishes a fresh advert at once, so peers see the new consent summary. The reply says
+what was applied and whether the advert went out (within ``_PUBLISH_WAIT_S``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def consent_op(node: Node) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any
         node.settings.consent = updated
         log.info("consent changed live: %s", sorted(changes))
         await node.tunnels.lending.apply_terms()
+        for service in node.services:
+            await service.consent_changed()
         seq = None
         with trio.move_on_after(_PUBLISH_WAIT_S):
             seq = (await node.publish()).seq

@@ -71,6 +71,7 @@ def consent_summary(settings: AriaSettings) -> ConsentSummary:
         max_remote_jobs=consent.max_remote_jobs if consent.share_inference else 0,
         max_remote_tokens=consent.max_remote_tokens if consent.share_inference else 0,
         rpc_memory_gb=consent.rpc_memory_gb if consent.share_rpc else 0.0,
+        share_library=consent.share_library,
     )
 
 

@@ -23,7 +23,7 @@ from aria.p2p.keys import NodeKey, PeerId, peer_id_from_public_key, verify_signa
 
 __all__ = ["RecordError", "RecordKind", "SignedEnvelope", "open_envelope", "seal"]
 
-RecordKind = Literal["hello", "advert"]
+RecordKind = Literal["hello", "advert", "manifest"]
 
 _B64 = r"^[A-Za-z0-9+/]*={0,2}$"
 
