@@ -44,7 +44,7 @@ from aria.catalog import (
     canonical_licence,
     evaluate,
 )
-from aria.errors import LicenceRejected, PeerError, RoutingError
+from aria.errors import AriaError, LicenceRejected, PeerError, RoutingError
 from aria.library.bitmap import Bitmap, BitmapError
 from aria.library.gate import fetch_refusal
 from aria.library.machines import (
@@ -141,7 +141,7 @@ class _Round:
     def __init__(self, peers: list[str], target: FetchTarget, spec: LibrarySpec) -> None:
         self.providers = {p: _Provider(p, FetchMachine(target.sha256, spec)) for p in peers}
         self.chosen = trio.Event()
-        self.first_offer = trio.Event()
+        self.first_offer = trio.Event()  # or every provider answered
         self.resolved = trio.Event()
         self.finished = trio.Event()
         self.group: list[str] = []
@@ -152,10 +152,23 @@ class _Round:
         self.offers = 0
         self.resumed = 0
         self.stuck_since: float | None = None
+        self.scope: trio.CancelScope | None = None
+        self.failure: AriaError | None = None
+
+    def fail(self, error: AriaError) -> None:
+        """End the round with ``error`` (the first one wins)."""
+        if self.failure is None:
+            self.failure = error
+        if self.scope is not None:
+            self.scope.cancel()
 
     def resolve(self, provider: _Provider) -> None:
+        """``provider`` answered (an offer, a refusal) or failed."""
+        if provider.state == "offered":
+            self.first_offer.set()
         if all(p.state != "opening" for p in self.providers.values()):
             self.resolved.set()
+            self.first_offer.set()  # nothing more to wait for
 
 
 class Fetcher:
@@ -189,8 +202,13 @@ class Fetcher:
             LicenceRejected: a peer's import declares a licence that may not be shared.
             StoreBusy, StoreError, InsufficientDiskSpace: from the store.
         """
-        for _ in range(_ROUNDS):
+        for attempt in range(_ROUNDS):
             peers = await self._candidates(target.sha256)
+            if not peers and attempt:
+                raise PeerError(
+                    f"the providers of {target.model_id} offered a chunk list that does not "
+                    "make its file; they are banned for it and no other peer shares it"
+                )
             if not peers:
                 raise RoutingError(f"no peer on the network shares {target.model_id}")
             rnd = _Round(peers, target, self._spec)
@@ -224,24 +242,38 @@ class Fetcher:
     ) -> tuple[InstalledModel, LibraryManifest] | None:
         started = time.monotonic()
         async with trio.open_nursery() as nursery:
+            rnd.scope = nursery.cancel_scope
             for provider in rnd.providers.values():
                 nursery.start_soon(self._provider_task, rnd, provider, target)
-            await self._choose(rnd, target, stack)
-            if rnd.plan is None:
-                nursery.cancel_scope.cancel()
-                raise self._no_offer(rnd, target)
-            assert rnd.part is not None and rnd.manifest is not None
-            on_part(rnd.part)
-            report(self._report("start", rnd, target, started))
-            if rnd.plan.complete:
-                self._finish(rnd)
-            while not rnd.finished.is_set():
-                with trio.move_on_after(_REPORT_S):
-                    await rnd.finished.wait()
-                self._check_finished(rnd)
-                report(self._report("progress", rnd, target, started))
-            self._finish(rnd)
+            try:
+                await self._transfer(rnd, target, stack, report, on_part, started)
+            except AriaError as exc:  # raised after the nursery, as itself (not in a group)
+                rnd.fail(exc)
+        if rnd.failure is not None:
+            raise rnd.failure
         return await self._complete(rnd, target, report, started)
+
+    async def _transfer(
+        self,
+        rnd: _Round,
+        target: FetchTarget,
+        stack: ExitStack,
+        report: Callable[[FetchReport], None],
+        on_part: Callable[[PartFile | None], None],
+        started: float,
+    ) -> None:
+        await self._choose(rnd, target, stack)
+        if rnd.plan is None:
+            raise self._no_offer(rnd, target)
+        assert rnd.part is not None and rnd.manifest is not None
+        on_part(rnd.part)
+        report(self._report("start", rnd, target, started))
+        while not rnd.finished.is_set():
+            self._check_finished(rnd)
+            with trio.move_on_after(_REPORT_S):
+                await rnd.finished.wait()
+            report(self._report("progress", rnd, target, started))
+        self._finish(rnd)
 
     async def _choose(self, rnd: _Round, target: FetchTarget, stack: ExitStack) -> None:
         """Wait for the offers, pick the largest group agreeing on one chunk list, open the
@@ -302,6 +334,8 @@ class Fetcher:
                 self._events(rnd, provider, target),
                 wakeup=provider.wakeup,
             )
+        except AriaError as exc:  # this machine's disk or store failed: the round ends
+            rnd.fail(exc)
         finally:
             if provider.state == "opening":
                 provider.state = "failed"
@@ -385,7 +419,6 @@ class Fetcher:
         provider.manifest, provider.have, provider.state = manifest, have, "offered"
         rnd.offers += 1
         provider.order = rnd.offers
-        rnd.first_offer.set()
         rnd.resolve(provider)
         await rnd.chosen.wait()
         if rnd.plan is None or provider.peer not in rnd.group:

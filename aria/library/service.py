@@ -26,7 +26,7 @@ import trio
 
 from aria.catalog import Catalog, Denylist
 from aria.config import AriaPaths
-from aria.errors import InvalidRequest, PeerError, RoutingError
+from aria.errors import AriaError, InvalidRequest, PeerError, RoutingError
 from aria.library.bitmap import Bitmap
 from aria.library.fetch import Fetcher, FetchTarget, FileBans
 from aria.library.gate import catalog_entry, raise_refusal, serve_refusal
@@ -180,7 +180,10 @@ class LibraryService:
         """Live as long as the node: keep the provider records of served files fresh."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            await self._refresh()
+            try:
+                await self._refresh()
+            except AriaError as exc:  # an unreadable store must not stop the node
+                log.warning("the library shares nothing for now: %s", exc.message)
             task_status.started()
             await self._announce_loop()
 
@@ -198,9 +201,9 @@ class LibraryService:
         while True:
             with trio.move_on_after(_PEERS_POLL_S):
                 await self._provide_soon.wait()
-            self._provide_soon = trio.Event()
+            soon, self._provide_soon = self._provide_soon.is_set(), trio.Event()
             peers = set(self._net.verified_peers())
-            due = trio.current_time() - last >= self._spec.refresh_s
+            due = soon or trio.current_time() - last >= self._spec.refresh_s
             if self._net.consent().share_library and (due or not peers <= announced_to):
                 await self._provide_all()
                 announced_to, last = peers, trio.current_time()

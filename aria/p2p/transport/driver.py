@@ -81,42 +81,59 @@ async def drive(
                 if not data:
                     return
 
+    failure: Exception | None = None
     async with trio.open_nursery() as nursery:
         nursery.start_soon(read_all)
-        machine.start(clock())
-        eof = False
-        while True:
-            await _flush(stream, machine, clock, on_events, max_write)
-            if machine.done:
-                break
-            deadline = machine.deadline
-            timeout = float("inf") if deadline is None else max(0.0, deadline - clock())
-            data: bytes | None = None  # None: the timer (or a wake-up) came first
-            if not eof and timeout <= 0:
-                await trio.lowlevel.checkpoint()
-                with contextlib.suppress(trio.WouldBlock):
-                    data = receive.receive_nowait()  # what already came first, then the timer
-            elif not eof:
-                with trio.move_on_after(timeout):
-                    data = await receive.receive()
-            elif timeout != float("inf"):
-                await trio.sleep(timeout)
-            else:
-                break  # nothing will ever wake a machine with no deadline after EOF
-            now = clock()
-            if data is None:
-                events = machine.handle_timer(now)
-            elif data:
-                events = machine.receive_data(data, now)
-            else:
-                eof = True
-                events = machine.receive_eof(now)
-            await on_events(events)
+        try:
+            await _run(stream, machine, clock, on_events, receive, max_write)
+        except Exception as exc:  # the owner's own error: raised as is, not in a group
+            failure = exc
         nursery.cancel_scope.cancel()
         receive.close()
         if wakeup is not None and wakeup._send is not None:
             wakeup._send.close()
             wakeup._send = None
+    if failure is not None:
+        raise failure
+
+
+async def _run(
+    stream: ByteStream,
+    machine: Machine[E],
+    clock: Callable[[], float],
+    on_events: Callable[[list[E]], Awaitable[None]],
+    receive: trio.MemoryReceiveChannel[bytes | None],
+    max_write: int,
+) -> None:
+    machine.start(clock())
+    eof = False
+    while True:
+        await _flush(stream, machine, clock, on_events, max_write)
+        if machine.done:
+            break
+        deadline = machine.deadline
+        timeout = float("inf") if deadline is None else max(0.0, deadline - clock())
+        data: bytes | None = None  # None: the timer (or a wake-up) came first
+        if not eof and timeout <= 0:
+            await trio.lowlevel.checkpoint()
+            with contextlib.suppress(trio.WouldBlock):
+                data = receive.receive_nowait()  # what already came first, then the timer
+        elif not eof:
+            with trio.move_on_after(timeout):
+                data = await receive.receive()
+        elif timeout != float("inf"):
+            await trio.sleep(timeout)
+        else:
+            break  # nothing will ever wake a machine with no deadline after EOF
+        now = clock()
+        if data is None:
+            events = machine.handle_timer(now)
+        elif data:
+            events = machine.receive_data(data, now)
+        else:
+            eof = True
+            events = machine.receive_eof(now)
+        await on_events(events)
 
 
 async def _flush(
