@@ -175,6 +175,12 @@ def _from_peers(
         last: FetchReport | None = None
         for item in client.stream("library_fetch", **args):
             last = FetchReport.model_validate(item)
+            if last.event == "start" and last.chunks_resumed:
+                bar.console.print(
+                    f"resuming {escape(last.model_id)}: {last.chunks_resumed} of {last.chunks} "
+                    "chunks already verified",
+                    highlight=False,
+                )
             _show(bar, task, last)
     if last is None or last.event != "done":
         raise NodeNotRunning("the node stopped answering before the file was complete")
