@@ -8,7 +8,7 @@ in); :meth:`Node.generate` then walks the resulting fallback chain for real.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,9 +61,14 @@ from aria.store.embedded import find_wheel
 if TYPE_CHECKING:
     from aria.split import Placement
 
-__all__ = ["Node", "Resolution", "Served"]
+__all__ = ["Node", "Prepare", "Resolution", "Served"]
 
 _GIB = 1024**3
+
+Prepare = Callable[[GenerationJob, int, bool], GenerationJob]
+"""Last changes to a job once its model is chosen: ``(job, context window, stays on this
+machine) -> job``. Memory-augmented chat adds the user's memories here, only when the
+model runs locally (a split model sends the prompt's activations to peers)."""
 
 
 @dataclass(frozen=True)
@@ -238,6 +243,15 @@ class Node:
             )
         return self.store.get(model_id)
 
+    def window(self, entry: CatalogEntry) -> int:
+        """The context window a backend of ``entry`` is loaded with (tokens)."""
+        cap = self.settings.inference.context_length or DEFAULT_CONTEXT_CAP
+        return min(entry.context_length, cap)
+
+    def embedding_available(self, model_id: str) -> bool:
+        """Is ``model_id`` installed, or an embedded default installable offline?"""
+        return self.store.is_installed(model_id) or self._embedded_wheel_cached(model_id)
+
     def launch_for(self, model: InstalledModel) -> WorkerLaunch:
         """The worker options for ``model`` on this machine (tier -> backend, threads)."""
         entry = model.entry
@@ -257,14 +271,17 @@ class Node:
         )
 
     def _embedded_wheel_cached(self, model_id: str) -> bool:
-        """Is ``model_id`` the embedded default, not installed, with its wheel on disk?
+        """Is ``model_id`` an embedded default (chat or embedding), not installed, with its
+        wheel on disk?
 
-        Then it can be installed offline (an unzip); a download never happens here.
+        Then it can be installed offline (an unzip or a conversion); a download never
+        happens here.
         """
-        default = self.catalog.default
-        if model_id.casefold() != default.id.casefold() or self.store.is_installed(default.id):
+        defaults = [self.catalog.default, self.catalog.default_embedding]
+        entry = next((e for e in defaults if e and e.id.casefold() == model_id.casefold()), None)
+        if entry is None or self.store.is_installed(entry.id):
             return False
-        source = default.source
+        source = entry.source
         return isinstance(source, WheelSource) and (
             find_wheel(source, self.paths.cache / "wheels") is not None
         )
@@ -276,7 +293,7 @@ class Node:
         from aria.split.auto import needs_split, split_lease
 
         if self._embedded_wheel_cached(model_id):
-            await anyio.to_thread.run_sync(self.store.ensure_embedded)
+            await anyio.to_thread.run_sync(self.store.download, model_id)
         model = self.installed(model_id)
         if distributed or needs_split(self, model):  # over peers (docs/split-inference.md)
             async with split_lease(self, model, forced=distributed) as split:
@@ -289,13 +306,20 @@ class Node:
     # -- serving ------------------------------------------------------------------------
 
     async def generate(
-        self, job: GenerationJob, model: str | None, *, distributed: bool = False
+        self,
+        job: GenerationJob,
+        model: str | None,
+        *,
+        distributed: bool = False,
+        prepare: Prepare | None = None,
     ) -> Served:
         """Start ``job`` on the first model of the chain that can take it.
 
         The first event is awaited here, so a backend that fails before its first
         token is skipped like a missing one. A model that does not fit this node's
         memory budget is split over peers that lend compute; ``distributed`` forces that.
+        ``prepare`` gets the last word on the job, knowing the model's context window
+        and whether the job stays on this machine.
 
         Raises:
             ModelNotFound, ModelNotInstalled, BackendUnavailable, BackendCrashed,
@@ -312,14 +336,18 @@ class Node:
             entry, lease = await stack.enter_async_context(
                 self._lease(model_id, distributed=distributed)
             )
-            generation = await lease.generate(job)
+            placement = placement_of(lease)
+            ready = job if prepare is None else prepare(job, self.window(entry), placement is None)
+            generation = await lease.generate(ready)
             stack.push_async_callback(generation.aclose)
-            return entry, generation, await generation.next_event(), placement_of(lease)
+            return entry, generation, await generation.next_event(), placement
 
         return Served(await open_first(resolution.candidates, open_one), resolution)
 
     async def embed(self, texts: list[str], model: str | None) -> tuple[ModelId, Embeddings]:
-        """Embed ``texts`` with the named model, or the first installed embedding model.
+        """Embed ``texts`` with the named model, else the catalog's default embedding model
+        (when installed or installable offline), else the first installed embedding model,
+        else the router's chat chain.
 
         Raises:
             ModelNotFound, ModelNotInstalled, BackendError, ContextLengthExceeded.
@@ -327,11 +355,16 @@ class Node:
         if model and model != "auto":
             candidates: tuple[ModelId, ...] = (self.canonical_id(model),)
         else:
+            default = self.catalog.default_embedding
+            usable = default is not None and self.embedding_available(default.id)
+            preferred = [default.id] if default is not None and usable else []
             installed = self.store.installed()
             embedding = [
-                m.entry.id for m in installed if Capability.EMBEDDING in m.entry.capabilities
+                m.entry.id
+                for m in installed
+                if Capability.EMBEDDING in m.entry.capabilities and m.entry.id not in preferred
             ]
-            candidates = tuple(embedding) or self.route(None).chain
+            candidates = tuple(preferred + embedding) or self.route(None).chain
 
         async def open_one(model_id: ModelId, stack: AsyncExitStack) -> Embeddings:
             _, lease = await stack.enter_async_context(self._lease(model_id))

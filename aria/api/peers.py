@@ -4,7 +4,9 @@ Used only when the request names a model that is not installed here, the operato
 allows sending prompts to peers (``consent.use_peers``, off by default), and a node
 runs on this ARIA home. The node (``aria.p2p.remote``) picks the peer, streams the
 peer's OpenAI chunks back over the control channel, and this module relays them to
-the client with ``x-aria-served-by: <peer id>``. When no peer advertises the model,
+the client with ``x-aria-served-by: <peer id>``. Memory stays here: the caller's memory is
+not consulted, ARIA's memory fields are not sent, and ``x-aria-memory`` says so (the serving
+node runs every peer request without memory anyway). When no peer advertises the model,
 the local path answers (its error says how to install it). A refusal or failure
 before the first chunk is an OpenAI error response; one after it is an SSE error
 event (the client already has tokens).
@@ -80,8 +82,10 @@ def _chunk(item: Any, *, first: bool) -> _Chunk:
 
 
 def _forwarded(body: ChatCompletionRequest) -> dict[str, Any]:
-    """The request as ARIA validated it, minus what identifies the client (``user``)."""
-    return body.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"user"})
+    """The request as ARIA validated it, minus what identifies the client (``user``) and
+    ARIA's memory fields (memories never leave the machine)."""
+    private = {"user", "memory", "conversation_id"}
+    return body.model_dump(mode="json", by_alias=True, exclude_none=True, exclude=private)
 
 
 async def serve_on_peer(request: Request, body: ChatCompletionRequest) -> Response | None:
@@ -137,6 +141,7 @@ async def _respond(
     headers = {
         "x-aria-served-by": first.peer,
         "x-aria-route": f"model={body.model}; peer={first.peer}; reason=not installed locally",
+        "x-aria-memory": "withheld (served by a peer)",
     }
     if not body.stream:
         return False, Response(first.data, media_type="application/json", headers=headers)

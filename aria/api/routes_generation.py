@@ -13,14 +13,17 @@ from collections.abc import AsyncIterator, Callable
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.background import BackgroundTask
 
 from aria.api.convert import chat_job, completion_job
 from aria.api.disconnect import client_gone, unless_disconnected
+from aria.api.memory import chat_memory, memory_field, memory_headers
 from aria.api.metrics import Metrics, RequestTracker
 from aria.api.payloads import DONE, ChatOutput, Chunks, finish_reason
 from aria.api.peers import serve_on_peer
 from aria.api.schemas import ChatCompletionRequest, CompletionRequest
 from aria.api.streaming import EventStream, Final, error_event, generated, route_headers
+from aria.memory import preparer
 from aria.node import Node, Served
 
 __all__ = ["ERROR_RESPONSES", "router"]
@@ -43,7 +46,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, str]] = {
 
 @router.post("/v1/chat/completions", responses=ERROR_RESPONSES)
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
-    """Chat with a model (its own chat template), streamed as SSE when ``stream`` is true."""
+    """Chat with a model (its own chat template), streamed as SSE when ``stream`` is true.
+
+    ARIA's fields: ``memory`` (use the caller's memory; docs/memory.md) and
+    ``conversation_id``. The response says what memory did in ``x-aria-memory``,
+    ``x-aria-reminders`` and, when not streamed, an ``aria`` field.
+    """
     response = await unless_disconnected(request.receive, lambda: _chat(body, request))
     return client_gone() if response is None else response
 
@@ -56,15 +64,24 @@ async def _chat(body: ChatCompletionRequest, request: Request) -> Response:
     metrics: Metrics = request.app.state.metrics
     job, tools = chat_job(body)
     started = time.perf_counter()
-    served = await node.generate(job, body.model)
-    headers = route_headers(served, metrics)
+    memory = await chat_memory(request, body, job)
+    prepare = preparer(memory.turn) if memory is not None else None
+    served = await node.generate(job, body.model, prepare=prepare)
+    headers = route_headers(served, metrics) | memory_headers(memory)
     chunks = Chunks("chat", served.model_id)
     output = ChatOutput(tools=tools)
     tracker = RequestTracker(metrics, served.model_id, started)
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         stream = _chat_stream(served, output, chunks, tracker, metrics, usage)
-        return EventStream(stream, headers=headers, on_close=served.aclose)
+
+        async def close() -> None:
+            await served.aclose()
+            if memory is not None:
+                await memory.answered("".join(output.content))
+                await memory.extract(node, served)
+
+        return EventStream(stream, headers=headers, on_close=close)
     async with served:
         done = None
         async for item in _counted(served, tracker, lambda: output.repeating):
@@ -74,7 +91,12 @@ async def _chat(body: ChatCompletionRequest, request: Request) -> Response:
                 output.feed(item)
     output.finish()
     payload = chunks.response({"message": output.message()}, done, output.finish_reason(done))
-    return JSONResponse(payload, headers=headers)
+    if memory is None:
+        return JSONResponse(payload, headers=headers)
+    await memory.answered("".join(output.content))
+    payload["aria"] = memory_field(memory)
+    after = BackgroundTask(memory.extract, node, served)
+    return JSONResponse(payload, headers=headers, background=after)
 
 
 async def _counted(

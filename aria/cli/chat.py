@@ -1,7 +1,10 @@
 """``aria chat`` and ``aria infer``: talk to a local model without starting a server.
 
 Both run a :class:`~aria.node.Node` in this process (the model itself runs in its
-worker process, as behind the API) and stream tokens as they are generated.
+worker process, as behind the API) and stream tokens as they are generated. ``aria chat``
+uses the local memory unless ``--no-memory`` (docs/memory.md): it recalls what matters
+for each message, learns what the user asks it to remember, fits a long conversation to
+the model's window and shows reminders the moment they fire.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from aria.errors import RequestError
 
 if TYPE_CHECKING:
     from aria.backends import DoneEvent, GenerationJob
-    from aria.node import Node
+    from aria.catalog import CatalogEntry
+    from aria.node import Node, Prepare
     from aria.split import Placement
 
 _EXIT_COMMANDS = frozenset({"/exit", "/quit"})
@@ -47,6 +51,7 @@ class Answer:
     ttft_s: float | None
     decode_s: float
     split: Placement | None = None  # set when the model ran split over peers
+    entry: CatalogEntry | None = None  # the model that answered
 
     @property
     def tokens_per_second(self) -> float | None:
@@ -67,6 +72,7 @@ async def _answer(
     on_text: Callable[[str], None],
     *,
     distributed: bool = False,
+    prepare: Prepare | None = None,
 ) -> Answer:
     from aria.backends import TokenEvent
 
@@ -74,7 +80,8 @@ async def _answer(
     first: float | None = None
     parts: list[str] = []
     done = None
-    async with await node.generate(job, model, distributed=distributed) as served:
+    generation = await node.generate(job, model, distributed=distributed, prepare=prepare)
+    async with generation as served:
         if served.resolution.notice:
             _note(served.resolution.notice)
         if served.split is not None:
@@ -97,6 +104,7 @@ async def _answer(
         ttft_s=None if first is None else first - started,
         decode_s=0.0 if first is None else end - first,
         split=served.split,
+        entry=served.entry,
     )
 
 
@@ -209,6 +217,10 @@ def chat(
     system: Annotated[str | None, typer.Option(help="A system prompt for the session.")] = None,
     max_tokens: MaxTokens = 512,
     temperature: Temperature = 0.7,
+    memory: Annotated[
+        bool | None,
+        typer.Option("--memory/--no-memory", help="Use your local memory (default: on)."),
+    ] = None,
 ) -> None:
     """Chat in the terminal; the conversation is kept until /exit (or Ctrl+D)."""
     import trio
@@ -217,11 +229,17 @@ def chat(
 
     cli = cli_context(ctx)
     node = _node(cli)
+    settings = cli.settings.memory
+    remembering = settings.enabled and (settings.chat if memory is None else memory)
     history: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
 
+    from aria.cli.chat_memory import ChatMemory
+
     async def session() -> None:
-        async with node.running():
+        async with node.running(), ChatMemory.open(cli, node, remembering) as recall:
             cli.console.print("[dim]Type /exit (or press Ctrl+D) to leave.[/]")
+            if recall is None:
+                cli.console.print("[dim]Memory is off for this chat.[/]")
             while True:
                 # Abandon the blocked input() on Ctrl+C. (trio-typing, pulled in by libp2p,
                 # ships stubs older than this trio keyword.)
@@ -234,17 +252,22 @@ def chat(
                 if not line.strip():
                     continue
                 history.append({"role": "user", "content": line})
+                turn = await recall.begin(history) if recall else None
                 job = GenerationJob(
                     messages=tuple(history), max_tokens=max_tokens, temperature=temperature
                 )
+                prepare = recall.prepare(turn) if recall and turn else None
                 try:
-                    answer = await _answer(node, job, model, _write)
+                    answer = await _answer(node, job, model, _write, prepare=prepare)
                 except RequestError as exc:  # e.g. the conversation outgrew the context
                     history.pop()
                     cli.err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
                     continue
                 history.append({"role": "assistant", "content": answer.text})
                 _write("\n")
-                cli.console.print(f"[dim]\\[{escape(answer.stats())}][/]", highlight=False)
+                stats = answer.stats() + (recall.stats(turn) if recall and turn else "")
+                cli.console.print(f"[dim]\\[{escape(stats)}][/]", highlight=False)
+                if recall and turn:
+                    await recall.end(turn, answer.text, answer.entry, local=answer.split is None)
 
     trio.run(session)

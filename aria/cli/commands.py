@@ -19,6 +19,7 @@ _GROUPS: tuple[tuple[str, str | None], ...] = (
     ("engine", "engine"),
     ("api", "api"),
     ("chat", None),
+    ("memory", "memory"),
     ("route", None),
 )
 
