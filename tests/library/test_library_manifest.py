@@ -11,11 +11,15 @@ from hypothesis import strategies as st
 
 from aria.library.manifest import (
     ChunkHasher,
+    FileDigest,
     ManifestError,
+    build_manifest,
     chunk_count,
     open_manifest,
     seal_manifest,
 )
+from aria.library.wire import Offer, encode_message
+from aria.p2p.spec import load_spec
 from aria.p2p.keys import NodeKey
 from aria.p2p.records import seal
 from tests.library.support import CHUNK, SPEC, blob, manifest_of, sha
@@ -104,6 +108,21 @@ def test_too_many_chunks_are_refused() -> None:
     _, envelope = manifest_of(blob(3 * CHUNK), key)
     with pytest.raises(ManifestError, match="exceed"):
         open_manifest(envelope, spec)
+
+
+def test_the_largest_file_the_protocol_allows_fits_in_one_offer() -> None:
+    spec = load_spec().library
+    count = spec.max_chunks
+    digest = FileDigest(
+        count * spec.chunk_size, "a" * 64, spec.chunk_size, tuple(f"{i:064x}" for i in range(count))
+    )
+    key = NodeKey.generate()
+    manifest = build_manifest(
+        digest, peer_id=str(key.peer_id), model_id="big", file_name="big.gguf", licence="mit", now=0
+    )
+    envelope = seal_manifest(manifest, key)
+    assert len(encode_message(Offer(manifest=envelope), spec.message_frame)) <= spec.message_frame
+    assert open_manifest(envelope, spec).size == count * spec.chunk_size
 
 
 def test_an_empty_chunk_list_is_never_valid() -> None:
