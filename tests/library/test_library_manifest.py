@@ -19,9 +19,9 @@ from aria.library.manifest import (
     seal_manifest,
 )
 from aria.library.wire import Offer, encode_message
-from aria.p2p.spec import load_spec
 from aria.p2p.keys import NodeKey
 from aria.p2p.records import seal
+from aria.p2p.spec import load_spec
 from tests.library.support import CHUNK, SPEC, blob, manifest_of, sha
 
 
