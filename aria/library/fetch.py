@@ -433,6 +433,8 @@ class Fetcher:
     ) -> None:
         plan, part, net = rnd.plan, rnd.part, self._net
         assert plan is not None and part is not None
+        if provider.state == "banned":  # the rest of what was read with its bad chunk
+            return
         verdict = plan.arrived(provider.peer, event.index, event.sha256, net.now())
         if isinstance(verdict, Corrupt):
             provider.state = "banned"
