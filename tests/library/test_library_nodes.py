@@ -53,7 +53,6 @@ class Cluster:
     env: dict[str, str]
     hub: HubServer
     nodes: dict[str, NodeProc] = field(default_factory=dict)
-    bootstrap: str = ""
 
     def home(self, name: str, **consent: object) -> Path:
         home = self.root / name
@@ -70,16 +69,20 @@ class Cluster:
 
     def start(self, name: str, home: Path, *, bootstrap: str | None = None, **env: str) -> NodeProc:
         args = [*COMMON]
-        via = self.bootstrap if bootstrap is None else bootstrap
+        via = self.bootstrap() if bootstrap is None else bootstrap
         if via:
             args += ["--bootstrap", via]
         node = start_node(home, *args, env={**self.env, **env}, timeout_s=90)
         self.nodes[name] = node
-        if not self.bootstrap:
-            status = node.status()
-            assert status is not None
-            self.bootstrap = status["listen_addrs"][0]
         return node
+
+    def bootstrap(self) -> str:
+        """A running node's address (a node restarted by a test listens on a new port)."""
+        for node in self.nodes.values():
+            status = node.status() if node.proc.poll() is None else None
+            if status is not None:
+                return str(status["listen_addrs"][0])
+        return ""
 
     def provider(self, name: str, *, corrupt: bool = False) -> NodeProc:
         home = self.home(name)
