@@ -124,6 +124,11 @@ def test_node_share() -> None:
         "rpc_idle_timeout_s",
         "rpc_session_max_s",
         "rpc_session_max_gb",
+        "share_library",
+        "library_max_uploads",
+        "library_upload_mbps",
+        "library_peer_mbps",
+        "library_peer_gb_per_day",
         "running_node",
     }
     assert consent["running_node"] is None  # nothing changed, so nothing was sent
