@@ -9,6 +9,7 @@
     memory/          one private memory database per user or API key (aria.memory)
     logs/            backend and node logs
     cache/           re-creatable downloads (the embedded model's wheel)
+    bench/           results of benchmarks run from the dashboard (``aria bench`` JSON)
 
 Settings are loaded once at the edge (the CLI) and passed down explicitly; tests
 build ``AriaSettings`` objects directly. Environment variables ``ARIA_<SECTION>__<FIELD>``
@@ -90,6 +91,11 @@ class AriaPaths:
         return self.home / "logs"
 
     @property
+    def bench(self) -> Path:
+        """``aria bench`` results (JSON) of the runs started from the dashboard."""
+        return self.home / "bench"
+
+    @property
     def cache(self) -> Path:
         """Re-creatable downloads (e.g. the embedded model's wheel); safe to delete."""
         return self.home / "cache"
@@ -149,6 +155,18 @@ class InferenceSettings(_Section):
         ge=0,
         le=4096,
         description="Requests that may wait per backend; more get a 429 (none: unbounded).",
+    )
+    parallel: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="Most requests one backend decodes together (continuous batching).",
+    )
+    kv_budget_gb: float | None = Field(
+        default=None,
+        gt=0,
+        description="K/V cache memory per backend for parallel requests; default: the "
+        "backend's share of the memory budget (memory_budget / max_loaded - model).",
     )
 
 

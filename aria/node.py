@@ -268,7 +268,19 @@ class Node:
             gpu_available=self.hardware.gpu_available,
             context_length=inference.context_length,
             bitnet_server=self.bitnet_server,
+            parallel=inference.parallel,
+            kv_budget_bytes=self.kv_budget_bytes(entry),
         )
+
+    def kv_budget_bytes(self, entry: CatalogEntry) -> int:
+        """K/V cache memory a backend of ``entry`` may spend on parallel requests: the
+        setting, or its fair share of the memory budget beyond the model's own floor."""
+        inference = self.settings.inference
+        if inference.kv_budget_gb is not None:
+            return int(inference.kv_budget_gb * _GIB)
+        limits = self.dispatcher.limits
+        share = limits.budget_bytes // limits.max_loaded
+        return max(0, share - int(entry.memory.ram_gb * _GIB))
 
     def _embedded_wheel_cached(self, model_id: str) -> bool:
         """Is ``model_id`` an embedded default (chat or embedding), not installed, with its

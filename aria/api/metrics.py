@@ -17,7 +17,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from aria.backends import Dispatcher, DoneEvent
 from aria.backends.states import Busy, Failed, Loading, Ready, Starting, state_name
 
-__all__ = ["CountRequests", "Metrics", "RequestTracker"]
+__all__ = ["PEER_REQUEST_HEADER", "CountRequests", "Metrics", "RequestTracker"]
+
+# Sent by this machine's node when it forwards a peer's request to the API (a counter
+# only: it grants nothing).
+PEER_REQUEST_HEADER = "x-aria-peer-request"
 
 _STATES = tuple(state_name(s) for s in (Starting(), Loading(), Ready(), Busy(), Failed("")))
 _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -38,8 +42,24 @@ class _Backends(Collector):
         states = GaugeMetricFamily(
             "aria_backend_state", "1 for the state each backend is in.", labels=["model", "state"]
         )
+        slots = GaugeMetricFamily(
+            "aria_backend_slots", "Requests a backend decodes together.", labels=["model"]
+        )
+        active = GaugeMetricFamily(
+            "aria_backend_active_requests", "Requests a backend is decoding now.", labels=["model"]
+        )
+        kv = GaugeMetricFamily(
+            "aria_backend_kv_cache_bytes",
+            "K/V cache of a backend's slots (their memory budget).",
+            labels=["model"],
+        )
         for view in views:
             depth.add_metric([view.model_id], view.queued)
+            active.add_metric([view.model_id], view.active)
+            if view.slots is not None:
+                slots.add_metric([view.model_id], view.slots)
+            if view.kv_bytes is not None:
+                kv.add_metric([view.model_id], view.kv_bytes)
             for state in _STATES:
                 states.add_metric([view.model_id, state], 1.0 if view.state == state else 0.0)
         events = CounterMetricFamily(
@@ -49,6 +69,9 @@ class _Backends(Collector):
             events.add_metric([event], count)
         yield depth
         yield states
+        yield slots
+        yield active
+        yield kv
         yield events
 
 
@@ -67,6 +90,12 @@ class Metrics:
         )
         self.tokens_out = Counter(
             "aria_completion_tokens", "Tokens generated.", ["model"], registry=r
+        )
+        self.tokens_cached = Counter(
+            "aria_prompt_cached_tokens",
+            "Prompt tokens reused from a slot's cache instead of recomputed.",
+            ["model"],
+            registry=r,
         )
         self.ttft = Histogram(
             "aria_time_to_first_token_seconds",
@@ -91,10 +120,30 @@ class Metrics:
             ["category", "model"],
             registry=r,
         )
+        self.peer_requests = Counter(
+            "aria_peer_requests",
+            "Chat requests that crossed the peer network: used (this node sent them to a "
+            "peer, or split a model over peers) or served (a peer's request, forwarded by "
+            "this machine's node).",
+            ["direction", "kind"],
+            registry=r,
+        )
         r.register(_Backends(dispatcher))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def peer_traffic(self) -> dict[str, int]:
+        """``aria_peer_requests`` as ``{"used_remote", "used_split", "served_remote"}``."""
+        return {
+            f"{direction}_{kind}": int(
+                self.registry.get_sample_value(
+                    "aria_peer_requests_total", {"direction": direction, "kind": kind}
+                )
+                or 0
+            )
+            for direction, kind in (("used", "remote"), ("used", "split"), ("served", "remote"))
+        }
 
 
 class RequestTracker:
@@ -116,6 +165,7 @@ class RequestTracker:
             return
         self._metrics.tokens_in.labels(self._model).inc(done.prompt_tokens)
         self._metrics.tokens_out.labels(self._model).inc(done.completion_tokens)
+        self._metrics.tokens_cached.labels(self._model).inc(done.cached_tokens)
         if self._first is not None and done.completion_tokens > 1:
             elapsed = time.perf_counter() - self._first
             if elapsed > 0:
@@ -159,3 +209,6 @@ class CountRequests:
         finally:
             endpoint = scope["path"] if scope["path"] in _ENDPOINTS else "other"
             self.metrics.requests.labels(endpoint, str(status)).inc()
+            forwarded = PEER_REQUEST_HEADER.encode() in dict(scope["headers"])
+            if forwarded and status == 200 and endpoint == "/v1/chat/completions":
+                self.metrics.peer_requests.labels("served", "remote").inc()

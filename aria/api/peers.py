@@ -138,6 +138,8 @@ async def _respond(
         raise PeerError(f"the peer serving {body.model} closed the stream without an answer")
     first = _chunk(item, first=True)
     assert first.peer is not None
+    metrics: Metrics = request.app.state.metrics
+    metrics.peer_requests.labels("used", "remote").inc()
     headers = {
         "x-aria-served-by": first.peer,
         "x-aria-route": f"model={body.model}; peer={first.peer}; reason=not installed locally",
@@ -145,7 +147,6 @@ async def _respond(
     }
     if not body.stream:
         return False, Response(first.data, media_type="application/json", headers=headers)
-    metrics: Metrics = request.app.state.metrics
     relays: Relays = request.app.state.relays
     stream = _relay(first, items, metrics, deadline)
     return True, EventStream(stream, headers=headers, on_close=lambda: _close(items, relays))

@@ -100,6 +100,7 @@ def route_headers(served: Served, metrics: Metrics) -> dict[str, str]:
     split = served.split_header()
     if split is not None:
         headers["x-aria-split"] = _header_safe(split)
+        metrics.peer_requests.labels("used", "split").inc()
     return headers
 
 

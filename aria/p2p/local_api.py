@@ -126,7 +126,7 @@ async def stream_chat(paths: AriaPaths, body: dict[str, Any]) -> AsyncGenerator[
     endpoint = read_endpoint(paths)
     if endpoint is None:
         raise LocalApiError(0, "no ARIA API runs on the serving node")
-    headers = {}
+    headers = {"x-aria-peer-request": "1"}  # counted by the API as served for a peer
     if endpoint.keys_required:
         headers["authorization"] = f"Bearer {_node_api_key(paths)}"
     timeout = httpx.Timeout(10.0, read=300.0)

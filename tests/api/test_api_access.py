@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from aria.api import KeyStore, ServerConfig, is_loopback, serve
-from aria.errors import ConfigError
+from aria.errors import ConfigError, Conflict, NotFound
 from tests.api.conftest import Server, make_node, running
 
 HELLO = [{"role": "user", "content": "hi"}]
@@ -63,9 +63,9 @@ def test_key_store_never_keeps_secrets(tmp_path: Path) -> None:
     assert secret not in stored and key.sha256 in stored
     assert (tmp_path / "keys.json").stat().st_mode & 0o077 == 0
     assert keys.verify(secret) and not keys.verify(secret + "x")
-    with pytest.raises(ConfigError, match="exists"):
+    with pytest.raises(Conflict, match="exists"):
         keys.create("ci")
-    with pytest.raises(ConfigError, match="no API key"):
+    with pytest.raises(NotFound, match="no API key"):
         keys.revoke("nope")
     assert keys.revoke(key.id) == key and keys.all() == []
 
