@@ -8,6 +8,8 @@ in); :meth:`Node.generate` then walks the resulting fallback chain for real.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from aria.accounting import Accounting
 from aria.backends import (
     Attempt,
     Dispatcher,
@@ -43,9 +46,13 @@ from aria.catalog import (
     load_catalog,
     load_denylist,
 )
+from aria.cheat import PeerAnswerCheat
 from aria.config import AriaPaths, AriaSettings
+from aria.consent import Contract, ContractBook, from_settings
+from aria.energy import EnergyAccounts, OpenShare
 from aria.errors import ModelNotFound
 from aria.hardware import HardwareSnapshot, detect, memory_budget_bytes, recommend_threads
+from aria.ledger import Provenance, Recorder
 from aria.profiles import enabled_tiers
 from aria.router import (
     Availability,
@@ -63,7 +70,20 @@ if TYPE_CHECKING:
 
 __all__ = ["Node", "Prepare", "Resolution", "Served"]
 
+log = logging.getLogger(__name__)
+
 _GIB = 1024**3
+
+# What opening a generation gives: the model, the generation, its first event, where it
+# was split (if it was), its energy share and the job as the worker received it.
+_Opening = tuple[
+    CatalogEntry,
+    Generation,
+    TokenEvent | DoneEvent,
+    "Placement | None",
+    OpenShare | None,
+    GenerationJob,
+]
 
 Prepare = Callable[[GenerationJob, int, bool], GenerationJob]
 """Last changes to a job once its model is chosen: ``(job, context window, stays on this
@@ -86,12 +106,16 @@ class Served:
 
     def __init__(
         self,
-        opened: Opened[tuple[CatalogEntry, Generation, TokenEvent | DoneEvent, Placement | None]],
+        opened: Opened[_Opening],
         resolution: Resolution,
+        accounting: Accounting,
+        alter: Callable[[str], str] | None = None,
     ) -> None:
         self._opened = opened
-        self.entry, self._generation, self._first, self.split = opened.value
+        self.entry, self._generation, self._first, self.split, *_ = opened.value
         self.resolution = resolution
+        self.accounting = accounting  # the receipt, recorded when the generation ends
+        self._alter = alter  # aria.cheat (tests only): the first token is altered
 
     @property
     def model_id(self) -> ModelId:
@@ -118,18 +142,32 @@ class Served:
         return None if self.split is None else describe_split(self.split)
 
     async def events(self) -> AsyncIterator[TokenEvent | DoneEvent]:
-        """Tokens as the worker generates them, then one :class:`DoneEvent`."""
-        yield self._first
-        while not self._generation.finished:
-            yield await self._generation.next_event()
+        """Tokens as the worker generates them, then one :class:`DoneEvent` (yielded once
+        its receipt is recorded)."""
+        event = self._first
+        while True:
+            if self._alter is not None and isinstance(event, TokenEvent):
+                event, self._alter = TokenEvent(self._alter(event.text)), None
+            self.accounting.saw(event)
+            if isinstance(event, DoneEvent):
+                await self.accounting.finish(event)
+            yield event
+            if self._generation.finished:
+                return
+            event = await self._generation.next_event()
 
     async def cancel(self) -> DoneEvent | None:
         """Stop generating now (the backend stays leased until :meth:`aclose`)."""
-        return await self._generation.cancel()
+        done = await self._generation.cancel()
+        await self.accounting.finish(done)
+        return done
 
     async def aclose(self) -> None:
-        """Cancel the generation if unfinished and release the backend (shielded)."""
-        await self._opened.aclose()
+        """Cancel the generation if unfinished, record it, release the backend (shielded)."""
+        try:
+            await self.cancel()
+        finally:
+            await self._opened.aclose()
 
     async def __aenter__(self) -> Served:
         return self
@@ -153,6 +191,9 @@ class Node:
         hardware: HardwareSnapshot,
         bitnet_server: Path | None,
         routing: RoutingTable | None = None,
+        recorder: Recorder | None = None,
+        energy: EnergyAccounts | None = None,
+        contracts: ContractBook | None = None,
     ) -> None:
         self.paths = paths
         self.settings = settings
@@ -161,6 +202,10 @@ class Node:
         self.hardware = hardware
         self.bitnet_server = bitnet_server
         self.routing = routing if routing is not None else load_routing_table(paths)
+        self.recorder = recorder  # where receipts go (None: nothing is recorded)
+        self.contracts = contracts  # the signed consent contract (docs/consent.md)
+        self.cheat: PeerAnswerCheat | None = None  # tests only (aria.cheat)
+        self.energy = energy if energy is not None else EnergyAccounts(cpu_model=hardware.cpu.model)
         inference = settings.inference
         budget = (
             int(inference.memory_budget_gb * _GIB)
@@ -175,7 +220,13 @@ class Node:
 
     @classmethod
     def create(
-        cls, paths: AriaPaths, settings: AriaSettings, *, hardware: HardwareSnapshot | None = None
+        cls,
+        paths: AriaPaths,
+        settings: AriaSettings,
+        *,
+        hardware: HardwareSnapshot | None = None,
+        recorder: Recorder | None = None,
+        contracts: ContractBook | None = None,
     ) -> Node:
         """Build a node from the operator's settings (detecting hardware unless given).
 
@@ -192,6 +243,8 @@ class Node:
             store=ModelStore(paths, catalog, load_denylist()),
             hardware=hardware if hardware is not None else detect(),
             bitnet_server=find_bitnet_server(settings.inference.bitnet_server),
+            recorder=recorder,
+            contracts=contracts,
         )
 
     @asynccontextmanager
@@ -201,6 +254,16 @@ class Node:
             yield self
 
     # -- which model ------------------------------------------------------------------
+
+    def contract(self) -> Contract:
+        """The consent contract in force (without a signed one: the ``[consent]`` switches)."""
+        if self.contracts is not None:
+            return self.contracts.current().contract
+        return from_settings(self.settings.consent)
+
+    def prompts_may_leave(self) -> bool:
+        """May a request's prompt reach peers at all (``use.prompts_may_leave``)?"""
+        return self.contract().use.prompts_may_leave
 
     def resolve(self, model: str | None, job: GenerationJob | None = None) -> Resolution:
         """The candidates for a request: the named model, or (``None``/``"auto"``) the
@@ -323,6 +386,7 @@ class Node:
         model: str | None,
         *,
         distributed: bool = False,
+        provenance: Provenance | None = None,
         prepare: Prepare | None = None,
     ) -> Served:
         """Start ``job`` on the first model of the chain that can take it.
@@ -330,8 +394,10 @@ class Node:
         The first event is awaited here, so a backend that fails before its first
         token is skipped like a missing one. A model that does not fit this node's
         memory budget is split over peers that lend compute; ``distributed`` forces that.
-        ``prepare`` gets the last word on the job, knowing the model's context window
-        and whether the job stays on this machine.
+        The generation's receipt (``provenance``: who asked; the API by default) is
+        recorded when it ends (:mod:`aria.accounting`). ``prepare`` gets the last word on
+        the job, knowing the model's context window and whether the job stays on this
+        machine; the receipt hashes the job as prepared.
 
         Raises:
             ModelNotFound, ModelNotInstalled, BackendUnavailable, BackendCrashed,
@@ -341,20 +407,41 @@ class Node:
         from aria.split.auto import placement_of
 
         resolution = self.resolve(model, job)
+        started_ms, started = int(time.time() * 1000), time.perf_counter()
 
-        async def open_one(
-            model_id: ModelId, stack: AsyncExitStack
-        ) -> tuple[CatalogEntry, Generation, TokenEvent | DoneEvent, Placement | None]:
+        async def open_one(model_id: ModelId, stack: AsyncExitStack) -> _Opening:
             entry, lease = await stack.enter_async_context(
                 self._lease(model_id, distributed=distributed)
             )
             placement = placement_of(lease)
             ready = job if prepare is None else prepare(job, self.window(entry), placement is None)
+            share = self.energy.open(lease.process.pid)
             generation = await lease.generate(ready)
             stack.push_async_callback(generation.aclose)
-            return entry, generation, await generation.next_event(), placement
+            if share is not None:
+                stack.callback(share.close)  # a start that fails gives its share back
+            first = await generation.next_event()
+            return entry, generation, first, placement, share, ready
 
-        return Served(await open_first(resolution.candidates, open_one), resolution)
+        opened = await open_first(resolution.candidates, open_one)
+        _, _, _, split, share, ready = opened.value
+        accounting = Accounting(
+            recorder=self.recorder,
+            provenance=provenance or Provenance(),
+            job=ready,
+            model_id=opened.model_id,
+            model_sha256=self.store.get(opened.model_id).sha256,
+            split=split,
+            energy=share,
+            started_ms=started_ms,
+            started=started,
+        )
+        cheat = self.cheat
+        alter = None
+        if cheat is not None and accounting.provenance.origin == "peer" and cheat.strikes():
+            alter = cheat.alter
+            log.warning("TEST-ONLY CHEAT: altering the answer of receipt %s", accounting.receipt_id)
+        return Served(opened, resolution, accounting, alter)
 
     async def embed(self, texts: list[str], model: str | None) -> tuple[ModelId, Embeddings]:
         """Embed ``texts`` with the named model, else the catalog's default embedding model

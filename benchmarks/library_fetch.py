@@ -12,10 +12,11 @@ alternation (``--repeats`` rounds; medians):
 * **hub mirror**: ARIA's hub download (``huggingface_hub`` resolve + ARIA's resumable
   transfer + sha256 + publish) from a local server speaking the hub protocol
   (tests/helpers/hubserver.py) in its own process;
-* **peers 1/2/3**: the library fetch with 1, 2 or 3 providers sharing (the others have
-  ``share_library`` turned off live), from the op's start to the installed, verified
-  file (provider lookup, manifests, chunks, whole-file sha256, atomic rename); the node's
-  own transfer time (manifest chosen -> verified) is reported besides.
+* **peers 1/2/3**: the library fetch with 1, 2 or 3 providers sharing (the others stop
+  lending ``library`` in their consent contract, live: ``aria node share --library off``),
+  from the op's start to the installed, verified file (provider lookup, manifests, chunks,
+  whole-file sha256, atomic rename); the node's own transfer time (manifest chosen ->
+  verified) is reported besides.
 
 ``--chunk-sizes`` repeats the 3-provider fetch (``--sweep-repeats`` times) with other chunk
 sizes (every node restarted with that size), to choose the protocol's fixed chunk size.
@@ -174,9 +175,9 @@ class Bench:
     def sharing(self, count: int) -> None:
         """The first ``count`` providers share; wait until the fetcher finds exactly them."""
         for index, node in enumerate(self.providers):
-            client = NodeClient.connect(node.paths)
-            assert client is not None
-            client.request("set_consent", consent={"share_library": index < count})
+            switch = "on" if index < count else "off"  # the contract's library clause, live
+            done = node.cli("node", "share", "--library", switch, timeout_s=60)
+            assert done.returncode == 0, done.stderr
         assert self.fetcher is not None
         fetcher = self.fetcher
         ids = {str((p.status() or {})["peer_id"]) for p in self.providers[:count]}

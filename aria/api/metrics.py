@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aria.backends import Dispatcher, DoneEvent
 from aria.backends.states import Busy, Failed, Loading, Ready, Starting, state_name
+from aria.energy import EnergyReading
 
 __all__ = ["PEER_REQUEST_HEADER", "CountRequests", "Metrics", "RequestTracker"]
 
@@ -75,6 +76,39 @@ class _Backends(Collector):
         yield events
 
 
+class _Energy(Collector):
+    """Joules spent on generations and the tokens they produced, per model and method
+    (``rapl``: measured; ``estimate``: CPU time x TDP per core), and tokens per joule."""
+
+    def __init__(self) -> None:
+        self._joules: dict[tuple[str, str], float] = {}
+        self._tokens: dict[tuple[str, str], int] = {}
+
+    def add(self, model: str, done: DoneEvent, energy: EnergyReading) -> None:
+        key = (model, energy.method)
+        self._joules[key] = self._joules.get(key, 0.0) + energy.joules
+        tokens = done.prompt_tokens + done.completion_tokens
+        self._tokens[key] = self._tokens.get(key, 0) + tokens
+
+    def collect(self) -> Iterator[Metric]:
+        joules = CounterMetricFamily(
+            "aria_energy_joules",
+            "Energy spent generating (method rapl: measured; estimate: CPU time x TDP per core).",
+            labels=["model", "method"],
+        )
+        rate = GaugeMetricFamily(
+            "aria_tokens_per_joule",
+            "Prompt and completion tokens per joule since the API started.",
+            labels=["model", "method"],
+        )
+        for (model, method), value in sorted(self._joules.items()):
+            joules.add_metric([model, method], value)
+            if value > 0:
+                rate.add_metric([model, method], self._tokens[(model, method)] / value)
+        yield joules
+        yield rate
+
+
 class Metrics:
     """The API's metrics; ``render()`` is the ``/metrics`` body."""
 
@@ -128,7 +162,9 @@ class Metrics:
             ["direction", "kind"],
             registry=r,
         )
+        self.energy = _Energy()
         r.register(_Backends(dispatcher))
+        r.register(self.energy)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -160,9 +196,11 @@ class RequestTracker:
             self._first = time.perf_counter()
             self._metrics.ttft.labels(self._model).observe(self._first - self._started)
 
-    def done(self, done: DoneEvent | None) -> None:
+    def done(self, done: DoneEvent | None, energy: EnergyReading | None = None) -> None:
         if done is None:
             return
+        if energy is not None:
+            self._metrics.energy.add(self._model, done, energy)
         self._metrics.tokens_in.labels(self._model).inc(done.prompt_tokens)
         self._metrics.tokens_out.labels(self._model).inc(done.completion_tokens)
         self._metrics.tokens_cached.labels(self._model).inc(done.cached_tokens)

@@ -1,7 +1,8 @@
 """Serving a chat request on a peer's model (issue 6's remote inference, API side).
 
 Used only when the request names a model that is not installed here, the operator
-allows sending prompts to peers (``consent.use_peers``, off by default), and a node
+allows sending prompts to peers (``use.prompts_may_leave`` in the consent contract,
+off by default), and a node
 runs on this ARIA home. The node (``aria.p2p.remote``) picks the peer, streams the
 peer's OpenAI chunks back over the control channel, and this module relays them to
 the client with ``x-aria-served-by: <peer id>``. Memory stays here: the caller's memory is
@@ -97,7 +98,7 @@ async def serve_on_peer(request: Request, body: ChatCompletionRequest) -> Respon
     """
     node: Node = request.app.state.node
     model = body.model
-    if not model or model == "auto" or not node.settings.consent.use_peers:
+    if not model or model == "auto" or not node.prompts_may_leave():
         return None
     if node.store.is_installed(model):
         return None

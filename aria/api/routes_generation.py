@@ -21,6 +21,7 @@ from aria.api.memory import chat_memory, memory_field, memory_headers
 from aria.api.metrics import Metrics, RequestTracker
 from aria.api.payloads import DONE, ChatOutput, Chunks, finish_reason
 from aria.api.peers import serve_on_peer
+from aria.api.provenance import provenance_of
 from aria.api.schemas import ChatCompletionRequest, CompletionRequest
 from aria.api.streaming import EventStream, Final, error_event, generated, route_headers
 from aria.memory import preparer
@@ -63,10 +64,11 @@ async def _chat(body: ChatCompletionRequest, request: Request) -> Response:
     node: Node = request.app.state.node
     metrics: Metrics = request.app.state.metrics
     job, tools = chat_job(body)
+    provenance = provenance_of(request)
     started = time.perf_counter()
     memory = await chat_memory(request, body, job)
     prepare = preparer(memory.turn) if memory is not None else None
-    served = await node.generate(job, body.model, prepare=prepare)
+    served = await node.generate(job, body.model, provenance=provenance, prepare=prepare)
     headers = route_headers(served, metrics) | memory_headers(memory)
     chunks = Chunks("chat", served.model_id)
     output = ChatOutput(tools=tools)
@@ -108,7 +110,8 @@ async def _counted(
         async for item in generated(served, tracker, stop):
             yield item
     except anyio.get_cancelled_exc_class():
-        tracker.done(await served.cancel())  # shielded: stops the worker between tokens
+        done = await served.cancel()  # shielded: stops the worker between tokens
+        tracker.done(done, served.accounting.energy)
         raise
 
 
@@ -150,8 +153,9 @@ async def _complete(body: CompletionRequest, request: Request) -> Response:
     node: Node = request.app.state.node
     metrics: Metrics = request.app.state.metrics
     job = completion_job(body)
+    provenance = provenance_of(request)
     started = time.perf_counter()
-    served = await node.generate(job, body.model)
+    served = await node.generate(job, body.model, provenance=provenance)
     headers = route_headers(served, metrics)
     chunks = Chunks("text", served.model_id)
     tracker = RequestTracker(metrics, served.model_id, started)

@@ -71,11 +71,11 @@ async def generated(
             yield event.text
             if stop():
                 done = await served.cancel()
-                tracker.done(done)
+                tracker.done(done, served.accounting.energy)
                 yield Final(done)
                 return
         else:
-            tracker.done(event)
+            tracker.done(event, served.accounting.energy)
             yield Final(event)
 
 
@@ -89,7 +89,8 @@ def error_event(exc: Exception, metrics: Metrics) -> bytes:
 
 
 def route_headers(served: Served, metrics: Metrics) -> dict[str, str]:
-    """``x-aria-route`` (and ``x-aria-notice``), counting decisions and fallbacks taken."""
+    """``x-aria-route`` (and ``x-aria-notice``, ``x-aria-split``, ``x-aria-receipt``: the id of
+    the generation's ledger receipt), counting decisions and fallbacks taken."""
     for attempt in served.skipped:
         metrics.fallbacks.labels(attempt.model_id, attempt.code).inc()
     if served.resolution.category is not None:
@@ -97,6 +98,9 @@ def route_headers(served: Served, metrics: Metrics) -> dict[str, str]:
     headers = {"x-aria-route": _header_safe(served.route_header())}
     if served.resolution.notice:
         headers["x-aria-notice"] = _header_safe(served.resolution.notice)
+    receipt = served.accounting.receipt_id
+    if receipt is not None:
+        headers["x-aria-receipt"] = receipt
     split = served.split_header()
     if split is not None:
         headers["x-aria-split"] = _header_safe(split)

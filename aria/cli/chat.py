@@ -80,7 +80,11 @@ async def _answer(
     first: float | None = None
     parts: list[str] = []
     done = None
-    generation = await node.generate(job, model, distributed=distributed, prepare=prepare)
+    from aria.ledger import Provenance
+
+    generation = await node.generate(
+        job, model, distributed=distributed, provenance=Provenance("cli"), prepare=prepare
+    )
     async with generation as served:
         if served.resolution.notice:
             _note(served.resolution.notice)
@@ -118,9 +122,13 @@ def _write(text: str) -> None:
 
 
 def _node(cli: CliContext) -> Node:
+    from aria.cli.recording import open_records
     from aria.node import Node
 
-    return Node.create(cli.paths, cli.settings)
+    records = open_records(cli.paths, cli.settings)
+    return Node.create(
+        cli.paths, cli.settings, recorder=records.recorder, contracts=records.contracts
+    )
 
 
 def infer(

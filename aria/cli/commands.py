@@ -18,6 +18,7 @@ _GROUPS: tuple[tuple[str, str | None], ...] = (
     ("library", "library"),
     ("engine", "engine"),
     ("api", "api"),
+    ("ledger", "ledger"),
     ("chat", None),
     ("memory", "memory"),
     ("route", None),

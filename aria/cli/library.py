@@ -15,6 +15,7 @@ from rich.markup import escape
 from aria.cli.context import CliContext, cli_context, print_json
 
 if TYPE_CHECKING:
+    from aria.consent import Contract
     from aria.library.shelf import Shelf
     from aria.library.views import LibraryEntry, LibraryStatus
     from aria.p2p.control import NodeClient
@@ -50,6 +51,13 @@ def _shelf(cli: CliContext) -> Shelf:
     return Shelf(store, key, load_spec().library, catalog, denylist, time.time)
 
 
+def _contract(cli: CliContext) -> Contract:
+    """The consent contract in force (whether it lends ``library``: sharing on or off)."""
+    from aria.cli.consent import in_force
+
+    return in_force(cli)[0].contract
+
+
 @app.command("publish")
 def publish(ctx: typer.Context, model_id: ModelArg, as_json: AsJson = False) -> None:
     """Offer an installed model to peers (its manifest is built once: one pass over it)."""
@@ -66,7 +74,7 @@ def publish(ctx: typer.Context, model_id: ModelArg, as_json: AsJson = False) -> 
             "sha256": shared.model.sha256,
             "chunks": len(shared.manifest.chunks),
             "published": True,
-            "sharing": cli.settings.consent.share_library,
+            "sharing": _contract(cli).lends("library"),
             "node_running": False,
         }
     if as_json:
@@ -161,16 +169,18 @@ def library_status(cli: CliContext) -> LibraryStatus | None:
 
 
 def _offline_status(cli: CliContext) -> LibraryStatus:
+    from aria.library.limits import upload_cap_mbps
     from aria.library.views import LibraryStatus
 
     consent = cli.settings.consent
+    contract = _contract(cli)
     published = sum(1 for e in _shelf(cli).entries() if e.published and e.shareable)
     return LibraryStatus(
-        sharing=consent.share_library,
+        sharing=contract.lends("library"),
         published=published,
         uploads_active=0,
         max_uploads=consent.library_max_uploads,
-        upload_mbps=consent.library_upload_mbps,
+        upload_mbps=upload_cap_mbps(consent, contract),
         served_transfers=0,
         served_bytes=0,
     )

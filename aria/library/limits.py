@@ -1,8 +1,10 @@
 """How much a node uploads for its library, and to whom (pure; time is a parameter).
 
-The operator's consent sets three bounds besides how many peers are served at once
-(that one goes through :func:`aria.p2p.consent.decide`): the upload bandwidth of the whole
-library, the bandwidth one peer may use, and the bytes one peer may take in a day. A chunk
+Whether a peer is served at all is the consent contract's decision
+(:mod:`aria.library.serve`); ``[consent]`` in config.toml then bounds how much: the upload
+bandwidth of the whole library (``library_upload_mbps``, and the contract's
+``lend.upload_mbps`` when it is lower, so that clause caps library traffic live), the
+bandwidth one peer may use, and the bytes one peer may take in a day. A chunk
 is sent only after :meth:`UploadLimits.reserve` said how long to wait for it; a peer over
 its daily bytes is told ``quota`` and served nothing more until its window rolls over.
 """
@@ -12,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aria.config import ConsentSettings
+from aria.consent import Contract
 
-__all__ = ["LimitTerms", "TokenBucket", "UploadLimits", "terms_from_consent"]
+__all__ = ["LimitTerms", "TokenBucket", "UploadLimits", "terms_from_consent", "upload_cap_mbps"]
 
 _DAY_S = 86_400.0
 _BURST_S = 1.0  # a bucket holds one second of its rate (at least one chunk, see reserve)
@@ -26,9 +29,16 @@ class LimitTerms:
     peer_bytes_per_day: int
 
 
-def terms_from_consent(consent: ConsentSettings) -> LimitTerms:
+def upload_cap_mbps(consent: ConsentSettings, contract: Contract) -> float:
+    """The library's upload cap in Mbit/s: the lower of its setting and the contract's
+    ``lend.upload_mbps`` (0: no cap)."""
+    caps = [consent.library_upload_mbps, contract.lend.upload_mbps or 0.0]
+    return min((cap for cap in caps if cap > 0), default=0.0)
+
+
+def terms_from_consent(consent: ConsentSettings, contract: Contract) -> LimitTerms:
     return LimitTerms(
-        upload_bps=consent.library_upload_mbps * 1e6 / 8,
+        upload_bps=upload_cap_mbps(consent, contract) * 1e6 / 8,
         peer_bps=consent.library_peer_mbps * 1e6 / 8,
         peer_bytes_per_day=int(consent.library_peer_gb_per_day * 1e9),
     )

@@ -2,8 +2,9 @@
 
 The library's fetcher and server depend on :class:`PeerNet` (open a library stream to a
 peer, admit an inbound one, penalise a peer, the DHT's provider records, which peers say
-they share a library) rather than on the node that wires them; :class:`NodeNet` is that
-view of a running :class:`aria.p2p.node.Node`, and tests give the library a fake one.
+they share a library, the consent contract in force, a peer's reputation) rather than on
+the node that wires them; :class:`NodeNet` is that view of a running
+:class:`aria.p2p.node.Node`, and tests give the library a fake one.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import trio
 
 from aria.config import ConsentSettings
+from aria.consent import Contract
 from aria.errors import PeerError
 from aria.p2p.adverts import provider_key
 
@@ -45,7 +47,9 @@ class PeerNet(Protocol):
     @property
     def peer_id(self) -> str: ...
     def now(self) -> float: ...
-    def consent(self) -> ConsentSettings: ...
+    def consent(self) -> ConsentSettings: ...  # the library's upload limits
+    def contract(self) -> Contract: ...  # the consent contract in force now
+    def reputation(self, peer: str) -> float: ...  # 0..1, as the contract's clauses read it
     async def open_stream(self, peer: str, timeout_s: float) -> LibraryStream: ...
     async def admit(self, stream: Any) -> str | None: ...
     def penalize(self, peer: str, kind: str) -> None: ...
@@ -71,6 +75,12 @@ class NodeNet:
 
     def consent(self) -> ConsentSettings:
         return self._node.settings.consent
+
+    def contract(self) -> Contract:
+        return self._node.provenance.contract().contract
+
+    def reputation(self, peer: str) -> float:
+        return self._node.reputation(peer)
 
     def _key(self, sha256: str) -> bytes:
         return provider_key(self._node.spec.library.key_prefix + sha256)

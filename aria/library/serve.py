@@ -1,16 +1,19 @@
 """Serving the library: one stream, one file, one verified peer, within the operator's limits.
 
 An inbound ``/aria/library/1.0.0`` stream is admitted by the node (a verified ARIA peer
-within its rate limit), then its ``want`` is put to the operator's consent
-(:func:`aria.p2p.consent.decide`: ``share_library`` on, fewer than
-``library_max_uploads`` peers served) and to the file's standing: published, or being
-fetched (a node serves the chunks it verified so far), and still allowed to leave the
-machine (:mod:`aria.library.gate`). Each chunk then waits for the upload buckets
-(:mod:`aria.library.limits`) and is read from disk off the event loop.
+within its rate limit), then its ``want`` is put to the operator's consent contract
+(:func:`aria.consent.evaluate` with task ``library``: ``library`` in ``lend.tasks``, the
+peer allowed by ``lend.peers``/``deny``/``min_reputation``, the file's model by
+``lend.models``, ``lend.hours`` and ``only_on_ac_power``; refusals carry its reason
+codes), to ``[consent] library_max_uploads`` (``busy``) and to the file's standing:
+published, or being fetched (a node serves the chunks it verified so far), and still
+allowed to leave the machine (:mod:`aria.library.gate`). Each chunk then waits for the
+upload buckets (:mod:`aria.library.limits`) and is read from disk off the event loop.
 
 One log line per served stream: peer, file, chunks and bytes, duration, why it ended.
 A peer that breaks the protocol is penalised; :meth:`Server.apply_terms` ends the streams
-the operator's new consent no longer allows.
+the contract now in force no longer allows (a contract that stops lending ``library``
+ends them all).
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 import trio
 
+from aria.consent import Ask, Refuse, evaluate, on_mains_power
 from aria.library.bitmap import Bitmap
 from aria.library.limits import UploadLimits, terms_from_consent
 from aria.library.machines import (
@@ -37,7 +42,6 @@ from aria.library.machines import (
     Wanted,
 )
 from aria.library.net import PeerNet, end_stream
-from aria.p2p.consent import Denied, PeerAsk, decide, terms_from_settings
 from aria.p2p.records import SignedEnvelope
 from aria.p2p.spec import LibrarySpec
 from aria.p2p.transport.driver import drive
@@ -97,7 +101,7 @@ class Server:
         self._net = net
         self._spec = spec
         self._sources = sources
-        self._limits = UploadLimits(terms_from_consent(net.consent()), net.now())
+        self._limits = UploadLimits(terms_from_consent(net.consent(), net.contract()), net.now())
         self._uploads: list[_Upload] = []
         self.totals = ServedTotals()
 
@@ -148,18 +152,33 @@ class Server:
 
     # -- decisions --------------------------------------------------------------------------
 
+    def _refusal(self, peer: str, model: str | None = None) -> Refuse | None:
+        """The contract's answer to ``peer`` fetching (a file of ``model``) now."""
+        net = self._net
+        ask = Ask("library", peer, net.reputation(peer), model=model, on_ac_power=on_mains_power())
+        decision = evaluate(net.contract(), ask, datetime.now())
+        return decision if isinstance(decision, Refuse) else None
+
     def _offer(self, machine: ServeMachine, upload: _Upload, sha256: str) -> None:
         net = self._net
-        terms = terms_from_settings(net.consent())
-        decision = decide(terms, PeerAsk("library", upload.peer, active_uploads=self.serving))
-        if isinstance(decision, Denied):
-            upload.ended = f"refused: {decision.reason}"
-            machine.refuse(decision.reason, decision.message)
+        refused = self._refusal(upload.peer)
+        if refused is None and self.serving >= net.consent().library_max_uploads:
+            refused = Refuse(
+                "busy", f"this node already serves {self.serving} peer(s) its model files"
+            )
+        if refused is not None:
+            upload.ended = f"refused: {refused.reason}"
+            machine.refuse(refused.reason, refused.message)
             return
         source = self._sources(sha256)
         if source is None:
             upload.ended = "refused: not_shared"
             machine.refuse("not_shared", "this node does not share that file")
+            return
+        refused = self._refusal(upload.peer, source.model_id)
+        if refused is not None:
+            upload.ended = f"refused: {refused.reason}"
+            machine.refuse(refused.reason, refused.message)
             return
         if self._limits.allowance(upload.peer, net.now()) <= 0:
             upload.ended = "refused: quota"
@@ -212,11 +231,13 @@ class Server:
     # -- live consent -----------------------------------------------------------------------
 
     def apply_terms(self) -> None:
-        """New consent: new limits, and the streams it no longer allows are ended."""
+        """A new contract or new limits: new rates, and every stream the contract in force
+        no longer allows (its peer, its file's model, the task itself) is ended."""
         net = self._net
-        self._limits.update(terms_from_consent(net.consent()), net.now())
-        if not net.consent().share_library:
-            for upload in self._uploads:
+        self._limits.update(terms_from_consent(net.consent(), net.contract()), net.now())
+        for upload in self._uploads:
+            model = None if upload.source is None else upload.source.model_id
+            if self._refusal(upload.peer, model) is not None:
                 upload.scope.cancel()
 
     # -- reports ----------------------------------------------------------------------------

@@ -5,7 +5,7 @@ The node runs it as one of its services (:class:`aria.p2p.services.NodeService`)
 * ``/aria/library/1.0.0`` streams are served by :class:`~aria.library.serve.Server`, from
   the published files (:class:`~aria.library.shelf.Shelf`) and the verified chunks of
   files being fetched;
-* while ``consent.share_library`` is on, one DHT provider record per served file (keyed
+* while the consent contract lends ``library``, one DHT provider record per served file (keyed
   by its sha256) is announced, again whenever new peers arrive and every ``refresh_s``;
 * control ops for the CLI: ``library_publish``, ``library_unpublish``, ``library_list``,
   ``library_status``, ``library_find`` and the streaming ``library_fetch``;
@@ -30,6 +30,7 @@ from aria.errors import AriaError, InvalidRequest, PeerError, RoutingError
 from aria.library.bitmap import Bitmap
 from aria.library.fetch import Fetcher, FetchTarget, FileBans
 from aria.library.gate import catalog_entry, raise_refusal, serve_refusal
+from aria.library.limits import upload_cap_mbps
 from aria.library.machines import FetchMachine, Offered, Refused
 from aria.library.manifest import seal_manifest
 from aria.library.net import NodeNet, PeerNet, end_stream
@@ -190,7 +191,7 @@ class LibraryService:
     async def consent_changed(self) -> None:
         """The operator changed consent: apply it to uploads now, announce if now sharing."""
         self.server.apply_terms()
-        if self._net.consent().share_library:
+        if self._net.contract().lends("library"):
             self._provide_soon.set()
 
     # -- provider records -------------------------------------------------------------------
@@ -204,7 +205,7 @@ class LibraryService:
             soon, self._provide_soon = self._provide_soon.is_set(), trio.Event()
             peers = set(self._net.verified_peers())
             due = soon or trio.current_time() - last >= self._spec.refresh_s
-            if self._net.consent().share_library and (due or not peers <= announced_to):
+            if self._net.contract().lends("library") and (due or not peers <= announced_to):
                 await self._provide_all()
                 announced_to, last = peers, trio.current_time()
 
@@ -242,7 +243,7 @@ class LibraryService:
             "sha256": shared.model.sha256,
             "chunks": len(shared.manifest.chunks),
             "published": True,
-            "sharing": self._net.consent().share_library,
+            "sharing": self._net.contract().lends("library"),
         }
 
     async def _unpublish_op(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -262,11 +263,11 @@ class LibraryService:
         consent = self._net.consent()
         totals = self.server.totals
         return LibraryStatus(
-            sharing=consent.share_library,
+            sharing=self._net.contract().lends("library"),
             published=len(self._published),
             uploads_active=self.server.serving,
             max_uploads=consent.library_max_uploads,
-            upload_mbps=consent.library_upload_mbps,
+            upload_mbps=upload_cap_mbps(consent, self._net.contract()),
             served_transfers=totals.transfers,
             served_bytes=totals.bytes,
             fetching=list(self._fetching.values()),

@@ -25,6 +25,7 @@ from typing import Literal
 
 from pydantic import Field, TypeAdapter
 
+from aria.consent import Reason as ConsentReason
 from aria.p2p.codec import CodecError, End, MessageDecoder, Violation, WireModel
 from aria.p2p.records import SignedEnvelope
 
@@ -53,9 +54,9 @@ _PIECE = struct.Struct(">II")
 _MESSAGE = b"M"
 _DATA = b"D"
 
-Reason = Literal[
-    "consent_off", "busy", "not_shared", "not_allowed", "quota", "bad_request", "failed"
-]
+# the consent contract's reasons (aria.consent.evaluate; "busy" also for
+# library_max_uploads), then the file's, the peer's daily quota's and the stream's
+Reason = Literal[ConsentReason, "not_shared", "quota", "bad_request", "failed"]
 _MAX_INDEX = 2**31
 
 

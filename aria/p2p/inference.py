@@ -14,20 +14,22 @@ Everything here is pure: the I/O lives in ``aria.p2p.remote``.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Literal, get_args
 
 from pydantic import Field, TypeAdapter
 
-from aria.config import ConsentSettings
+from aria.consent import Ask, Contract, Refuse, evaluate
+from aria.consent import Reason as ConsentReason
 from aria.p2p.codec import End, MessageDecoder, WireModel, encode_message
-from aria.p2p.consent import Denied, PeerAsk, decide, terms_from_settings
 from aria.p2p.views import ModelProvider
 
 __all__ = [
     "INFERENCE_PROTOCOL",
     "MAX_CHUNK_FRAME",
     "MAX_REQUEST_FRAME",
+    "CONSENT_REASONS",
     "Admission",
     "Chunk",
     "Done",
@@ -47,16 +49,10 @@ MAX_REQUEST_FRAME = 1_048_576  # an OpenAI request body (the API's own default c
 MAX_CHUNK_FRAME = 262_144  # one SSE event, or a whole non-streamed response
 MAX_FRAME = MAX_REQUEST_FRAME
 
-Reason = Literal[
-    "consent_off",
-    "not_allowed",
-    "busy",
-    "too_many_tokens",
-    "bad_request",
-    "no_model",
-    "no_api",
-    "failed",
-]
+# the consent contract's reasons (aria.consent.evaluate), then the request's or the node's
+Reason = Literal[ConsentReason, "bad_request", "no_model", "no_api", "failed"]
+# Refusals that are the operator's will (a requester reports ConsentRefused), not load.
+CONSENT_REASONS = frozenset(get_args(ConsentReason)) - {"busy", "too_many_tokens"}
 
 
 class Request(WireModel):
@@ -101,10 +97,12 @@ def encode(message: WireModel) -> bytes:
 
 @dataclass(frozen=True)
 class Admission:
-    """The server's decision: run ``body`` (possibly clamped) or refuse with a reason."""
+    """The server's decision: run ``body`` (clamped) under the contract ``contract``
+    (its hash, for the receipt), or refuse with a reason."""
 
     body: dict[str, Any] | None
     reject: Reject | None = None
+    contract: str | None = None
 
 
 # Replaced (max_tokens) or never honoured for a peer (ARIA's memory fields).
@@ -112,58 +110,64 @@ _NOT_FORWARDED = frozenset({"max_completion_tokens", "memory", "conversation_id"
 
 
 def admit(
-    consent: ConsentSettings,
-    active_jobs: int,
-    body: dict[str, Any],
-    shared: Collection[str],
+    contract: Contract, ask: Ask, body: dict[str, Any], shared: Collection[str], now: datetime
 ) -> Admission:
-    """Check the operator's consent (:func:`aria.p2p.consent.decide`) and limits for one
-    peer request.
+    """Check one peer request against the operator's consent contract
+    (:func:`aria.consent.evaluate`, with ``ask`` saying who asks and how busy this node is).
 
     Only a model this node shares (``shared``: installed, verified, licence allows
     sharing — what its advert lists) may be named: never ``auto``, a yellow-licence or
     local-only model, or one this node would itself have to fetch from other peers.
 
-    ``max_tokens`` above ``consent.max_remote_tokens`` is refused (``too_many_tokens``)
-    rather than silently clamped: the requester then knows to ask another peer. A
-    request without ``max_tokens`` gets the limit as its ``max_tokens``. A peer's request
-    is never served with this node's memory: it goes on with ``memory: false``.
+    ``max_tokens`` above ``lend.max_tokens`` is refused (``too_many_tokens``) rather than
+    silently clamped: the requester then knows to ask another peer. A request without
+    ``max_tokens`` gets the limit as its ``max_tokens``. A peer's request is never served
+    with this node's memory: it goes on with ``memory: false``.
     """
-    decision = decide(terms_from_settings(consent), PeerAsk("infer", "", active_jobs=active_jobs))
-    if isinstance(decision, Denied):
-        return Admission(None, Reject(reason=decision.reason, message=decision.message))
+    if not contract.lends("inference"):  # refused before the body is even read
+        return _refused(evaluate(contract, ask, now))
     model = body.get("model")
     if not isinstance(model, str) or not model or not isinstance(body.get("messages"), list):
         message = "a remote request needs a model name and a messages list"
         return Admission(None, Reject(reason="bad_request", message=message))
-    if model.casefold() not in {m.casefold() for m in shared}:
-        message = f"this node does not share a model named {model!r} with peers"
-        return Admission(None, Reject(reason="no_model", message=message))
-    limit = consent.max_remote_tokens
     asked = body.get("max_completion_tokens", body.get("max_tokens"))
     if asked is not None and (not isinstance(asked, int) or isinstance(asked, bool)):
         return Admission(
             None, Reject(reason="bad_request", message="max_tokens must be an integer")
         )
-    if asked is not None and asked > limit:
-        message = f"max_tokens {asked} exceeds this node's limit of {limit} for peer requests"
-        return Admission(None, Reject(reason="too_many_tokens", message=message))
+    decision = evaluate(contract, replace(ask, model=model, max_tokens=asked), now)
+    if isinstance(decision, Refuse):
+        return _refused(decision)
+    if model.casefold() not in {m.casefold() for m in shared}:
+        message = f"this node does not share a model named {model!r} with peers"
+        return Admission(None, Reject(reason="no_model", message=message))
     admitted = {k: v for k, v in body.items() if k not in _NOT_FORWARDED}
-    admitted["max_tokens"] = asked if asked is not None else limit
+    admitted["max_tokens"] = decision.max_tokens
     admitted["memory"] = False  # a peer's request never reaches this operator's memory
-    return Admission(admitted)
+    return Admission(admitted, contract=decision.contract)
+
+
+def _refused(decision: object) -> Admission:
+    assert isinstance(decision, Refuse)
+    return Admission(None, Reject(reason=decision.reason, message=decision.message))
 
 
 def rank_providers(
-    providers: Iterable[ModelProvider], rtt_ms: dict[str, float], scores: dict[str, float]
+    providers: Iterable[ModelProvider],
+    rtt_ms: dict[str, float],
+    scores: dict[str, float],
+    min_reputation: float = 0.0,
 ) -> list[str]:
-    """Peer ids to try, best first: only peers whose advert consents and has a free slot;
-    then fewest active jobs, lowest RTT (unknown last), most reputation (as advertised
-    load and measured RTT are what predict latency; the score only breaks ties)."""
+    """Peer ids to try, best first: only peers whose advert consents and has a free slot,
+    and whose reputation (``scores``, 0..1) is at least ``min_reputation``; then fewest
+    active jobs, lowest RTT (unknown last), most reputation (as advertised load and
+    measured RTT are what predict latency; the reputation breaks ties)."""
     usable = [
         p
         for p in providers
-        if p.consent.share_inference and p.load.active_jobs < p.consent.max_remote_jobs
+        if p.consent.share_inference
+        and p.load.active_jobs < p.consent.max_remote_jobs
+        and scores.get(p.peer_id, 0.0) >= min_reputation
     ]
     usable.sort(
         key=lambda p: (

@@ -1,8 +1,10 @@
 """The serving side of the RPC tunnel: lending this machine's compute to one peer at a time.
 
 A verified peer opens ``/aria/rpc-tunnel/1.0.0``. The stream is admitted by the guard's
-rate limit, then by the operator's terms (:func:`aria.p2p.consent.decide`: lending on,
-the peer named in ``consent.rpc_peers``, its reputation high enough). ggml-rpc serves
+rate limit, then by the operator's consent contract (:func:`aria.consent.evaluate`:
+``split`` in ``lend.tasks``, the peer allowed, its reputation high enough, within the
+hours and on mains power if the contract says so); the worker gets ``lend.threads``
+threads and offers ``lend.ram_gb``. ggml-rpc serves
 one client at a time, so one session holds the worker: a new stream waits for it a
 little (asking an idle session to give way), then is refused ``busy``.
 
@@ -22,12 +24,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import trio
 
+from aria.consent import Ask, Refuse, evaluate, on_mains_power
 from aria.errors import BackendUnavailable, ConfigError
-from aria.p2p.consent import Denied, PeerAsk, decide, terms_from_settings
 from aria.p2p.inference import Reason
 from aria.split.ggml_rpc import parse_endpoint
 from aria.split.guarded import guarded_pipe
@@ -74,16 +77,13 @@ class Lending:
 
     # -- admission --------------------------------------------------------------------
 
-    def _reputation(self, peer: str) -> float:
+    def refusal(self, peer: str) -> Refuse | None:
+        """The consent contract's answer for ``peer`` now (None: it may borrow)."""
         node = self.node
-        full = node.spec.guard.initial
-        return max(0.0, min(1.0, node.guard.score(peer, node.clock()) / full)) if full else 1.0
-
-    def refusal(self, peer: str) -> Denied | None:
-        """The operator's terms for ``peer`` now (None: it may borrow)."""
-        terms = terms_from_settings(self.node.settings.consent)
-        decision = decide(terms, PeerAsk("lend", peer, self._reputation(peer)))
-        return decision if isinstance(decision, Denied) else None
+        contract = node.provenance.contract().contract
+        ask = Ask("split", peer, node.reputation(peer), on_ac_power=on_mains_power())
+        decision = evaluate(contract, ask, datetime.now())
+        return decision if isinstance(decision, Refuse) else None
 
     async def serve(
         self,
@@ -206,10 +206,11 @@ class Lending:
         from aria.split.workers import start_rpc_worker
 
         node = self.node
+        lend = node.provenance.contract().contract.lend
         return start_rpc_worker(
             log_path=node.paths.logs / "rpc-worker.log",
-            threads=node.settings.inference.threads or 1,
-            memory_gb=node.settings.consent.rpc_memory_gb,
+            threads=lend.threads or node.settings.inference.threads or 1,
+            memory_gb=lend.ram_gb,
             secrets=[node.paths.node / "identity.key", node.paths.api / "keys.json"],
         )
 
@@ -230,8 +231,8 @@ class Lending:
             log.info("consent changed: ending the RPC session of %s", session.peer)
             session.scope.cancel()
             session = None
-        consent = self.node.settings.consent
+        contract = self.node.provenance.contract().contract
         worker = self._worker
-        stale = worker is not None and worker.ready.offered_bytes > consent.rpc_memory_gb * _GIB
-        if not consent.share_rpc or (stale and session is None):
+        stale = worker is not None and worker.ready.offered_bytes > contract.lend.ram_gb * _GIB
+        if not contract.lends("split") or (stale and session is None):
             await self.stop_worker()

@@ -17,7 +17,7 @@ import contextlib
 import json
 import os
 import ssl
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,10 @@ __all__ = [
     "ApiEndpoint",
     "EndpointReporter",
     "LocalApiError",
+    "api_busy",
     "endpoint_file",
     "read_endpoint",
+    "relay_headers",
     "remove_endpoint",
     "stream_chat",
     "write_endpoint",
@@ -113,9 +115,51 @@ def _node_api_key(paths: AriaPaths) -> str:
     return secret
 
 
-async def stream_chat(paths: AriaPaths, body: dict[str, Any]) -> AsyncGenerator[str, None]:
+def relay_headers(
+    token: str, origin: str, *, peer: str | None = None, contract: str | None = None
+) -> dict[str, str]:
+    """Headers telling this machine's API whom a relayed request is for (its receipt says
+    so): ``origin`` ``peer`` (with the peer id and the contract hash it was admitted
+    under) or ``spotcheck``; ``token`` (the node's control token) proves the node sent it."""
+    headers = {"x-aria-relay": token, "x-aria-origin": origin}
+    if origin == "peer":
+        headers["x-aria-peer-request"] = "1"  # counted by the API as served for a peer
+    if peer is not None:
+        headers["x-aria-peer"] = peer
+    if contract is not None:
+        headers["x-aria-contract"] = contract
+    return headers
+
+
+async def api_busy(paths: AriaPaths) -> bool | None:
+    """Whether the local API has requests waiting or running (None: no API answers)."""
+    endpoint = read_endpoint(paths)
+    if endpoint is None:
+        return None
+    headers = {}
+    if endpoint.keys_required:
+        headers["authorization"] = f"Bearer {_node_api_key(paths)}"
+    try:
+        async with httpx.AsyncClient(
+            base_url=endpoint.url, timeout=5.0, verify=endpoint.verify()
+        ) as client:
+            reply = await client.get("/health", headers=headers)
+        backends = reply.json().get("backends") or []
+        return any(int(b.get("queued") or 0) > 0 for b in backends)
+    except (httpx.HTTPError, OSError, ssl.SSLError, ValueError, AttributeError, TypeError):
+        return None
+
+
+async def stream_chat(
+    paths: AriaPaths,
+    body: dict[str, Any],
+    *,
+    headers: Mapping[str, str] | None = None,
+    on_headers: Callable[[httpx.Headers], None] | None = None,
+) -> AsyncGenerator[str, None]:
     """POST ``body`` to the local API's chat completions; yield each SSE ``data`` payload
-    (or, for a non-streamed request, the one JSON response).
+    (or, for a non-streamed request, the one JSON response). ``headers`` are sent with
+    it; ``on_headers`` sees the response's (e.g. its ``x-aria-receipt``).
 
     Closing the generator closes the HTTP connection, which makes the API cancel the
     generation in its worker.
@@ -126,7 +170,7 @@ async def stream_chat(paths: AriaPaths, body: dict[str, Any]) -> AsyncGenerator[
     endpoint = read_endpoint(paths)
     if endpoint is None:
         raise LocalApiError(0, "no ARIA API runs on the serving node")
-    headers = {"x-aria-peer-request": "1"}  # counted by the API as served for a peer
+    headers = dict(headers or {})
     if endpoint.keys_required:
         headers["authorization"] = f"Bearer {_node_api_key(paths)}"
     timeout = httpx.Timeout(10.0, read=300.0)
@@ -141,6 +185,8 @@ async def stream_chat(paths: AriaPaths, body: dict[str, Any]) -> AsyncGenerator[
         ):
             if reply.status_code != 200:
                 raise LocalApiError(reply.status_code, _error_message(await reply.aread()))
+            if on_headers is not None:
+                on_headers(reply.headers)
             if not reply.headers.get("content-type", "").startswith("text/event-stream"):
                 yield (await reply.aread()).decode("utf-8", errors="replace")
                 return

@@ -44,10 +44,14 @@ from aria.p2p.keys import NodeKey
 from aria.p2p.local import LocalFacts, consent_summary, load_report, shareable_models
 from aria.p2p.membership import Membership
 from aria.p2p.peers import PeerBook
+from aria.p2p.provenance import NodeProvenance
+from aria.p2p.receipt_exchange import serve_receipts
+from aria.p2p.receipts import RECEIPT_PROTOCOL
 from aria.p2p.remote import infer_handler, serve_inference
 from aria.p2p.reports import control_ops
 from aria.p2p.services import NodeService, ServiceFactory
 from aria.p2p.spec import ProtocolSpec
+from aria.p2p.spotchecks import spotcheck_loop
 from aria.p2p.transport.dht import AriaDht
 from aria.p2p.transport.dialer import DIAL_TIMEOUT_S, dial_advert, dial_bootstrap
 from aria.p2p.transport.host import HostNet, build_host, connection_kind, libp2p_id, ping_rtt_ms
@@ -109,6 +113,8 @@ class Node:
         self.denylist = load_denylist()
         self.book = PeerBook()
         self.guard = PeerGuard(spec.guard)
+        # ledger, consent contract, peers' standing (aria.p2p.provenance)
+        self.provenance = NodeProvenance(paths, settings, key)
         self.started_at = clock()
         self.advert: Advert | None = None
         self.active_jobs = 0  # remote jobs in flight (reported in the advert's load)
@@ -162,10 +168,12 @@ class Node:
                 self.local.summary,
                 members.on_outcome,
                 self.clock,
+                contract=lambda: self.provenance.contract().sha256,
             )
             host.set_stream_handler(TProtocol(self.spec.handshake_id), self._accept_handshake)
             host.set_stream_handler(TProtocol(INFERENCE_PROTOCOL), partial(serve_inference, self))
             host.set_stream_handler(TProtocol(TUNNEL_PROTOCOL), self.tunnels.serve)
+            host.set_stream_handler(TProtocol(RECEIPT_PROTOCOL), partial(serve_receipts, self))
             watch_connections(host, members.on_connected, members.on_disconnected)
             ops = {
                 **control_ops(self),
@@ -200,6 +208,8 @@ class Node:
                     ]
                     if self.mdns_active:
                         loops.append(self._mdns_loop)
+                    if self.provenance.ledger is not None:
+                        loops.append(partial(spotcheck_loop, self))
                     for loop in loops:
                         self._spawn(loop)
                     nursery.start_soon(self.tunnels.run)
@@ -249,6 +259,12 @@ class Node:
             await trio.sleep(interval_s)
 
     # -- connections and handshakes ------------------------------------------------
+
+    def reputation(self, peer: str) -> float:
+        """0..1: the lower of ``peer``'s spot-check record and its guard standing."""
+        full = self.spec.guard.initial
+        standing = max(0.0, min(1.0, self.guard.score(peer, self.clock()) / full)) if full else 1.0
+        return self.provenance.reputation(peer, standing)
 
     def drop_peer(self, peer: str) -> None:
         """Disconnect ``peer`` (all its connections) in the background."""
@@ -319,7 +335,7 @@ class Node:
             profile=self.settings.node.profile,
             models=models,
             load=load_report(self.active_jobs),
-            consent=consent_summary(self.settings),
+            consent=consent_summary(self.provenance.contract().contract),
         )
         await self.dht.publish_advert(encode_advert(advert, self.key, self.spec))
         self.advert = advert

@@ -17,14 +17,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
 
+from aria.consent import Ask, Refuse, evaluate, on_mains_power
 from aria.errors import ConsentRefused, InvalidRequest, PeerError, RoutingError
+from aria.ledger import json_digest
 from aria.p2p.codec import CodecError, End, Violation
+from aria.p2p.control import control_token
 from aria.p2p.inference import (
+    CONSENT_REASONS,
     INFERENCE_PROTOCOL,
     Chunk,
     Done,
@@ -37,7 +44,8 @@ from aria.p2p.inference import (
     rank_providers,
 )
 from aria.p2p.local import shareable_models
-from aria.p2p.local_api import LocalApiError, stream_chat
+from aria.p2p.local_api import LocalApiError, relay_headers, stream_chat
+from aria.p2p.receipt_exchange import settle
 from aria.p2p.reports import find_providers
 from aria.p2p.transport.host import connection_kind, libp2p_id
 
@@ -84,7 +92,15 @@ async def serve_inference(node: Node, stream: INetStream) -> None:
             shareable_models, node.paths, node.catalog, node.denylist
         )
     }
-    admission = admit(node.settings.consent, node.active_jobs, request.body, shared)
+    ask = Ask(
+        "inference",
+        peer,
+        reputation=node.reputation(peer),
+        active_jobs=node.active_jobs,
+        on_ac_power=on_mains_power(),
+    )
+    contract = node.provenance.contract().contract
+    admission = admit(contract, ask, request.body, shared, datetime.now())
     try:
         if admission.reject is not None:
             log.info("refused inference from %s: %s", peer, admission.reject.reason)
@@ -94,7 +110,17 @@ async def serve_inference(node: Node, stream: INetStream) -> None:
         assert admission.body is not None
         node.active_jobs += 1
         try:
-            await _relay(node, stream, admission.body)
+            headers = relay_headers(
+                control_token(node.paths) or "", "peer", peer=peer, contract=admission.contract
+            )
+
+            def remember(reply_headers: Any) -> None:
+                receipt = reply_headers.get("x-aria-receipt")
+                if receipt:  # for the cross-signing exchange that follows
+                    asked = json_digest(request.body)
+                    node.provenance.remember_served(peer, asked, receipt, node.clock())
+
+            await _relay(node, stream, admission.body, headers, remember)
         finally:
             node.active_jobs -= 1
             log.info("remote job for %s ended; %d in flight", peer, node.active_jobs)
@@ -120,8 +146,15 @@ async def _read_request(stream: INetStream) -> Request:
                 raise CodecError(Violation.UNKNOWN_MESSAGE, f"unexpected {message.type!r}")
 
 
-async def _relay(node: Node, stream: INetStream, body: dict[str, Any]) -> None:
-    """Forward ``body`` to the local API and stream its chunks; stop if the peer leaves."""
+async def _relay(
+    node: Node,
+    stream: INetStream,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    on_headers: Callable[[Any], None],
+) -> None:
+    """Forward ``body`` to the local API (``headers``: whom it is for) and stream its
+    chunks; stop if the peer leaves."""
     async with trio.open_nursery() as nursery:
 
         async def watch_requester() -> None:
@@ -132,7 +165,7 @@ async def _relay(node: Node, stream: INetStream, body: dict[str, Any]) -> None:
 
         nursery.start_soon(watch_requester)
         final: Done | Failed = Done()
-        chunks = stream_chat(node.paths, body)
+        chunks = stream_chat(node.paths, body, headers=headers, on_headers=on_headers)
         try:
             async for data in chunks:
                 await stream.write(encode(Chunk(data=data)))
@@ -231,7 +264,7 @@ async def request_inference(
 
 def _refusal(peer: str, reject: Reject) -> PeerError:
     text = f"peer {peer} refused the request ({reject.reason}): {reject.message}"
-    return ConsentRefused(text) if reject.reason == "consent_off" else PeerError(text)
+    return ConsentRefused(text) if reject.reason in CONSENT_REASONS else PeerError(text)
 
 
 async def infer_op(node: Node, args: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
@@ -239,7 +272,11 @@ async def infer_op(node: Node, args: dict[str, Any]) -> AsyncGenerator[dict[str,
     ``{"peer", "data"}`` for the first chunk, then ``{"data"}`` per chunk.
 
     Without ``peer_id`` the peers advertising the model are tried best first; a peer
-    that fails before its first chunk is skipped and named in the final error.
+    that fails before its first chunk is skipped and named in the final error. Only what
+    the consent contract's ``use`` clauses allow leaves: no prompt at all unless
+    ``use.prompts_may_leave``, and never to a peer below ``use.min_reputation``. Once a
+    peer has answered, the work is settled in the background (its receipt cross-signed
+    and recorded, the answer maybe kept for a spot check: :func:`settle`).
 
     Raises:
         InvalidRequest: no body or model; RoutingError: no willing peer serves it;
@@ -249,35 +286,37 @@ async def infer_op(node: Node, args: dict[str, Any]) -> AsyncGenerator[dict[str,
     model = body.get("model") if isinstance(body, dict) else None
     if not isinstance(body, dict) or not isinstance(model, str) or not model:
         raise InvalidRequest("infer needs a chat request body naming a model")
+    contract = node.provenance.contract().contract
     target = args.get("peer_id")
     if isinstance(target, str) and target:
+        use = evaluate(contract, Ask("use_peer", target, node.reputation(target)), datetime.now())
+        if isinstance(use, Refuse):
+            raise ConsentRefused(use.message)
         order = [target]
     else:
-        providers = await find_providers(node, model)
-        now = node.clock()
-        rtts = {r.peer_id: r.rtt_ms for r in node.book.known() if r.rtt_ms is not None}
-        scores = {p.peer_id: node.guard.score(p.peer_id, now) for p in providers}
-        order = rank_providers(providers, rtts, scores)
-        if not order and providers:
-            names = ", ".join(p.peer_id for p in providers)
-            if not any(p.consent.share_inference for p in providers):
-                raise ConsentRefused(
-                    f"the peers serving {model} ({names}) do not accept inference requests "
-                    "from peers (consent_off)"
-                )
-            raise PeerError(
-                f"the peers serving {model} ({names}) are all at their job limit (busy)"
-            )
-        if not order:
-            raise RoutingError(f"no peer on the network advertises the model {model}")
+        if not contract.use.prompts_may_leave:
+            use = evaluate(contract, Ask("use_peer", ""), datetime.now())
+            raise ConsentRefused(use.message if isinstance(use, Refuse) else "prompts stay here")
+        order = await _ranked(node, model, contract.use.min_reputation)
     failures: list[PeerError] = []
     for peer in order:
         started = False
+        started_ms, began = int(time.time() * 1000), time.perf_counter()
+        received: list[str] = []
         try:
             async with contextlib.aclosing(request_inference(node, peer, body)) as chunks:
                 async for data in chunks:
+                    received.append(data)
                     yield {"data": data} if started else {"peer": peer, "data": data}
                     started = True
+            duration_ms = int((time.perf_counter() - began) * 1000)
+            node._spawn(
+                partial(settle, started_ms=started_ms, duration_ms=duration_ms),
+                node,
+                peer,
+                body,
+                received,
+            )
             return
         except PeerError as exc:
             if started:
@@ -288,6 +327,35 @@ async def infer_op(node: Node, args: dict[str, Any]) -> AsyncGenerator[dict[str,
         raise failures[0]
     summary = "; ".join(f.message for f in failures)
     raise PeerError(f"every peer serving {model} failed: {summary}")
+
+
+async def _ranked(node: Node, model: str, min_reputation: float) -> list[str]:
+    """The peers to try for ``model``, best first (see ``rank_providers``).
+
+    Raises:
+        ConsentRefused: they all refuse peers' inference, or all are below
+            ``min_reputation``; PeerError: all are busy; RoutingError: nobody serves it.
+    """
+    providers = await find_providers(node, model)
+    rtts = {r.peer_id: r.rtt_ms for r in node.book.known() if r.rtt_ms is not None}
+    scores = {p.peer_id: node.reputation(p.peer_id) for p in providers}
+    order = rank_providers(providers, rtts, scores, min_reputation)
+    if order:
+        return order
+    if not providers:
+        raise RoutingError(f"no peer on the network advertises the model {model}")
+    names = ", ".join(p.peer_id for p in providers)
+    if not any(p.consent.share_inference for p in providers):
+        raise ConsentRefused(
+            f"the peers serving {model} ({names}) do not accept inference requests from "
+            "peers (task_not_allowed)"
+        )
+    if all(scores[p.peer_id] < min_reputation for p in providers):
+        raise ConsentRefused(
+            f"the peers serving {model} ({names}) are all below this node's "
+            f"use.min_reputation {min_reputation:.2f} (low_reputation)"
+        )
+    raise PeerError(f"the peers serving {model} ({names}) are all at their job limit (busy)")
 
 
 def infer_handler(

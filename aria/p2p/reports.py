@@ -120,6 +120,7 @@ def node_peers(node: Node) -> list[PeerView]:
     views = []
     for peer in sorted(ids):
         pid = libp2p_id(peer)
+        standing = node.provenance.standing(peer)
         views.append(
             node.book.view(
                 peer,
@@ -127,6 +128,8 @@ def node_peers(node: Node) -> list[PeerView]:
                 addrs=connection_addrs(node.host, pid),
                 score=node.guard.score(peer, now),
                 now=now,
+                reputation=node.reputation(peer),
+                checks=(standing.passed, standing.failed) if standing else (0, 0),
             )
         )
     return views

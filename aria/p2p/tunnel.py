@@ -4,10 +4,10 @@ ggml-rpc has no authentication or encryption, so no RPC port ever leaves loopbac
 The requesting node runs a :class:`aria.split.Relay` on 127.0.0.1; each connection
 the orchestrator makes to it becomes one libp2p stream (Noise-encrypted, to a peer
 id the handshake verified). The serving node answers the stream with one frame,
-``accept`` or ``reject`` (``consent_off`` unless ``consent.share_rpc``;
-``not_allowed`` for a peer the operator did not name in ``consent.rpc_peers``;
-``busy`` while another peer's session holds the worker; ``failed`` if its worker
-cannot start), then joins it to its own confined RPC worker on 127.0.0.1 through the
+``accept`` or ``reject`` (the consent contract's reason when it does not lend split
+work to this peer now — ``task_not_allowed``, ``peer_not_allowed``, ``low_reputation``,
+``outside_hours``...; ``busy`` while another peer's session holds the worker; ``failed``
+if its worker cannot start), then joins it to its own confined RPC worker on 127.0.0.1 through the
 ggml-rpc filter (:mod:`aria.p2p.lending`) until either side ends; the end of one side
 closes the other at once, so a dead worker or peer looks like a reset to the
 orchestrator.
@@ -30,7 +30,7 @@ from pydantic import TypeAdapter
 
 from aria.errors import ConsentRefused, InvalidRequest, PeerError
 from aria.p2p.codec import CodecError, End, MessageDecoder, Violation, WireModel, encode_message
-from aria.p2p.inference import Reason, Reject
+from aria.p2p.inference import CONSENT_REASONS, Reason, Reject
 from aria.p2p.lending import Lending
 from aria.p2p.transport.host import connection_kind, libp2p_id
 from aria.split.relay import Relay, RelayStats
@@ -177,8 +177,8 @@ class Tunnels:
         """A tunnel stream to ``peer`` that its node accepted.
 
         Raises:
-            ConsentRefused: the peer does not lend compute, or not to us
-                (``consent_off``, ``not_allowed``).
+            ConsentRefused: the peer's contract does not lend compute to us now (its
+                reason: ``task_not_allowed``, ``peer_not_allowed``, ...).
             PeerError: unreachable, refused for another reason, or broke the protocol.
         """
         from libp2p.custom_types import TProtocol
@@ -205,7 +205,7 @@ class Tunnels:
         await _reset(stream)
         if isinstance(answer, Reject):
             text = f"peer {peer} refused the RPC tunnel ({answer.reason}): {answer.message}"
-            if answer.reason in ("consent_off", "not_allowed"):
+            if answer.reason in CONSENT_REASONS:
                 raise ConsentRefused(text)
             raise PeerError(text)
         raise PeerError(f"peer {peer} closed the RPC tunnel without an answer")

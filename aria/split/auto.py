@@ -2,7 +2,8 @@
 
 :class:`aria.node.Node` calls :func:`split_lease` instead of a local lease when a model's
 memory floor exceeds the node's budget (and the operator lets prompts reach peers,
-``consent.use_peers``: the workers see the prompt's activations), or when the caller
+``use.prompts_may_leave`` in the consent contract: the workers see the prompt's
+activations), or when the caller
 forces it (``aria model run --distributed``). Candidates come from the node running on
 this ARIA home (:mod:`aria.split.network`); the lease is an ordinary backend lease, so
 streaming, cancellation and the fallback chain are unchanged.
@@ -62,7 +63,7 @@ async def split_lease(
         )
     )
     require_shareable(model)  # before any peer is even looked for
-    if not forced and not node.settings.consent.use_peers:
+    if not forced and not node.prompts_may_leave():
         raise PlacementRefused(
             f"{why}; splitting it over peers is off (their workers would see the "
             "prompt's activations): enable it with `aria node share --use-peers on`"

@@ -129,12 +129,18 @@ def test_node_share() -> None:
         "library_upload_mbps",
         "library_peer_mbps",
         "library_peer_gb_per_day",
+        "contract",
         "running_node",
     }
+    assert consent["contract"]["version"] == 1 and len(consent["contract"]["sha256"]) == 64
     assert consent["running_node"] is None  # nothing changed, so nothing was sent
     changed = run_json("node", "share", "--inference", "on")
-    assert changed["share_inference"] is True
+    assert changed["share_inference"] is True and changed["contract"]["version"] == 2
     assert changed["running_node"] is None  # saved; no node runs in this test
+    assert consent["share_library"] is False
+    library = run_json("node", "share", "--library", "on")
+    assert library["share_library"] is True and library["share_inference"] is True
+    assert library["contract"]["version"] == 3
 
 
 def test_api_key_create_and_list(aria_paths: AriaPaths) -> None:

@@ -21,6 +21,7 @@ import trio
 from aria.bench.synthetic import write_llama_gguf
 from aria.catalog import Catalog, Denylist, load_catalog, load_denylist
 from aria.config import AriaPaths, ConsentSettings
+from aria.consent import Contract, from_settings
 from aria.errors import PeerError
 from aria.library.manifest import LibraryManifest
 from aria.library.net import LibraryStream
@@ -90,12 +91,14 @@ class MemNode:
     consent: ConsentSettings
     catalog: Catalog
     denylist: Denylist
+    contract: Contract = field(init=False)
     service: LibraryService = field(init=False)
     penalties: list[tuple[str, str]] = field(default_factory=list)
     streams: list[MemoryStream] = field(default_factory=list)
     down: bool = False
 
     def __post_init__(self) -> None:
+        self.contract = from_settings(self.consent)  # as a node's first contract
         self.service = _service(self, self.denylist)
 
     @property
@@ -140,6 +143,12 @@ class _Net:
     def consent(self) -> ConsentSettings:
         return self._node.consent
 
+    def contract(self) -> Contract:
+        return self._node.contract
+
+    def reputation(self, peer: str) -> float:
+        return 0.5  # never spot-checked
+
     async def open_stream(self, peer: str, timeout_s: float) -> LibraryStream:
         network = self._node.network
         target = network.nodes.get(peer)
@@ -168,7 +177,7 @@ class _Net:
         return [
             p
             for p, n in self._node.network.nodes.items()
-            if p != self.peer_id and n.consent.share_library and not n.down
+            if p != self.peer_id and n.contract.lends("library") and not n.down
         ]
 
     def verified_peers(self) -> list[str]:
@@ -267,9 +276,20 @@ def forge(node: MemNode, offer: ForgedOffer) -> None:
     node.service.server._sources = lambda sha: offer if sha == offer.sha256 else honest(sha)
 
 
-async def set_consent(node: MemNode, **changes: Any) -> None:
-    """The operator changes consent live (``aria node share``)."""
-    node.consent = node.consent.model_copy(update=changes)
+async def set_consent(
+    node: MemNode, contract: Contract | None = None, *, library: bool | None = None, **limits: Any
+) -> None:
+    """The operator changes consent live: a new contract (``aria node consent set``; with
+    ``library``, ``aria node share --library on|off``), and/or ``[consent]`` limits."""
+    node.consent = node.consent.model_copy(update=limits)
+    contract = contract or node.contract
+    if library is not None:
+        tasks = tuple(t for t in contract.lend.tasks if t != "library")
+        tasks += ("library",) if library else ()
+        contract = contract.model_copy(
+            update={"lend": contract.lend.model_copy(update={"tasks": tasks})}
+        )
+    node.contract = contract
     await node.service.consent_changed()
 
 

@@ -255,15 +255,42 @@ def test_yellow_and_denylisted_files_are_never_served(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
-def test_consent_off_busy_and_quota_are_refusals_not_failures(tmp_path: Path) -> None:
+def test_library_not_lent_and_quota_are_refusals_not_failures(tmp_path: Path) -> None:
     async def scenario(net: Network, tmp: Path) -> None:
         (source,) = await providers(net, tmp, 1, library_peer_gb_per_day=0.0005)
         fetcher = await net.add("f", sharing=False)
         with pytest.raises(PeerError, match="quota|allowance"):
             await fetch(fetcher, "tiny-lib")  # 500 kB a day: stopped after a few chunks
-        await set_consent(source, share_library=False)
-        with pytest.raises(PeerError, match="consent_off"):
+        await set_consent(source, library=False)
+        with pytest.raises(PeerError, match="task_not_allowed"):
             await fetch(fetcher, "tiny-lib")
+
+    run(tmp_path, scenario)
+
+
+def test_the_contracts_clauses_decide_who_may_fetch_what(tmp_path: Path) -> None:
+    async def scenario(net: Network, tmp: Path) -> None:
+        (source,) = await providers(net, tmp, 1)
+        fetcher = await net.add("f", sharing=False)
+        lend = source.contract.lend
+        denied = source.contract.model_copy(
+            update={"lend": lend.model_copy(update={"deny": (fetcher.peer_id,)})}
+        )
+        await set_consent(source, denied)
+        with pytest.raises(PeerError, match="peer_denied"):
+            await fetch(fetcher, "tiny-lib")
+        other_models = source.contract.model_copy(
+            update={"lend": lend.model_copy(update={"models": ("some-other-model",)})}
+        )
+        await set_consent(source, other_models)
+        with pytest.raises(PeerError, match="model_not_allowed"):
+            await fetch(fetcher, "tiny-lib")
+        await set_consent(source, denied.model_copy(update={"lend": lend}))
+        await set_consent(source, library_max_uploads=1)
+        assert source.service.server.serving == 0
+        reports = await fetch(fetcher, "tiny-lib")
+        assert reports[-1]["event"] == "done"
+        assert served(source) == reports[-1]["chunks"]  # the whole file, from the one provider
 
     run(tmp_path, scenario)
 
@@ -274,8 +301,8 @@ def test_consent_withdrawn_mid_transfer_cuts_the_upload(tmp_path: Path) -> None:
         fetcher = await net.add("f", sharing=False)
 
         def on_item(item: dict[str, Any]) -> None:
-            if item["chunks_done"] >= 2 and source.consent.share_library:
-                net.nursery.start_soon(lambda: set_consent(source, share_library=False))
+            if item["chunks_done"] >= 2 and source.contract.lends("library"):
+                net.nursery.start_soon(lambda: set_consent(source, library=False))
 
         with pytest.raises(PeerError, match="stopped before the file was complete"):
             await fetch(fetcher, "tiny-lib", on_item)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from aria.config import ConsentSettings
+from aria.consent import Admit, Ask, Refuse, evaluate, from_settings
 from aria.errors import (
     DeniedFile,
     DownloadError,
@@ -16,16 +19,23 @@ from aria.errors import (
     RoutingError,
     StoreBusy,
 )
-from aria.library.limits import LimitTerms, TokenBucket, UploadLimits, terms_from_consent
+from aria.library.limits import (
+    LimitTerms,
+    TokenBucket,
+    UploadLimits,
+    terms_from_consent,
+    upload_cap_mbps,
+)
 from aria.library.sources import download_order, falls_back
-from aria.p2p.consent import Allowed, Denied, PeerAsk, decide, terms_from_settings
 
 
 def test_consent_becomes_bytes_per_second() -> None:
     consent = ConsentSettings(
         library_upload_mbps=80, library_peer_mbps=8, library_peer_gb_per_day=2
     )
-    assert terms_from_consent(consent) == LimitTerms(10e6, 1e6, 2_000_000_000)
+    assert terms_from_consent(consent, from_settings(consent)) == LimitTerms(
+        10e6, 1e6, 2_000_000_000
+    )
 
 
 def test_a_bucket_paces_to_its_rate_after_a_one_second_burst() -> None:
@@ -51,14 +61,28 @@ def test_total_and_per_peer_rates_and_daily_bytes() -> None:
     assert limits.allowance("b", 200_000.0) == 5000
 
 
-def test_library_consent_goes_through_the_one_decision() -> None:
-    off = terms_from_settings(ConsentSettings())
-    assert isinstance(decide(off, PeerAsk("library", "p")), Denied)
-    on = terms_from_settings(ConsentSettings(share_library=True, library_max_uploads=2))
-    assert decide(on, PeerAsk("library", "p", active_uploads=1)) == Allowed()
-    busy = decide(on, PeerAsk("library", "p", active_uploads=2))
-    assert isinstance(busy, Denied) and busy.reason == "busy"
-    assert isinstance(decide(on, PeerAsk("infer", "p")), Denied)  # inference stays off
+def test_library_consent_is_a_clause_of_the_contract() -> None:
+    now = datetime(2026, 12, 5, 12, 0)
+    off = from_settings(ConsentSettings())  # a first contract: nothing lent
+    refused = evaluate(off, Ask("library", "p"), now)
+    assert isinstance(refused, Refuse) and refused.reason == "task_not_allowed"
+    on = from_settings(ConsentSettings(share_library=True))  # the switch seeds the clause
+    assert on.lend.tasks == ("library",)
+    assert isinstance(evaluate(on, Ask("library", "p", model="m"), now), Admit)
+    assert isinstance(evaluate(on, Ask("inference", "p"), now), Refuse)  # inference stays off
+
+
+def test_the_upload_cap_is_the_lower_of_the_setting_and_the_contract() -> None:
+    contract = from_settings(ConsentSettings(share_library=True))
+    assert upload_cap_mbps(ConsentSettings(), contract) == 0.0  # no cap
+    assert upload_cap_mbps(ConsentSettings(library_upload_mbps=40.0), contract) == 40.0
+    capped = contract.model_copy(
+        update={"lend": contract.lend.model_copy(update={"upload_mbps": 24.0})}
+    )
+    assert upload_cap_mbps(ConsentSettings(), capped) == 24.0
+    assert upload_cap_mbps(ConsentSettings(library_upload_mbps=8.0), capped) == 8.0
+    terms = terms_from_consent(ConsentSettings(library_peer_mbps=8.0), capped)
+    assert terms.upload_bps == 3_000_000 and terms.peer_bps == 1_000_000
 
 
 @pytest.mark.parametrize(

@@ -110,8 +110,8 @@ def test_every_write_stays_within_a_piece() -> None:
 def test_a_refusal_and_a_provider_error_end_the_stream() -> None:
     fetcher, server = pair()
     to_server(fetcher, server)
-    server.refuse("consent_off", "not sharing")
-    assert to_fetcher(server, fetcher) == [Refused("consent_off", "not sharing")]
+    server.refuse("task_not_allowed", "not sharing")
+    assert to_fetcher(server, fetcher) == [Refused("task_not_allowed", "not sharing")]
     assert fetcher.done and server.done
     fetcher, server = offered()
     fetcher.request(0, NOW)

@@ -29,7 +29,6 @@ from aria.bench.synthetic import write_llama_gguf
 from aria.catalog import load_denylist
 from aria.catalog.loader import Catalog
 from aria.config import AriaPaths, update_settings
-from aria.p2p.control import NodeClient
 from aria.store import ModelStore
 from tests.helpers.hubserver import HubServer
 from tests.p2p.procs import NodeProc, _env, aria_command, start_node, wait_for
@@ -146,10 +145,12 @@ def served_to(provider: NodeProc, fetcher: str, *, completed_only: bool = False)
     return total
 
 
-def set_consent(node: NodeProc, **changes: object) -> None:
-    client = NodeClient.connect(node.paths)
-    assert client is not None
-    client.request("set_consent", consent=changes)
+def cap_upload(node: NodeProc, mbps: float | None) -> None:
+    """Cap the node's upload live (the contract's ``lend.upload_mbps``; None: no cap)."""
+    done = node.cli(
+        "node", "consent", "set", "lend.upload_mbps", "none" if mbps is None else f"{mbps:g}"
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def chunks_logged(home: Path) -> int:
@@ -230,7 +231,7 @@ def test_a_killed_fetcher_resumes_without_fetching_verified_chunks_again(
 ) -> None:
     providers = [cluster.nodes[n] for n in ("p0", "p1", "p2")]
     for provider in providers:
-        set_consent(provider, library_upload_mbps=24.0)  # ~9 MB/s together: time to kill
+        cap_upload(provider, 24.0)  # ~9 MB/s together: time to kill
     try:
         fetcher = cluster.fetcher("f3")
         me = peer_id(fetcher)
@@ -262,7 +263,7 @@ def test_a_killed_fetcher_resumes_without_fetching_verified_chunks_again(
         assert installed_sha(fetcher.home, cluster.catalog) == cluster.sha
     finally:
         for provider in providers:
-            set_consent(provider, library_upload_mbps=0.0)
+            cap_upload(provider, None)
         cluster.stop("f3")
 
 
@@ -277,7 +278,7 @@ def fetcher_env(node: NodeProc) -> dict[str, str]:
 def test_a_provider_dying_mid_transfer_leaves_the_others_to_finish(cluster: Cluster) -> None:
     providers = [cluster.nodes[n] for n in ("p0", "p1", "p2")]
     for provider in providers:
-        set_consent(provider, library_upload_mbps=24.0)
+        cap_upload(provider, 24.0)
     victim = providers[0]
     try:
         fetcher = cluster.fetcher("f4")
@@ -300,7 +301,7 @@ def test_a_provider_dying_mid_transfer_leaves_the_others_to_finish(cluster: Clus
     finally:
         cluster.nodes.pop("p0", None)
         for provider in providers[1:]:
-            set_consent(provider, library_upload_mbps=0.0)
+            cap_upload(provider, None)
         cluster.stop("f4")
         cluster.nodes["p0"] = cluster.start("p0", victim.home)  # back for the next tests
 

@@ -140,3 +140,48 @@ def start_node(
         node.stop()
         raise
     return node
+
+
+@dataclass
+class ApiProc:
+    """A real ``aria api start`` process on 127.0.0.1 (a free port)."""
+
+    home: Path
+    proc: subprocess.Popen[bytes]
+    url: str
+
+    def stop(self, timeout_s: float = 20) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_api(home: Path, *, extra_env: dict[str, str] | None = None) -> ApiProc:
+    """Start ``aria api start`` for ``home`` and wait until it has written its endpoint."""
+    from aria.p2p.local_api import read_endpoint
+
+    log = (home / "api.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aria", "api", "start", "--host", "127.0.0.1", "--port", "0"],
+        env={**_env(home), **(extra_env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    endpoint = wait_for(lambda: read_endpoint(AriaPaths(home)), 60, f"the API in {home}")
+    return ApiProc(home, proc, endpoint.url)
+
+
+def aria_cli(home: Path, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    """``aria ARGS`` for ``home`` (not checked: the caller reads returncode/stderr)."""
+    return subprocess.run(
+        [sys.executable, "-m", "aria", *args],
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
