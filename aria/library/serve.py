@@ -42,6 +42,7 @@ from aria.library.machines import (
     Wanted,
 )
 from aria.library.net import PeerNet, end_stream
+from aria.library.wire import Reason
 from aria.p2p.records import SignedEnvelope
 from aria.p2p.spec import LibrarySpec
 from aria.p2p.transport.driver import drive
@@ -159,37 +160,37 @@ class Server:
         decision = evaluate(net.contract(), ask, datetime.now())
         return decision if isinstance(decision, Refuse) else None
 
-    def _offer(self, machine: ServeMachine, upload: _Upload, sha256: str) -> None:
+    def _admission(self, peer: str, source: Source | None) -> tuple[Reason, str] | None:
+        """Why ``peer`` may not have ``source`` now (None: offer it). The contract speaks
+        first, so a node that lends nothing does not even say whether it holds the file."""
         net = self._net
-        refused = self._refusal(upload.peer)
-        if refused is None and self.serving >= net.consent().library_max_uploads:
-            refused = Refuse(
-                "busy", f"this node already serves {self.serving} peer(s) its model files"
-            )
+        refused = self._refusal(peer)
+        if refused is None:
+            if self.serving >= net.consent().library_max_uploads:
+                return "busy", f"this node already serves {self.serving} peer(s) its model files"
+            if source is None:
+                return "not_shared", "this node does not share that file"
+            refused = self._refusal(peer, source.model_id)
         if refused is not None:
-            upload.ended = f"refused: {refused.reason}"
-            machine.refuse(refused.reason, refused.message)
-            return
+            return refused.reason, refused.message
+        if self._limits.allowance(peer, net.now()) <= 0:
+            return "quota", "you fetched this node's daily allowance already"
+        return None
+
+    def _offer(self, machine: ServeMachine, upload: _Upload, sha256: str) -> None:
         source = self._sources(sha256)
-        if source is None:
-            upload.ended = "refused: not_shared"
-            machine.refuse("not_shared", "this node does not share that file")
-            return
-        refused = self._refusal(upload.peer, source.model_id)
+        refused = self._admission(upload.peer, source)
         if refused is not None:
-            upload.ended = f"refused: {refused.reason}"
-            machine.refuse(refused.reason, refused.message)
+            upload.ended = f"refused: {refused[0]}"
+            machine.refuse(*refused)
             return
-        if self._limits.allowance(upload.peer, net.now()) <= 0:
-            upload.ended = "refused: quota"
-            machine.refuse("quota", "you fetched this node's daily allowance already")
-            return
+        assert source is not None  # _admission refuses a file this node does not hold
         held = source.held()
         upload.source = source
         upload.announced = None if held is None else held.copy()
         machine.offer(source.envelope, source.chunks, "" if held is None else held.to_hex())
         if held is not None:
-            machine.wake_at(net.now() + _ANNOUNCE_S)
+            machine.wake_at(self._net.now() + _ANNOUNCE_S)
 
     async def _serve_next(self, machine: ServeMachine, upload: _Upload) -> None:
         source = upload.source
