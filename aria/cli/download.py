@@ -1,7 +1,8 @@
 """``aria model download ID``: from the hub, from peers' libraries, or one then the other.
 
-The order (:func:`aria.library.sources.download_order`): peers first when
-``consent.use_peers`` is on or ``--from-peers`` is given, the hub first with
+The order (:func:`aria.library.sources.download_order`): peers first when the consent
+contract in force lets this node use peers (``use.prompts_may_leave``, what
+``aria node share --use-peers on`` sets) or ``--from-peers`` is given, the hub first with
 ``--prefer-hub``, only peers with ``--peers-only`` (the hub is never contacted). Peers
 are reached through the node running on this ARIA home, which fetches the file in
 verified chunks from several peers at once; the bar shows each peer's rate. Either way
@@ -54,6 +55,7 @@ def download_command(
     From the hub, or from peers that publish it (`aria library publish`) in verified chunks.
     Converted models (1-bit checkpoints) are fetched, verified and converted to TQ2_0 here.
     """
+    from aria.cli.consent import in_force
     from aria.library.gate import catalog_entry
     from aria.library.sources import download_order, falls_back
 
@@ -62,7 +64,7 @@ def download_command(
     entry = catalog_entry(catalog, model_id)
     order = download_order(
         in_catalog=entry is not None,
-        use_peers=cli.settings.consent.use_peers,
+        use_peers=in_force(cli)[0].contract.use.prompts_may_leave,
         from_peers=from_peers,
         peers_only=peers_only,
         prefer_hub=prefer_hub,

@@ -5,10 +5,11 @@ flags and consent                          order
 =========================================  ==================
 ``--peers-only``                           peers (the hub is never contacted)
 ``--prefer-hub``                           hub, then peers
-``--from-peers``, or ``consent.use_peers``  peers, then hub
+``--from-peers``, or ``use_peers`` (*)      peers, then hub
 otherwise                                  hub
 =========================================  ==================
 
+(*) the consent contract's ``use.prompts_may_leave`` (``aria node share --use-peers on``).
 A model that is not in the catalog has no hub source: only peers can have it. The next
 source is tried only after an availability failure (no provider, a broken transfer, the
 hub unreachable or sending a bad file); a refusal (licence, denylist, disk space) ends it.
