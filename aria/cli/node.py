@@ -74,6 +74,7 @@ def start(
     no_mdns: bool = typer.Option(False, "--no-mdns", help="Do not discover peers on the LAN."),
 ) -> None:
     """Run the P2P node in the foreground until Ctrl-C or `aria node stop`."""
+    from aria.library.service import library_service
     from aria.p2p.node import NodeOptions
     from aria.p2p.runner import run_node
 
@@ -103,7 +104,7 @@ def start(
         for addr in status.listen_addrs:
             cli.console.print(f"  listening on {addr}", highlight=False, soft_wrap=True)
 
-    run_node(cli.paths, cli.settings, options, on_ready=ready)
+    run_node(cli.paths, cli.settings, options, on_ready=ready, services=(library_service,))
     cli.console.print("node stopped")
 
 
@@ -157,12 +158,19 @@ def share(
         ),
     ] = None,
     use_peers: Annotated[
-        Switch | None, typer.Option("--use-peers", help="Let this machine send prompts to peers.")
+        Switch | None,
+        typer.Option(
+            "--use-peers", help="Let this machine send prompts to peers and fetch models from them."
+        ),
+    ] = None,
+    library: Annotated[
+        Switch | None,
+        typer.Option("--library", help="Serve published model files to peers' libraries."),
     ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Show or change what this node shares with peers: a shortcut to the consent
-    contract's clauses (``lend.tasks`` inference/split, ``lend.split_peers``,
+    contract's clauses (``lend.tasks`` inference/split/library, ``lend.split_peers``,
     ``use.prompts_may_leave``; all of them: `aria node consent`). A change is signed as a
     new contract version and sent to the running node, which applies it at once."""
     from aria.cli.consent import in_force, report_running, sign_and_apply
@@ -175,6 +183,7 @@ def share(
         ("share_inference", inference),
         ("share_rpc", rpc),
         ("use_peers", use_peers),
+        ("share_library", library),
     ):
         if switch is not None:
             changes[name] = switch is Switch.ON
@@ -192,6 +201,10 @@ def share(
         "rpc_idle_timeout_s": cli.settings.consent.rpc_idle_timeout_s,
         "rpc_session_max_s": cli.settings.consent.rpc_session_max_s,
         "rpc_session_max_gb": cli.settings.consent.rpc_session_max_gb,
+        "library_max_uploads": cli.settings.consent.library_max_uploads,
+        "library_upload_mbps": cli.settings.consent.library_upload_mbps,
+        "library_peer_mbps": cli.settings.consent.library_peer_mbps,
+        "library_peer_gb_per_day": cli.settings.consent.library_peer_gb_per_day,
         "contract": {"version": contract.version, "sha256": contract.sha256},
         "running_node": running,
     }
@@ -207,7 +220,8 @@ def share(
         f"inference sharing {word(contract.lends('inference'))} "
         f"(max {lend.max_jobs} jobs, {lend.max_tokens} tokens), "
         f"rpc sharing {word(contract.lends('split'))} ({lend.ram_gb:g} GB, "
-        f"borrowers: {borrowers}), use peers {word(contract.use.prompts_may_leave)} "
+        f"borrowers: {borrowers}), library sharing {word(contract.lends('library'))}, "
+        f"use peers {word(contract.use.prompts_may_leave)} "
         f"(consent contract version {contract.version})",
         highlight=False,
         soft_wrap=True,

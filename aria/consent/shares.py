@@ -1,6 +1,7 @@
 """The contract's clauses under the plain names ``aria node share`` and the dashboard use.
 
-``share_inference`` / ``share_rpc`` are ``"inference"`` / ``"split"`` in ``lend.tasks``;
+``share_inference`` / ``share_rpc`` / ``share_library`` are ``"inference"`` / ``"split"`` /
+``"library"`` in ``lend.tasks``;
 the others name one clause each (``_CLAUSES``). A change under these names is applied to
 the contract in force and validated by it, so both front ends refuse and accept the same
 values. Pure.
@@ -18,7 +19,11 @@ from aria.errors import ContractError
 
 __all__ = ["SHARE_NAMES", "share_descriptions", "shares_of", "with_shares"]
 
-_TASK_SWITCHES: Final[dict[str, TaskKind]] = {"share_inference": "inference", "share_rpc": "split"}
+_TASK_SWITCHES: Final[dict[str, TaskKind]] = {
+    "share_inference": "inference",
+    "share_rpc": "split",
+    "share_library": "library",
+}
 _CLAUSES: Final[dict[str, tuple[str, str]]] = {
     "max_remote_jobs": ("lend", "max_jobs"),
     "max_remote_tokens": ("lend", "max_tokens"),
@@ -45,6 +50,8 @@ def share_descriptions() -> dict[str, str]:
         "share_inference": 'Whether peers may run whole requests here ("inference" in lend.tasks).',
         "share_rpc": 'Whether peers may borrow compute for split inference ("split" in '
         "lend.tasks; the borrowers are rpc_peers).",
+        "share_library": 'Whether peers may fetch the model files this node publishes ("library" '
+        "in lend.tasks).",
     }
     for name, (section, field) in _CLAUSES.items():
         terms = LendTerms if section == "lend" else UseTerms

@@ -4,8 +4,9 @@
 ``node/consent.toml`` and then send its hash here. The node re-reads the contract (the
 next inference request and the next tunnel are decided on it), ends the lending session
 the new terms no longer allow and stops its RPC worker when split lending is off
-(:meth:`aria.p2p.lending.Lending.apply_terms`), and publishes a fresh advert at once,
-so peers see the new consent summary and contract hash. The reply says which contract
+(:meth:`aria.p2p.lending.Lending.apply_terms`), tells the node's services (the library
+ends the uploads the new contract no longer allows), and publishes a fresh advert at
+once, so peers see the new consent summary and contract hash. The reply says which contract
 the node now runs under and whether the advert went out (within ``_PUBLISH_WAIT_S``).
 """
 
@@ -49,6 +50,8 @@ def consent_op(node: Node) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any
             )
         log.info("consent contract version %d applied live", in_force.contract.version)
         await node.tunnels.lending.apply_terms()
+        for service in node.services:
+            await service.consent_changed()
         seq = None
         with trio.move_on_after(_PUBLISH_WAIT_S):
             seq = (await node.publish()).seq

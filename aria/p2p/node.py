@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,7 @@ from aria.p2p.receipt_exchange import serve_receipts
 from aria.p2p.receipts import RECEIPT_PROTOCOL
 from aria.p2p.remote import infer_handler, serve_inference
 from aria.p2p.reports import control_ops
+from aria.p2p.services import NodeService, ServiceFactory
 from aria.p2p.spec import ProtocolSpec
 from aria.p2p.spotchecks import spotcheck_loop
 from aria.p2p.transport.dht import AriaDht
@@ -101,6 +102,7 @@ class Node:
         spec: ProtocolSpec,
         local: LocalFacts,
         clock: Callable[[], float] = time.time,
+        services: Sequence[ServiceFactory] = (),
     ) -> None:
         self.paths, self.settings, self.options = paths, settings, options
         self.key, self.spec, self.local, self.clock = key, spec, local, clock
@@ -128,6 +130,8 @@ class Node:
         self.nat: NatTraversal | None = None
         self.mdns_active = False
         self.members = Membership(self)  # who gets a connection (aria.p2p.membership)
+        # Pillars running inside the node (the library: aria.library), see aria.p2p.services.
+        self.services: list[NodeService] = [factory(self) for factory in services]
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -178,6 +182,10 @@ class Node:
                 "tunnel_close": self.tunnels.close_op,
                 "set_consent": consent_op(self),
             }
+            for service in self.services:
+                for protocol, handler in service.stream_handlers().items():
+                    host.set_stream_handler(TProtocol(protocol), handler)
+                ops.update(service.control_ops())
             control = ControlServer(self.paths, self.key.peer_id, ops, new_token())
             lan = (
                 announce_on_lan(host, self.spec.mdns_service)
@@ -188,6 +196,8 @@ class Node:
                 async with background_trio_service(self.dht.kad), trio.open_nursery() as nursery:
                     self._nursery = nursery
                     await nursery.start(self.nat.run)
+                    for service in self.services:
+                        await nursery.start(service.run)
                     await nursery.start(control.serve)
                     loops = [
                         self._bootstrap_loop,
