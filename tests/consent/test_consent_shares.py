@@ -26,6 +26,7 @@ def test_switches_add_and_remove_task_kinds_and_names_map_to_clauses() -> None:
     assert shares_of(off) == {
         "share_inference": False,
         "share_rpc": True,
+        "share_library": False,
         "max_remote_jobs": 1,
         "max_remote_tokens": 256,
         "use_peers": True,
@@ -35,6 +36,7 @@ def test_switches_add_and_remove_task_kinds_and_names_map_to_clauses() -> None:
     }
     assert with_shares(off, {}) == off
     assert with_shares(off, {"share_rpc": True}) == off  # already lent: no change
+    assert with_shares(off, {"share_library": True}).lend.tasks == ("split", "library")
 
 
 def test_every_name_is_described_with_its_clause() -> None:

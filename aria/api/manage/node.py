@@ -115,6 +115,7 @@ class ShareChange(BaseModel):
         default=None, max_length=256
     )
     rpc_min_reputation: StrictFloat | StrictInt | None = None
+    share_library: StrictBool | None = None
 
 
 def _consent(loaded: InForce) -> dict[str, Any]:

@@ -26,6 +26,8 @@ const CONSENT = [
   ["rpc_memory_gb", "number", "Memory lent for split inference (GB)", "The most memory split inference may use here.", { min: 0.1, step: 0.1 }],
   ["rpc_peers", "list", "Peers that may borrow this machine",
     "Their peer ids, separated by spaces or commas; * lets any verified peer borrow. Nobody borrows until someone is listed here."],
+  ["share_library", "checkbox", "Share published model files",
+    "Peers may download the model files you publish with `aria library publish`, in verified pieces. Only green-licensed files are ever served; it uses your upload bandwidth."],
 ];
 
 const READINESS = { ready: "ok", limited: "warn", unavailable: "bad", detected: "info" };
