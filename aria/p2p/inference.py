@@ -158,19 +158,21 @@ def rank_providers(
     scores: dict[str, float],
     min_reputation: float = 0.0,
 ) -> list[str]:
-    """Peer ids to try, best first: only peers whose advert consents and has a free slot,
-    and whose reputation (``scores``, 0..1) is at least ``min_reputation``; then fewest
-    active jobs, lowest RTT (unknown last), most reputation (as advertised load and
-    measured RTT are what predict latency; the reputation breaks ties)."""
+    """Peer ids to try, best first: only peers whose advert consents and whose reputation
+    (``scores``, 0..1) is at least ``min_reputation``; those with a free slot by their
+    last advert first, then fewest active jobs, lowest RTT (unknown last), most reputation
+    (advertised load and measured RTT predict latency; the reputation breaks ties).
+
+    A peer whose advert shows no free slot is still tried, last: adverts lag behind the
+    jobs they count, and the peer itself answers ``busy`` at once when it is full."""
     usable = [
         p
         for p in providers
-        if p.consent.share_inference
-        and p.load.active_jobs < p.consent.max_remote_jobs
-        and scores.get(p.peer_id, 0.0) >= min_reputation
+        if p.consent.share_inference and scores.get(p.peer_id, 0.0) >= min_reputation
     ]
     usable.sort(
         key=lambda p: (
+            p.load.active_jobs >= p.consent.max_remote_jobs,
             p.load.active_jobs,
             rtt_ms.get(p.peer_id, float("inf")),
             -scores.get(p.peer_id, 0.0),

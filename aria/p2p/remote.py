@@ -334,7 +334,7 @@ async def _ranked(node: Node, model: str, min_reputation: float) -> list[str]:
 
     Raises:
         ConsentRefused: they all refuse peers' inference, or all are below
-            ``min_reputation``; PeerError: all are busy; RoutingError: nobody serves it.
+            ``min_reputation``; RoutingError: nobody serves it.
     """
     providers = await find_providers(node, model)
     rtts = {r.peer_id: r.rtt_ms for r in node.book.known() if r.rtt_ms is not None}
@@ -350,12 +350,10 @@ async def _ranked(node: Node, model: str, min_reputation: float) -> list[str]:
             f"the peers serving {model} ({names}) do not accept inference requests from "
             "peers (task_not_allowed)"
         )
-    if all(scores[p.peer_id] < min_reputation for p in providers):
-        raise ConsentRefused(
-            f"the peers serving {model} ({names}) are all below this node's "
-            f"use.min_reputation {min_reputation:.2f} (low_reputation)"
-        )
-    raise PeerError(f"the peers serving {model} ({names}) are all at their job limit (busy)")
+    raise ConsentRefused(
+        f"the peers serving {model} ({names}) that accept inference requests are all below "
+        f"this node's use.min_reputation {min_reputation:.2f} (low_reputation)"
+    )
 
 
 def infer_handler(

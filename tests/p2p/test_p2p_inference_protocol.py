@@ -101,7 +101,7 @@ def _provider(peer: str, share: bool = True, jobs: int = 0, slots: int = 2) -> M
     )
 
 
-def test_ranking_skips_unwilling_or_full_peers_then_orders_by_load_rtt_score() -> None:
+def test_ranking_skips_unwilling_peers_puts_full_ones_last_and_orders_by_load_rtt_score() -> None:
     providers = [
         _provider("off", share=False),
         _provider("full", jobs=2),
@@ -112,9 +112,11 @@ def test_ranking_skips_unwilling_or_full_peers_then_orders_by_load_rtt_score() -
     ]
     rtt = {"far": 80.0, "near": 5.0, "near-bad": 5.0, "busy": 1.0}
     scores = {"near": 0.9, "near-bad": 0.4, "far": 0.5, "busy": 0.5}
-    assert rank_providers(providers, rtt, scores) == ["near", "near-bad", "far", "busy"]
+    scores["full"] = 0.9
+    # a full peer (by its last advert, which may be stale) is still tried, after the others
+    assert rank_providers(providers, rtt, scores) == ["near", "near-bad", "far", "busy", "full"]
     # below the operator's use.min_reputation: never chosen, however near and idle
-    assert rank_providers(providers, rtt, scores, 0.45) == ["near", "far", "busy"]
+    assert rank_providers(providers, rtt, scores, 0.45) == ["near", "far", "busy", "full"]
 
 
 def test_messages_round_trip() -> None:
