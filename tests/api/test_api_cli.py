@@ -69,7 +69,8 @@ def test_chat_keeps_the_conversation_until_exit(installed: None) -> None:
         input="hello\nand again\n/exit\nnever read\n",
     )
     assert result.exit_code == 0, result.output
-    assert result.output.count("tiny · quality · 5 tokens") == 2
+    # two answers, then /exit (the untrained model may end an answer before 5 tokens)
+    assert result.output.count("tiny · quality · ") == 2
 
 
 def test_chat_ends_on_eof(installed: None) -> None:
