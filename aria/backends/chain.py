@@ -1,9 +1,11 @@
 """Serve a request from the first model of a fallback chain that can take it.
 
 A candidate is skipped when it cannot serve for a reason that is not the client's
-fault: not installed, its backend failed to start or does not fit, or it crashed
-before producing anything. Errors in the request itself (too long, bad grammar)
-are raised at once: another model would refuse them too.
+fault (an *availability* error, ``AriaError.falls_back``): not installed, its backend
+failed to start or does not fit, it crashed before producing anything, the peer that
+offers it is unreachable or refused, no placement over peers holds it. Errors in the
+request itself (too long, bad grammar) are raised at once, wherever they happened (a
+peer's ``context_length_exceeded`` too): another candidate would refuse them as well.
 """
 
 from __future__ import annotations
@@ -16,23 +18,12 @@ from typing import Generic, TypeVar
 import anyio
 
 from aria.catalog.entries import ModelId
-from aria.errors import (
-    AriaError,
-    BackendError,
-    CatalogError,
-    ModelNotInstalled,
-    PlacementRefused,
-    RoutingError,
-    StoreError,
-)
+from aria.errors import AriaError, ModelNotInstalled, RoutingError
 
 __all__ = ["Attempt", "Opened", "open_first"]
 
 T = TypeVar("T")
 
-# Failures after which the next candidate is tried (PlacementRefused: too big for this
-# node and its peers).
-_FALLBACK_ERRORS = (BackendError, CatalogError, StoreError, PlacementRefused)
 _MISSING = ModelNotInstalled.code
 
 
@@ -76,16 +67,14 @@ async def open_first(
         stack = AsyncExitStack()
         try:
             value = await open_one(model_id, stack)
-        except _FALLBACK_ERRORS as exc:
+        except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await stack.aclose()
+            if not isinstance(exc, AriaError) or not exc.falls_back:
+                raise
             skipped.append(Attempt(model_id, exc.code, exc.message))
             last = exc
             continue
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await stack.aclose()
-            raise
         return Opened(model_id, value, tuple(skipped), stack)
     # Nothing installed at all: the last resort's own error says what to download.
     if last is not None and (len(skipped) == 1 or all(a.code == _MISSING for a in skipped)):
