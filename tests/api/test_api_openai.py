@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 from openai import OpenAI
 
-from aria.bench.synthetic_vocab import build_vocab
+from aria.convert.synthetic_vocab import build_vocab
 from tests.api.conftest import Server
 
 HELLO = [{"role": "user", "content": "hello there"}]

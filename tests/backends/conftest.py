@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from aria.bench.synthetic import write_llama_gguf
+from aria.convert.synthetic import write_llama_gguf
 
 
 @pytest.fixture(scope="session")

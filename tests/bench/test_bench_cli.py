@@ -13,7 +13,7 @@ import httpx
 import psutil
 import pytest
 
-from aria.bench import write_llama_gguf
+from aria.convert import write_llama_gguf
 
 pytest.importorskip("llama_cpp")
 

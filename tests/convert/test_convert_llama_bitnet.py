@@ -1,7 +1,7 @@
 """Converted ternary checkpoints compute the published network on ARIA's llama.cpp.
 
 Each case builds a tiny random checkpoint in the published packing (see
-aria/bench/synthetic_checkpoint.py for the layout and its sources), converts it, runs it
+aria/convert/synthetic_checkpoint.py for the layout and its sources), converts it, runs it
 with llama_cpp and compares the logits of several prompts with an independent numpy
 forward pass of the same checkpoint (tests/helpers/bitnet_reference.py).
 
@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from aria.bench.synthetic_checkpoint import CheckpointSpec, write_bitnet_checkpoint
 from aria.convert import convert_llama_bitnet
 from aria.convert import llama_bitnet as recipe
+from aria.convert.synthetic_checkpoint import CheckpointSpec, write_bitnet_checkpoint
 from aria.errors import StoreError
 from tests.helpers.bitnet_reference import BitnetReference
 

@@ -29,8 +29,8 @@ import trio
 from libp2p.custom_types import TProtocol
 from libp2p.peer.peerinfo import info_from_p2p_addr
 
-from aria.bench.synthetic import write_llama_gguf
 from aria.config import AriaPaths, update_settings
+from aria.convert.synthetic import write_llama_gguf
 from aria.errors import ConsentRefused, PeerError
 from aria.p2p.control import NodeClient
 from aria.p2p.keys import NodeKey

@@ -18,9 +18,9 @@ from pathlib import Path
 import openai
 import pytest
 
-from aria.bench.synthetic import write_llama_gguf
 from aria.catalog import load_catalog, load_denylist
 from aria.config import AriaPaths, update_settings
+from aria.convert.synthetic import write_llama_gguf
 from aria.store import ModelStore
 from tests.p2p.procs import NodeProc, _env, start_node, wait_for
 from tests.p2p.test_p2p_remote_inference import Api, _start_api

@@ -24,9 +24,9 @@ import pytest
 import trio
 from libp2p.peer.peerinfo import PeerInfo
 
-from aria.bench.synthetic import write_llama_gguf
 from aria.catalog import load_catalog, load_denylist
 from aria.config import AriaPaths
+from aria.convert.synthetic import write_llama_gguf
 from aria.p2p.keys import NodeKey
 from aria.p2p.local_api import read_endpoint
 from aria.p2p.transport.host import build_host, libp2p_id, quiet_libp2p_logs

@@ -12,8 +12,8 @@ import trio
 from aria.api import ServerConfig
 from aria.api.background import serve_in_thread
 from aria.api.keys import KeyStore
-from aria.bench.synthetic import write_llama_gguf
 from aria.config import AriaPaths, AriaSettings
+from aria.convert.synthetic import write_llama_gguf
 from aria.hardware import detect
 from aria.node import Node
 from aria.p2p.local_api import LocalApiError, endpoint_file, read_endpoint, stream_chat

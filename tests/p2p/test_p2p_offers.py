@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from aria.bench.synthetic import write_llama_gguf
 from aria.catalog import DeniedHash, Denylist, load_catalog, load_denylist
 from aria.config import AriaPaths, ConsentSettings
+from aria.convert.synthetic import write_llama_gguf
 from aria.errors import DeniedFile
 from aria.p2p.inference import admit
 from aria.p2p.local import shareable_models

@@ -18,9 +18,9 @@ import httpx
 import openai
 import pytest
 
-from aria.bench.synthetic import write_llama_gguf
 from aria.catalog import load_catalog, load_denylist
 from aria.config import AriaPaths
+from aria.convert.synthetic import write_llama_gguf
 from aria.errors import ConsentRefused
 from aria.p2p.control import NodeClient
 from aria.p2p.local_api import read_endpoint

@@ -17,7 +17,7 @@ import anyio
 import psutil
 import pytest
 
-from aria.bench.synthetic import write_llama_gguf
+from aria.convert.synthetic import write_llama_gguf
 from aria.errors import ConsentRefused, PeerError
 from aria.p2p.control import NodeClient
 from aria.split import Candidate, listening_addresses

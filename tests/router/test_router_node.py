@@ -12,8 +12,8 @@ import pytest
 import trio
 
 from aria.backends import GenerationJob, GrammarSpec
-from aria.bench.synthetic import write_llama_gguf
 from aria.config import AriaPaths, AriaSettings
+from aria.convert.synthetic import write_llama_gguf
 from aria.hardware import detect
 from aria.node import Node
 from aria.router import Category

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from aria.bench.synthetic import write_llama_gguf
+from aria.convert.synthetic import write_llama_gguf
 from aria.split import RpcWorker, start_rpc_worker
 
 StartWorker = Callable[..., RpcWorker]

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from aria.bench.synthetic_checkpoint import CheckpointSpec, write_bitnet_checkpoint
 from aria.catalog.entries import (
     Capability,
     CatalogEntry,
@@ -19,6 +18,7 @@ from aria.catalog.entries import (
     Tier,
 )
 from aria.config import AriaPaths
+from aria.convert.synthetic_checkpoint import CheckpointSpec, write_bitnet_checkpoint
 from aria.errors import IntegrityError, StoreError
 from aria.store import HashSource
 from tests.helpers.hubserver import HubServer

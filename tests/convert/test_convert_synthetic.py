@@ -8,8 +8,8 @@ import gguf
 import numpy as np
 import pytest
 
-from aria.bench import SyntheticSpec, write_bitnet_gguf, write_gguf, write_llama_gguf
-from aria.bench.synthetic_vocab import CHATML_TEMPLATE, build_vocab
+from aria.convert import SyntheticSpec, write_bitnet_gguf, write_gguf, write_llama_gguf
+from aria.convert.synthetic_vocab import CHATML_TEMPLATE, build_vocab
 
 LLAMA_CASES = ["F16", "Q8_0", "Q4_0"]
 BITNET_CASES = ["TQ1_0", "TQ2_0"]

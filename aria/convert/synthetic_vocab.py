@@ -58,7 +58,7 @@ class SyntheticVocab:
 
 
 def _words() -> list[str]:
-    text = resources.files("aria.bench").joinpath("data/synthetic_words.txt").read_text("utf-8")
+    text = resources.files("aria.convert").joinpath("data/synthetic_words.txt").read_text("utf-8")
     words: list[str] = []
     for line in text.splitlines():
         words.extend(line.split("#", 1)[0].split())

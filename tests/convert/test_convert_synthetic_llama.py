@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from aria.bench import write_bitnet_gguf, write_llama_gguf
+from aria.convert import write_bitnet_gguf, write_llama_gguf
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
