@@ -28,9 +28,9 @@ from aria.api.guards import (
     OriginCheck,
     PerKeyLimit,
 )
-from aria.api.keys import KeyStore
 from aria.api.metrics import CountRequests, Metrics
 from aria.api.peers import Relays
+from aria.apikeys import KeyStore
 from aria.errors import ConfigError
 from aria.node import Node
 

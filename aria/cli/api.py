@@ -12,7 +12,7 @@ from rich.table import Table
 from aria.cli.context import CliContext, cli_context, print_json
 
 if TYPE_CHECKING:
-    from aria.api.keys import ApiKey, KeyStore
+    from aria.apikeys import ApiKey, KeyStore
     from aria.node import Node
 
 app = typer.Typer(help="Serve the OpenAI-compatible API and manage its keys.", no_args_is_help=True)
@@ -24,7 +24,7 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (shape: docs/cl
 
 def _keys(cli: CliContext) -> KeyStore:
     # aria.api pulls in FastAPI: imported here to keep `aria --help` fast.
-    from aria.api.keys import KeyStore
+    from aria.apikeys import KeyStore
 
     cli.paths.ensure()
     return KeyStore(cli.paths.api)

@@ -98,7 +98,7 @@ def read_endpoint(paths: AriaPaths) -> ApiEndpoint | None:
 
 def _node_api_key(paths: AriaPaths) -> str:
     """The node's own API key secret (created in the API's key store on first need)."""
-    from aria.api.keys import KeyStore
+    from aria.apikeys import KeyStore
 
     secret_file = paths.node / "api_key"
     store = KeyStore(paths.api)

@@ -9,7 +9,8 @@ import httpx
 import openai
 import pytest
 
-from aria.api import KeyStore, ServerConfig, is_loopback, serve
+from aria.api import ServerConfig, is_loopback, serve
+from aria.apikeys import KeyStore
 from aria.errors import ConfigError
 from tests.api.conftest import Server, make_node, running
 

@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from openai import OpenAI
 
-from aria.api import KeyStore, ServerConfig, serve
+from aria.api import ServerConfig, serve
+from aria.apikeys import KeyStore
 from aria.config import AriaPaths
 from aria.errors import ConfigError
 from aria.p2p.local_api import read_endpoint, stream_chat

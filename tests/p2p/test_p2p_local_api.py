@@ -11,7 +11,7 @@ import trio
 
 from aria.api import ServerConfig
 from aria.api.background import serve_in_thread
-from aria.api.keys import KeyStore
+from aria.apikeys import KeyStore
 from aria.config import AriaPaths, AriaSettings
 from aria.convert.synthetic import write_llama_gguf
 from aria.hardware import detect

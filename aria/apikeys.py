@@ -1,5 +1,8 @@
 """API keys: random bearer tokens shown once, stored only as SHA-256 hashes.
 
+Below the web stack on purpose: the API checks keys with it, the CLI manages them, and
+the node process (no FastAPI there) mints its own key to forward peers' requests.
+
 Keys are 256-bit random values, so a fast hash is enough (nothing to brute-force);
 comparison is constant-time. The file lives in ``ARIA_HOME/api/keys.json`` (mode
 0600) and is re-read when it changes, so ``aria api key revoke`` takes effect on a
