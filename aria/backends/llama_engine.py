@@ -54,7 +54,7 @@ class LlamaEngine:
 
     def __init__(self, launch: WorkerLaunch) -> None:
         if launch.rpc_servers:  # before llama_cpp loads ggml: split inference setup
-            from aria.split.ggml_rpc import prepare_orchestrator
+            from aria.rpc.ggml_rpc import prepare_orchestrator
 
             prepare_orchestrator(launch.rpc_servers)
         from llama_cpp import Llama, llama_model_get_vocab

@@ -7,9 +7,9 @@ one client at a time, so one session holds the worker: a new stream waits for it
 little (asking an idle session to give way), then is refused ``busy``.
 
 An admitted stream is answered ``accept`` and joined to the RPC worker through a fresh
-ggml-rpc filter (:class:`aria.split.rpc_filter.RpcFilter`) sized by the operator's
+ggml-rpc filter (:class:`aria.rpc.filter.RpcFilter`) sized by the operator's
 offer and session limits; the worker is started on first use, confined
-(:mod:`aria.split.sandbox`), and restarted after it stops. Every accepted and closed
+(:mod:`aria.rpc.sandbox`), and restarted after it stops. Every accepted and closed
 session is one log line (peer, bytes both ways, duration, why it ended). A peer whose
 session was cut by the filter, or ended with the worker dead, is penalised.
 
@@ -29,10 +29,10 @@ import trio
 from aria.errors import BackendUnavailable, ConfigError
 from aria.p2p.consent import Denied, PeerAsk, decide, terms_from_settings
 from aria.p2p.inference import Reason
-from aria.split.ggml_rpc import parse_endpoint
-from aria.split.guarded import guarded_pipe
-from aria.split.relay import RelayStats, TcpFarSide
-from aria.split.rpc_filter import FilterLimits, RpcFilter
+from aria.p2p.transport.guarded import guarded_pipe
+from aria.p2p.transport.relay import RelayStats, TcpFarSide
+from aria.rpc.filter import FilterLimits, RpcFilter
+from aria.rpc.ggml_rpc import parse_endpoint
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from libp2p.abc import INetStream
 
     from aria.p2p.node import Node
-    from aria.split.relay import Duplex
-    from aria.split.workers import RpcWorker
+    from aria.p2p.transport.relay import Duplex
+    from aria.rpc.workers import RpcWorker
 
 __all__ = ["Lending"]
 
@@ -203,7 +203,7 @@ class Lending:
             return self._worker
 
     def _start_worker(self) -> RpcWorker:
-        from aria.split.workers import start_rpc_worker
+        from aria.rpc.workers import start_rpc_worker
 
         node = self.node
         return start_rpc_worker(

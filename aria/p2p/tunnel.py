@@ -33,7 +33,7 @@ from aria.p2p.codec import CodecError, End, MessageDecoder, Violation, WireModel
 from aria.p2p.inference import Reason, Reject
 from aria.p2p.lending import Lending
 from aria.p2p.transport.host import connection_kind, libp2p_id
-from aria.split.relay import Relay, RelayStats
+from aria.p2p.transport.relay import Relay, RelayStats
 
 if TYPE_CHECKING:
     from libp2p.abc import INetStream

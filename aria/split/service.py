@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING
 
 from aria.catalog import Allowed, ModelId, Use, evaluate
 from aria.errors import AriaError, ConfigError, PlacementRefused
-from aria.split.ggml_rpc import parse_endpoint
+from aria.rpc.ggml_rpc import parse_endpoint
+from aria.rpc.probe import probe_workers
 from aria.split.gguf_layers import read_layout
 from aria.split.orchestrator import SplitModel
 from aria.split.placement import Candidate, LocalNode, Placement, PlanPolicy
-from aria.split.probe import probe_workers
 
 if TYPE_CHECKING:
     from aria.node import Node
-    from aria.split.workers import RpcWorker
+    from aria.rpc.workers import RpcWorker
     from aria.store import InstalledModel
 
 __all__ = [

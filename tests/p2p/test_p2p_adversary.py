@@ -3,7 +3,7 @@ and live revocation. Everything is real: node processes, libp2p, the confined wo
 
 L lends compute (``--rpc on --rpc-peer '*'``, a short idle limit). A is an ARIA node whose
 operator is hostile: it opens the tunnel with its own control channel, then speaks raw
-ggml-rpc on the local port (``tests/split/rpcwire.py``), or llama.cpp's own RPC client
+ggml-rpc on the local port (``tests/rpc/rpcwire.py``), or llama.cpp's own RPC client
 through ctypes (the cache-flag write). After every attack L's worker must still be the
 same live process and L's disk unchanged; A's reputation on L falls with each cut session
 (soon a ban), and an honest borrower B's split through its own tunnel to L still gives the
@@ -36,10 +36,10 @@ from aria.p2p.control import NodeClient
 from aria.p2p.keys import NodeKey
 from aria.p2p.spec import load_spec
 from aria.p2p.transport.host import build_host, quiet_libp2p_logs
+from aria.rpc.ggml_rpc import library_dir
 from aria.split import Candidate, PlanPolicy
-from aria.split.ggml_rpc import library_dir
 from tests.p2p.procs import NodeProc, _env, start_node, wait_for
-from tests.split import rpcwire as w
+from tests.rpc import rpcwire as w
 from tests.split.test_split_inference import dispatcher, generate, local_reference, split_model
 
 pytestmark = pytest.mark.slow

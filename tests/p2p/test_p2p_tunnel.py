@@ -20,7 +20,8 @@ import pytest
 from aria.convert.synthetic import write_llama_gguf
 from aria.errors import ConsentRefused, PeerError
 from aria.p2p.control import NodeClient
-from aria.split import Candidate, listening_addresses
+from aria.rpc import listening_addresses
+from aria.split import Candidate
 from tests.p2p.procs import NodeProc, _env, start_node, wait_for
 from tests.split.test_split_inference import (
     dispatcher,

@@ -7,7 +7,7 @@ Each worker is its own process and ARIA_HOME; the orchestrating backend is an or
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
@@ -16,26 +16,22 @@ import pytest
 from aria.backends import Dispatcher, DoneEvent, GenerationJob, Lease, Limits, WorkerLaunch
 from aria.catalog import ModelId
 from aria.errors import BackendCrashed, BackendUnavailable
+from aria.p2p.transport.guarded import guarded
+from aria.p2p.transport.relay import Relay, TcpFarSide
+from aria.rpc import RpcWorker, listening_addresses, measure_rtt
+from aria.rpc.filter import FilterLimits, RpcFilter
+from aria.rpc.ggml_rpc import parse_endpoint
 from aria.split import (
     Candidate,
     LocalNode,
     PlanPolicy,
-    Relay,
-    RpcWorker,
     SplitModel,
-    TcpFarSide,
     candidate_from_worker,
-    listening_addresses,
-    measure_rtt,
     read_layout,
 )
-from aria.split.ggml_rpc import parse_endpoint
-from aria.split.guarded import guarded
-from aria.split.rpc_filter import FilterLimits, RpcFilter
+from tests.helpers.rpc_workers import StartWorker
 
 pytestmark = pytest.mark.anyio
-
-StartWorker = Callable[..., RpcWorker]  # the rpc_workers fixture (conftest.py)
 
 GIB = 1024**3
 # Greedy, and the end-of-sequence tokens of the synthetic vocabulary are banned so the

@@ -17,8 +17,8 @@ import pytest
 from aria.config import AriaPaths
 from aria.errors import BackendUnavailable
 from aria.p2p.identity import load_or_create_identity
-from aria.split import RpcWorker, start_rpc_worker
-from aria.split.sandbox import can_open, unprivileged_ids
+from aria.rpc import RpcWorker, start_rpc_worker
+from aria.rpc.sandbox import can_open, unprivileged_ids
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux confinement")
 
@@ -90,7 +90,7 @@ def test_confinement_closes_the_file_system_and_outbound_tcp(tmp_path: Path) -> 
     probe = f"""
 import encodings.idna, socket, sys  # imported before confinement
 from pathlib import Path
-from aria.split.sandbox import SandboxSpec, can_open, enter_sandbox
+from aria.rpc.sandbox import SandboxSpec, can_open, enter_sandbox
 report = enter_sandbox(SandboxSpec(Path({str(work)!r}), 0, run_as={ids!r}))
 Path("scratch").write_text("ok")
 results = [can_open(Path({str(secret)!r})), Path("scratch").read_text() == "ok"]

@@ -4,7 +4,7 @@ It moves bytes and time, nothing else (every decision is the filter's): what the
 sends goes into the filter and only what the filter releases reaches the worker; the
 worker's answers go back the same way; the filter's deadline (idle, session length) is
 armed as a timer. When the filter refuses, or either side ends, both sides are closed
-at once, exactly like :func:`aria.split.relay.pipe`, so the peer's client sees a reset
+at once, exactly like :func:`aria.p2p.transport.relay.pipe`, so the peer's client sees a reset
 and the worker a closed connection, never half a command.
 """
 
@@ -16,8 +16,8 @@ from contextlib import suppress
 
 import anyio
 
-from aria.split.relay import Duplex, RelayStats
-from aria.split.rpc_filter import Refusal, RpcFilter
+from aria.p2p.transport.relay import Duplex, RelayStats
+from aria.rpc.filter import Refusal, RpcFilter
 
 __all__ = ["guarded", "guarded_pipe"]
 
@@ -91,7 +91,7 @@ async def guarded_pipe(
 def guarded(
     machine: Callable[[], RpcFilter],
 ) -> Callable[[Duplex, Duplex, RelayStats], Awaitable[Refusal | None]]:
-    """A :class:`~aria.split.relay.Relay` ``join`` that filters each connection through a
+    """A :class:`~aria.p2p.transport.relay.Relay` ``join`` that filters each connection through a
     fresh ``machine()``."""
 
     async def join(near: Duplex, far: Duplex, stats: RelayStats) -> Refusal | None:

@@ -14,7 +14,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aria.split.rpc_wire import (
+from aria.rpc.wire import (
     RPC_TENSOR,
     Command,
     load_table,
@@ -22,8 +22,8 @@ from aria.split.rpc_wire import (
     tensor_extents,
     tensor_faults,
 )
-from tests.split import rpcwire as w
-from tests.split.test_rpc_filter import BASE, POINTER, SIZE, Session, placed
+from tests.rpc import rpcwire as w
+from tests.rpc.test_rpc_filter import BASE, POINTER, SIZE, Session, placed
 
 TABLE = load_table()
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -7,7 +7,7 @@ to forward, or a :class:`Refusal`, out) and lets through only what llama.cpp's o
 client sends, within what this session was given:
 
 * the first command is ``HELLO``; every command is one of protocol 7.0.0
-  (:mod:`aria.split.rpc_wire`), with the exact size the real client uses; the
+  (:mod:`aria.rpc.wire`), with the exact size the real client uses; the
   transport-upgrade (RDMA) capabilities in both HELLOs are zeroed;
 * ``device`` is always 0 (a worker serves one device);
 * every tensor lies inside a buffer the worker allocated *on this connection*, whose
@@ -37,8 +37,8 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aria.split.rpc_ledger import FilterLimits, Ledger, Refusal, Refused
-from aria.split.rpc_wire import (
+from aria.rpc.ledger import FilterLimits, Ledger, Refusal, Refused
+from aria.rpc.wire import (
     FIXED_REQUEST_SIZE,
     HEADER,
     RESPONSE_SIZE,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from aria.split.rpc_wire import MAX_SRC, GgmlTable
+from aria.rpc.wire import MAX_SRC, GgmlTable
 
 __all__ = ["op_fault"]
 

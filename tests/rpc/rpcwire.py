@@ -3,7 +3,7 @@
 llama.cpp's own client only sends well-formed requests (and aborts its process on any
 surprise), so the hostile cases are written here directly: any tensor, any pointer,
 any command number. ``RawClient`` speaks over a blocking socket; the builders return
-bytes so pure tests can feed them to :class:`aria.split.rpc_filter.RpcFilter`.
+bytes so pure tests can feed them to :class:`aria.rpc.filter.RpcFilter`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aria.split.rpc_wire import HEADER, RPC_TENSOR, Command
+from aria.rpc.wire import HEADER, RPC_TENSOR, Command
 
 F32, Q8_0 = 0, 8
 

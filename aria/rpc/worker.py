@@ -1,6 +1,6 @@
 """An RPC worker process: lends this machine's CPU to a split model over ggml-rpc.
 
-    python -m aria.split.worker --endpoint 127.0.0.1:PORT --memory-gb X --workdir DIR
+    python -m aria.rpc.worker --endpoint 127.0.0.1:PORT --memory-gb X --workdir DIR
                                 [--threads N] [--run-as UID:GID] [--secret PATH ...]
 
 Everything comes from argv: the worker reads no configuration and is started with an
@@ -9,7 +9,7 @@ compute at all (``consent.share_rpc``) is the node's decision before it starts o
 
 It refuses any address but 127.0.0.1 (peers reach it only through the libp2p tunnel
 and its protocol filter). Before serving it confines itself
-(:mod:`aria.split.sandbox`: private working directory, file-size and open-file
+(:mod:`aria.rpc.sandbox`: private working directory, file-size and open-file
 limits, Landlock, an unprivileged uid when started as root), then checks that it can
 no longer open any ``--secret`` file (the node passes its identity key): if it can,
 it refuses to serve. It then prints one JSON line on stdout, :class:`WorkerReady`,
@@ -33,8 +33,8 @@ from pathlib import Path
 import psutil
 
 from aria.errors import AriaError, BackendUnavailable, ConfigError
-from aria.split.ggml_rpc import cpu_device_memory, parse_endpoint, require_loopback, serve_cpu
-from aria.split.sandbox import SandboxSpec, can_open, enter_sandbox
+from aria.rpc.ggml_rpc import cpu_device_memory, parse_endpoint, require_loopback, serve_cpu
+from aria.rpc.sandbox import SandboxSpec, can_open, enter_sandbox
 
 __all__ = ["WorkerReady", "main", "offered_bytes"]
 
@@ -96,7 +96,7 @@ def _ids(text: str) -> tuple[int, int]:
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m aria.split.worker")
+    parser = argparse.ArgumentParser(prog="python -m aria.rpc.worker")
     parser.add_argument("--endpoint", required=True, help="127.0.0.1:PORT to listen on")
     parser.add_argument("--threads", type=int, default=1, help="compute threads")
     parser.add_argument("--memory-gb", type=float, required=True, help="memory offered (GB)")

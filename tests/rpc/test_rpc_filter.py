@@ -10,9 +10,9 @@ import struct
 
 import pytest
 
-from aria.split.rpc_filter import FilterLimits, RpcFilter
-from aria.split.rpc_wire import Command
-from tests.split import rpcwire as w
+from aria.rpc.filter import FilterLimits, RpcFilter
+from aria.rpc.wire import Command
+from tests.rpc import rpcwire as w
 
 POINTER, BASE, SIZE = 0x5000, 0x7F00_0000_0000, 4096
 

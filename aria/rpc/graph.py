@@ -9,10 +9,10 @@ corrupt memory or run a function pointer it was handed is refused here:
 * tensor ids non-zero and unique; every node id, source and view source among the
   message's tensors; no node listed twice (a repeated node makes the worker write
   the use count outside its hash table);
-* only allowed ops (:mod:`aria.split.rpc_wire` table: no custom ops, no training
+* only allowed ops (:mod:`aria.rpc.wire` table: no custom ops, no training
   ops), and for ``UNARY``/``GLU`` a kernel selector the CPU backend knows;
-* every tensor inside a buffer of this session (:func:`~aria.split.rpc_wire.tensor_faults`);
-* every node consistent with its sources (:func:`~aria.split.rpc_ops.op_fault`).
+* every tensor inside a buffer of this session (:func:`~aria.rpc.wire.tensor_faults`);
+* every node consistent with its sources (:func:`~aria.rpc.ops.op_fault`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import struct
 import numpy as np
 import numpy.typing as npt
 
-from aria.split.rpc_ops import op_fault
-from aria.split.rpc_wire import GRAPH_HEADER, RPC_TENSOR, BufferTable, GgmlTable, tensor_faults
+from aria.rpc.ops import op_fault
+from aria.rpc.wire import GRAPH_HEADER, RPC_TENSOR, BufferTable, GgmlTable, tensor_faults
 
 __all__ = ["graph_fault"]
 

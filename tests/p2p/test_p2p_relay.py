@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
-from aria.split import Relay, RelayStats, TcpFarSide, listening_addresses, relay_in_thread
+from aria.p2p.transport.relay import Relay, RelayStats, TcpFarSide, relay_in_thread
+from aria.rpc import listening_addresses
 
 
 @pytest.fixture

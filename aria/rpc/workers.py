@@ -1,11 +1,11 @@
-"""Start and stop RPC worker processes on this machine (``python -m aria.split.worker``).
+"""Start and stop RPC worker processes on this machine (``python -m aria.rpc.worker``).
 
 A worker is its own process because ``ggml_backend_rpc_start_server`` blocks forever and
 a crash in native code must not take anything else down. It gets an empty environment
 (only what Python and OpenMP need), a fresh private working directory (removed when it
 stops) and, when this process is root, an unprivileged uid to serve as
-(:mod:`aria.split.sandbox`). :func:`start_rpc_worker` returns once the worker has
-announced itself (:class:`~aria.split.worker.WorkerReady`) and its socket is listening,
+(:mod:`aria.rpc.sandbox`). :func:`start_rpc_worker` returns once the worker has
+announced itself (:class:`~aria.rpc.worker.WorkerReady`) and its socket is listening,
 checked through the OS socket table rather than by connecting (a ggml-rpc server serves
 one client at a time).
 """
@@ -28,9 +28,9 @@ import psutil
 
 import aria
 from aria.errors import AriaError, BackendUnavailable, ConfigError
-from aria.split.ggml_rpc import LOOPBACK_HOST
-from aria.split.sandbox import unprivileged_ids
-from aria.split.worker import WorkerReady
+from aria.rpc.ggml_rpc import LOOPBACK_HOST
+from aria.rpc.sandbox import unprivileged_ids
+from aria.rpc.worker import WorkerReady
 
 __all__ = [
     "RpcWorker",
@@ -138,7 +138,7 @@ def start_rpc_worker(
     argv = [
         sys.executable,
         "-m",
-        "aria.split.worker",
+        "aria.rpc.worker",
         "--endpoint",
         endpoint,
         "--threads",

@@ -5,25 +5,22 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from aria.errors import BackendUnavailable, ConfigError
-from aria.split import (
-    RpcWorker,
-    WorkerSpec,
+from aria.rpc import (
     listening_addresses,
-    probe_candidates,
     probe_worker,
     require_loopback,
     start_rpc_worker,
 )
-from aria.split.worker import offered_bytes
-from aria.split.workers import worker_environment
+from aria.rpc.worker import offered_bytes
+from aria.rpc.workers import worker_environment
+from aria.split import WorkerSpec, probe_candidates
+from tests.helpers.rpc_workers import StartWorker
 
-StartWorker = Callable[..., RpcWorker]  # the rpc_workers fixture (conftest.py)
 GIB = 1024**3
 
 
@@ -43,7 +40,7 @@ def test_malformed_endpoints_are_refused(endpoint: str) -> None:
 
 def _worker_args(tmp_path: Path, endpoint: str) -> list[str]:
     return [
-        *(sys.executable, "-m", "aria.split.worker", "--endpoint", endpoint),
+        *(sys.executable, "-m", "aria.rpc.worker", "--endpoint", endpoint),
         *("--memory-gb", "1", "--workdir", str(tmp_path)),
     ]
 

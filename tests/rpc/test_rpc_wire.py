@@ -6,8 +6,8 @@ import ctypes
 
 import pytest
 
-from aria.split.ggml_rpc import library_dir
-from aria.split.rpc_wire import RPC_TENSOR, load_table
+from aria.rpc.ggml_rpc import library_dir
+from aria.rpc.wire import RPC_TENSOR, load_table
 
 
 @pytest.fixture(scope="module")

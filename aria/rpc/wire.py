@@ -14,7 +14,7 @@ therefore decided by these fields, which :func:`tensor_faults` checks against th
 buffers the filter saw the worker allocate.
 
 The type and op tables come from ``data/ggml_rpc.toml`` (checked against the
-installed libggml by ``tests/split/test_rpc_wire.py``).
+installed libggml by ``tests/rpc/test_rpc_wire.py``).
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ class GgmlTable:
 @cache
 def load_table() -> GgmlTable:
     """The packaged table of the ggml this ARIA's llama.cpp speaks."""
-    text = resources.files("aria.split").joinpath("data/ggml_rpc.toml").read_text("utf-8")
+    text = resources.files("aria.rpc").joinpath("data/ggml_rpc.toml").read_text("utf-8")
     data = tomllib.loads(text)
     n_types = max(int(k) for k in data["types"]) + 1
     block = np.zeros(n_types, dtype=np.uint64)

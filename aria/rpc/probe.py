@@ -3,7 +3,7 @@
 ggml-rpc aborts the calling process when a server cannot be reached and blocks while
 the server is busy with another client (a worker serves one orchestrator at a time),
 so the protocol-level check runs in a throw-away child process with a time-out:
-``python -m aria.split.probe ENDPOINT`` prints the device memory as JSON. A worker
+``python -m aria.rpc.probe ENDPOINT`` prints the device memory as JSON. A worker
 that answers is alive and free; one that refuses, aborts the child or stays silent
 is dead or busy, and either way cannot take a model now.
 """
@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from aria.errors import AriaError, BackendUnavailable
-from aria.split.ggml_rpc import parse_endpoint, remote_device_memory
+from aria.rpc.ggml_rpc import parse_endpoint, remote_device_memory
 
 __all__ = ["WorkerProbe", "measure_rtt", "probe_worker", "probe_workers"]
 
@@ -65,7 +65,7 @@ def probe_worker(endpoint: str, *, timeout_s: float = 5.0) -> WorkerProbe:
     rtt = measure_rtt(endpoint)
     try:
         child = subprocess.run(
-            [sys.executable, "-m", "aria.split.probe", endpoint],
+            [sys.executable, "-m", "aria.rpc.probe", endpoint],
             capture_output=True,
             timeout=timeout_s,
             check=False,
@@ -102,7 +102,7 @@ def probe_workers(
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m aria.split.probe HOST:PORT", file=sys.stderr)
+        print("usage: python -m aria.rpc.probe HOST:PORT", file=sys.stderr)
         return 2
     memory = remote_device_memory(args[0])
     print(json.dumps({"free_bytes": memory.free_bytes, "total_bytes": memory.total_bytes}))

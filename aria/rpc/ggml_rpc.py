@@ -3,7 +3,7 @@
 Two sides use it:
 
 * an **RPC worker** process serves its CPU device with ``ggml_backend_rpc_start_server``
-  (a blocking accept loop; see :mod:`aria.split.worker`);
+  (a blocking accept loop; see :mod:`aria.rpc.worker`);
 * the **orchestrating** backend process registers remote servers with
   ``ggml_backend_rpc_add_server`` + ``ggml_backend_register`` before llama.cpp loads a
   model, so layers can be placed on them.
@@ -199,7 +199,7 @@ def remote_device_memory(endpoint: str) -> DeviceMemory:
 
     ggml-rpc aborts the process when the server cannot be reached, and blocks while the
     server serves another client: call this only in a disposable process with a time-out
-    (:func:`aria.split.probe.probe_worker`).
+    (:func:`aria.rpc.probe.probe_worker`).
     """
     free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
     _libraries().rpc.ggml_backend_rpc_get_device_memory(

@@ -24,7 +24,7 @@ import anyio
 from anyio.abc import ByteStream, SocketStream, TaskStatus
 from anyio.from_thread import start_blocking_portal
 
-from aria.split.ggml_rpc import LOOPBACK_HOST
+from aria.rpc.ggml_rpc import LOOPBACK_HOST
 
 __all__ = [
     "Duplex",
@@ -139,7 +139,7 @@ class Relay:
     """Listens on 127.0.0.1 and pipes each accepted connection to a new far-side stream.
 
     ``join`` moves the bytes of one connection (default :func:`pipe`);
-    :func:`aria.split.guarded.guarded` gives one that runs each connection through a
+    :func:`aria.p2p.transport.guarded.guarded` gives one that runs each connection through a
     fresh ggml-rpc filter, as a lender's tunnel does.
     """
 

@@ -1,10 +1,10 @@
 """What one ggml-rpc session has and may do: its buffers, its offer, its graph (pure).
 
-:class:`Ledger` is the semantic half of :class:`~aria.split.rpc_filter.RpcFilter` (which
+:class:`Ledger` is the semantic half of :class:`~aria.rpc.filter.RpcFilter` (which
 frames bytes, streams payloads and keeps the answers in order): it checks each whole
 request against the session — buffers the worker allocated on this connection, bytes
-counted against the offer, tensors inside them (:func:`~aria.split.rpc_wire.one_tensor`),
-graphs (:func:`~aria.split.rpc_graph.graph_fault`) — and learns from the worker's
+counted against the offer, tensors inside them (:func:`~aria.rpc.wire.one_tensor`),
+graphs (:func:`~aria.rpc.graph.graph_fault`) — and learns from the worker's
 answers (allocations, buffer bases). A violation raises :class:`Refused`.
 """
 
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aria.split.rpc_graph import graph_fault
-from aria.split.rpc_wire import (
+from aria.rpc.graph import graph_fault
+from aria.rpc.wire import (
     GRAPH_HEADER,
     MAX_SRC,
     RPC_TENSOR,

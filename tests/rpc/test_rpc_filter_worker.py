@@ -19,12 +19,13 @@ import numpy as np
 import pytest
 from anyio.from_thread import start_blocking_portal
 
-from aria.split import Relay, RpcWorker, TcpFarSide, start_rpc_worker
-from aria.split.ggml_rpc import parse_endpoint
-from aria.split.guarded import guarded
-from aria.split.rpc_filter import FilterLimits, RpcFilter
-from aria.split.rpc_wire import RPC_TENSOR, load_table
-from tests.split import rpcwire as w
+from aria.p2p.transport.guarded import guarded
+from aria.p2p.transport.relay import Relay, TcpFarSide
+from aria.rpc import RpcWorker, start_rpc_worker
+from aria.rpc.filter import FilterLimits, RpcFilter
+from aria.rpc.ggml_rpc import parse_endpoint
+from aria.rpc.wire import RPC_TENSOR, load_table
+from tests.rpc import rpcwire as w
 
 pytestmark = pytest.mark.slow
 
