@@ -13,7 +13,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 import anyio
 
@@ -55,11 +54,10 @@ from aria.router import (
     load_routing_table,
     route,
 )
+from aria.split.auto import describe_split, placement_of, split_lease
+from aria.split.placement import Placement
 from aria.store import InstalledModel, ModelStore
 from aria.store.embedded import find_wheel
-
-if TYPE_CHECKING:
-    from aria.split import Placement
 
 __all__ = ["Node", "Resolution", "Served"]
 
@@ -108,8 +106,6 @@ class Served:
 
     def split_header(self) -> str | None:
         """``x-aria-split``: where the layers ran, when the model was split over peers."""
-        from aria.split.auto import describe_split
-
         return None if self.split is None else describe_split(self.split)
 
     async def events(self) -> AsyncIterator[TokenEvent | DoneEvent]:
@@ -273,16 +269,21 @@ class Node:
     async def _lease(
         self, model_id: ModelId, *, distributed: bool = False
     ) -> AsyncIterator[tuple[CatalogEntry, Lease]]:
-        from aria.split.auto import needs_split, split_lease
-
         if self._embedded_wheel_cached(model_id):
             await anyio.to_thread.run_sync(self.store.ensure_embedded)
         model = self.installed(model_id)
-        if distributed or needs_split(self, model):  # over peers (docs/split-inference.md)
-            async with split_lease(self, model, forced=distributed) as split:
+        ram = int(model.entry.memory.ram_gb * _GIB)
+        if distributed or ram > self.dispatcher.limits.budget_bytes:  # docs/split-inference.md
+            async with split_lease(
+                model,
+                self.launch_for(model),
+                dispatcher=self.dispatcher,
+                paths=self.paths,
+                use_peers=self.settings.consent.use_peers,
+                forced=distributed,
+            ) as split:
                 yield model.entry, split
             return
-        ram = int(model.entry.memory.ram_gb * _GIB)
         async with self.dispatcher.lease(model.entry.id, self.launch_for(model), ram) as lease:
             yield model.entry, lease
 
@@ -302,8 +303,6 @@ class Node:
             RoutingError (every candidate failed), ContextLengthExceeded, InvalidRequest,
             PlacementRefused (too big here and no peers can hold it).
         """
-        from aria.split.auto import placement_of
-
         resolution = self.resolve(model, job)
 
         async def open_one(

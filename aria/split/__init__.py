@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from aria._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from aria.split.auto import describe_split, needs_split, placement_of, split_lease
+    from aria.split.auto import describe_split, placement_of, split_lease
     from aria.split.gguf_layers import read_layout
     from aria.split.layout import ModelLayout
     from aria.split.network import NetworkCandidates, network_candidates
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from aria.split.service import (
         WorkerSpec,
         candidate_from_worker,
-        plan_for,
         probe_candidates,
         split_model_for,
     )
@@ -61,10 +60,8 @@ __all__ = [
     "candidates_from_peers",
     "describe_split",
     "lenders",
-    "needs_split",
     "network_candidates",
     "placement_of",
-    "plan_for",
     "plan_placement",
     "probe_candidates",
     "read_layout",
@@ -88,10 +85,8 @@ _HOMES = {
     "candidates_from_peers": "peers",
     "describe_split": "auto",
     "lenders": "peers",
-    "needs_split": "auto",
     "network_candidates": "network",
     "placement_of": "auto",
-    "plan_for": "service",
     "plan_placement": "planner",
     "probe_candidates": "service",
     "read_layout": "gguf_layers",

@@ -14,8 +14,8 @@ def test_the_public_surface_is_exactly_this() -> None:
         "Candidate", "LocalNode", "ModelLayout", "NetworkCandidates", "PeerShare", "Placement",
         "PlanPolicy", "Skipped", "SplitLease", "SplitModel", "WorkerSpec",
         "candidate_from_worker", "candidates_from_peers", "describe_split", "lenders",
-        "needs_split", "network_candidates", "placement_of", "plan_for", "plan_placement",
-        "probe_candidates", "read_layout", "split_lease", "split_model_for",
+        "network_candidates", "placement_of", "plan_placement", "probe_candidates",
+        "read_layout", "split_lease", "split_model_for",
     ]  # fmt: skip
 
 
