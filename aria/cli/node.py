@@ -79,7 +79,7 @@ def start(
     no_mdns: bool = typer.Option(False, "--no-mdns", help="Do not discover peers on the LAN."),
 ) -> None:
     """Run the P2P node in the foreground until Ctrl-C or `aria node stop`."""
-    from aria.p2p.node import NodeOptions
+    from aria.p2p.options import NodeOptions
     from aria.p2p.runner import run_node
 
     cli = cli_context(ctx)

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 from pydantic import ValidationError
 
 from aria.config import ConsentSettings
 from aria.errors import InvalidRequest
-
-if TYPE_CHECKING:
-    from aria.p2p.node import Node
+from aria.p2p.adverts import Advert
+from aria.p2p.context import PeerContext
+from aria.p2p.lending import Lending
 
 __all__ = ["consent_op"]
 
@@ -30,28 +30,33 @@ log = logging.getLogger(__name__)
 _PUBLISH_WAIT_S = 1.5
 
 
-def consent_op(node: Node) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
+def consent_op(
+    ctx: PeerContext,
+    lending: Lending,
+    publish: Callable[[], Awaitable[Advert]],
+    request_publish: Callable[[], None],
+) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
     """``set_consent {"consent": {field: value}}`` -> ``{"consent", "advert_seq"}``."""
 
     async def set_consent(args: dict[str, Any]) -> dict[str, Any]:
         changes = args.get("consent")
         if not isinstance(changes, dict) or not changes:
             raise InvalidRequest("set_consent needs a consent object with the fields to change")
-        current = node.settings.consent
+        current = ctx.settings.consent
         try:
             updated = ConsentSettings.model_validate({**current.model_dump(), **changes})
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
             raise InvalidRequest(f"consent.{where}: {first['msg']}") from None
-        node.settings.consent = updated
+        ctx.settings.consent = updated
         log.info("consent changed live: %s", sorted(changes))
-        await node.tunnels.lending.apply_terms()
+        await lending.apply_terms()
         seq = None
         with trio.move_on_after(_PUBLISH_WAIT_S):
-            seq = (await node.publish()).seq
+            seq = (await publish()).seq
         if seq is None:
-            node.request_publish()  # the DHT is slow: publish in the background
+            request_publish()  # the DHT is slow: publish in the background
         return {"consent": updated.model_dump(mode="json"), "advert_seq": seq}
 
     return set_consent

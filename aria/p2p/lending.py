@@ -8,8 +8,9 @@ little (asking an idle session to give way), then is refused ``busy``.
 
 An admitted stream is answered ``accept`` and joined to the RPC worker through a fresh
 ggml-rpc filter (:class:`aria.rpc.filter.RpcFilter`) sized by the operator's
-offer and session limits; the worker is started on first use, confined
-(:mod:`aria.rpc.sandbox`), and restarted after it stops. Every accepted and closed
+offer and session limits; the worker is started on first use with the starter the node
+injects (:func:`aria.rpc.workers.start_rpc_worker`: confined by :mod:`aria.rpc.sandbox`),
+and restarted after it stops. Every accepted and closed
 session is one log line (peer, bytes both ways, duration, why it ended). A peer whose
 session was cut by the filter, or ended with the worker dead, is penalised.
 
@@ -21,13 +22,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
 from aria.errors import BackendUnavailable, ConfigError
 from aria.p2p.consent import Denied, PeerAsk, decide, terms_from_settings
+from aria.p2p.context import PeerContext
 from aria.p2p.inference import Reason
 from aria.p2p.transport.guarded import guarded_pipe
 from aria.p2p.transport.relay import RelayStats, TcpFarSide
@@ -39,17 +43,24 @@ if TYPE_CHECKING:
 
     from libp2p.abc import INetStream
 
-    from aria.p2p.node import Node
     from aria.p2p.transport.relay import Duplex
     from aria.rpc.workers import RpcWorker
 
-__all__ = ["Lending"]
+__all__ = ["Lending", "StartWorker"]
 
 log = logging.getLogger(__name__)
 
 _SLOT_WAIT_S = 30.0  # how long a new session waits for the one in progress
 _YIELD_IDLE_S = 10.0  # a session idle this long gives way to a waiting peer
 _GIB = 1024**3
+
+
+class StartWorker(Protocol):
+    """How the node starts its RPC worker (:func:`aria.rpc.workers.start_rpc_worker`)."""
+
+    def __call__(
+        self, *, log_path: Path, threads: int, memory_gb: float, secrets: Sequence[Path]
+    ) -> RpcWorker: ...
 
 
 @dataclass
@@ -64,8 +75,9 @@ class _Session:
 class Lending:
     """This node's RPC worker and the peer session using it."""
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, ctx: PeerContext, start_worker: StartWorker) -> None:
+        self.ctx = ctx
+        self._start_worker = start_worker
         self.served = RelayStats()  # every session's bytes, for reports
         self._worker: RpcWorker | None = None
         self._worker_lock = trio.Lock()
@@ -75,13 +87,13 @@ class Lending:
     # -- admission --------------------------------------------------------------------
 
     def _reputation(self, peer: str) -> float:
-        node = self.node
-        full = node.spec.guard.initial
-        return max(0.0, min(1.0, node.guard.score(peer, node.clock()) / full)) if full else 1.0
+        ctx = self.ctx
+        full = ctx.spec.guard.initial
+        return max(0.0, min(1.0, ctx.guard.score(peer, ctx.clock()) / full)) if full else 1.0
 
     def refusal(self, peer: str) -> Denied | None:
         """The operator's terms for ``peer`` now (None: it may borrow)."""
-        terms = terms_from_settings(self.node.settings.consent)
+        terms = terms_from_settings(self.ctx.settings.consent)
         decision = decide(terms, PeerAsk("lend", peer, self._reputation(peer)))
         return decision if isinstance(decision, Denied) else None
 
@@ -160,7 +172,7 @@ class Lending:
         self._penalize(peer, session, worker)
 
     def _limits(self, worker: RpcWorker) -> FilterLimits:
-        consent = self.node.settings.consent
+        consent = self.ctx.settings.consent
         return FilterLimits(
             max_alloc_bytes=worker.ready.offered_bytes,
             idle_s=consent.rpc_idle_timeout_s,
@@ -180,15 +192,10 @@ class Lending:
 
     def _penalize(self, peer: str, session: _Session, worker: RpcWorker) -> None:
         refusal = session.machine.refusal
-        kind = None
         if not worker.alive():
-            kind = "crashed_worker"
+            self.ctx.penalize(peer, "crashed_worker")
         elif refusal is not None and refusal.reason not in ("idle", "duration", "quota", "worker"):
-            kind = "malformed"
-        node = self.node
-        if kind is not None and node.guard.penalize(peer, kind, node.clock()) is not None:
-            log.warning("banning %s for %.0f s", peer, node.spec.guard.ban_s)
-            node.drop_peer(peer)
+            self.ctx.penalize(peer, "malformed")
 
     # -- the worker -------------------------------------------------------------------
 
@@ -199,18 +206,16 @@ class Lending:
                     code = self._worker.process.returncode
                     log.warning("the RPC worker stopped (exit %s); starting a new one", code)
                     self._worker.stop()
-                self._worker = await trio.to_thread.run_sync(self._start_worker)
+                self._worker = await trio.to_thread.run_sync(self._start)
             return self._worker
 
-    def _start_worker(self) -> RpcWorker:
-        from aria.rpc.workers import start_rpc_worker
-
-        node = self.node
-        return start_rpc_worker(
-            log_path=node.paths.logs / "rpc-worker.log",
-            threads=node.settings.inference.threads or 1,
-            memory_gb=node.settings.consent.rpc_memory_gb,
-            secrets=[node.paths.node / "identity.key", node.paths.api / "keys.json"],
+    def _start(self) -> RpcWorker:
+        ctx = self.ctx
+        return self._start_worker(
+            log_path=ctx.paths.logs / "rpc-worker.log",
+            threads=ctx.settings.inference.threads or 1,
+            memory_gb=ctx.settings.consent.rpc_memory_gb,
+            secrets=[ctx.paths.node / "identity.key", ctx.paths.api / "keys.json"],
         )
 
     async def stop_worker(self) -> None:
@@ -230,7 +235,7 @@ class Lending:
             log.info("consent changed: ending the RPC session of %s", session.peer)
             session.scope.cancel()
             session = None
-        consent = self.node.settings.consent
+        consent = self.ctx.settings.consent
         worker = self._worker
         stale = worker is not None and worker.ready.offered_bytes > consent.rpc_memory_gb * _GIB
         if not consent.share_rpc or (stale and session is None):

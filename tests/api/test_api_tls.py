@@ -26,7 +26,7 @@ from aria.api import ServerConfig, serve
 from aria.apikeys import KeyStore
 from aria.config import AriaPaths
 from aria.errors import ConfigError
-from aria.p2p.local_api import read_endpoint, stream_chat
+from aria.p2p.local_api import forward, read_endpoint
 from tests.api.conftest import Server, make_node, running
 
 HELLO = [{"role": "user", "content": "hi"}]
@@ -109,7 +109,7 @@ def test_the_node_reaches_its_own_https_api_through_the_pinned_certificate(
     body = {"model": "tiny", "messages": HELLO, "max_tokens": 2, "stream": True}
 
     async def collect() -> list[str]:
-        return [data async for data in stream_chat(https.node.paths, body)]
+        return [data async for data in forward(https.node.paths, body)]
 
     chunks = anyio.run(collect, backend="trio")
     assert chunks[-1] == "[DONE]" and len(chunks) >= 3

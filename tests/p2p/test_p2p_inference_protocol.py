@@ -1,4 +1,4 @@
-"""The remote-inference protocol's pure parts: admission, peer ranking, decoder robustness."""
+"""The remote-inference protocol's pure parts: admission and decoder robustness."""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aria.config import AriaPaths, ConsentSettings, load_settings
-from aria.p2p.adverts import ConsentSummary, LoadReport, ModelOffer
 from aria.p2p.codec import CodecError, End
-from aria.p2p.inference import Chunk, Reject, Request, admit, decoder, encode, rank_providers
+from aria.p2p.inference import Chunk, Reject, Request, admit, decoder, encode
 from aria.p2p.local import consent_summary
-from aria.p2p.views import ModelProvider
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 SHARED = ("m",)
@@ -34,6 +32,10 @@ def test_limits_busy_and_too_many_tokens() -> None:
     assert over is not None and over.reason == "too_many_tokens"
     assert admit(consent, 0, {**BODY, "max_tokens": "x"}, SHARED).reject.reason == "bad_request"  # type: ignore[union-attr]
     assert admit(consent, 0, {"model": "m"}, SHARED).reject.reason == "bad_request"  # type: ignore[union-attr]
+    both = {**BODY, "prompt": "x"}
+    assert admit(consent, 0, both, SHARED).reject.reason == "bad_request"  # type: ignore[union-attr]
+    completion = {"model": "m", "prompt": "Once upon"}
+    assert admit(consent, 0, completion, SHARED).body == {**completion, "max_tokens": 64}
 
 
 def test_only_models_this_node_shares_may_be_named() -> None:
@@ -51,33 +53,6 @@ def test_an_admitted_request_gets_the_token_limit_when_it_names_none() -> None:
         **BODY,
         "max_tokens": 10,
     }
-
-
-def _provider(peer: str, share: bool = True, jobs: int = 0, slots: int = 2) -> ModelProvider:
-    return ModelProvider(
-        peer_id=peer,
-        model=ModelOffer(id="m", sha256="0" * 64, licence_class="green"),
-        connection="direct",
-        addrs=[],
-        relayed_addrs=[],
-        load=LoadReport(active_jobs=jobs),
-        consent=ConsentSummary(share_inference=share, max_remote_jobs=slots),
-        hardware={},  # type: ignore[arg-type]
-    )
-
-
-def test_ranking_skips_unwilling_or_full_peers_then_orders_by_load_rtt_score() -> None:
-    providers = [
-        _provider("off", share=False),
-        _provider("full", jobs=2),
-        _provider("busy", jobs=1),
-        _provider("far"),
-        _provider("near"),
-        _provider("near-bad"),
-    ]
-    rtt = {"far": 80.0, "near": 5.0, "near-bad": 5.0, "busy": 1.0}
-    scores = {"near": 100.0, "near-bad": 40.0}
-    assert rank_providers(providers, rtt, scores) == ["near", "near-bad", "far", "busy"]
 
 
 def test_messages_round_trip() -> None:

@@ -1,4 +1,5 @@
-"""The serving node's way to its own API: endpoint file, its own API key, chunk relay."""
+"""The serving node's way to its own API: endpoint file, its own API key, chunk relay,
+the API's errors as themselves."""
 
 from __future__ import annotations
 
@@ -14,16 +15,17 @@ from aria.api.background import serve_in_thread
 from aria.apikeys import KeyStore
 from aria.config import AriaPaths, AriaSettings
 from aria.convert.synthetic import write_llama_gguf
+from aria.errors import BackendUnavailable, ModelNotFound
 from aria.hardware import detect
 from aria.node import Node
-from aria.p2p.local_api import LocalApiError, endpoint_file, read_endpoint, stream_chat
+from aria.p2p.local_api import endpoint_file, forward, read_endpoint
 
 BODY = {"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 6}
 
 
 def _collect(paths: AriaPaths, body: dict[str, object]) -> list[str]:
     async def run() -> list[str]:
-        return [data async for data in stream_chat(paths, body)]
+        return [data async for data in forward(paths, body)]
 
     return trio.run(run)
 
@@ -45,9 +47,11 @@ def test_the_node_streams_from_its_api_with_its_own_key(aria_home: Path, tmp_pat
         assert len(whole) == 1 and json.loads(whole[0])["object"] == "chat.completion"
         names = [k.name for k in KeyStore(paths.api).all()]
         assert names == ["operator", "aria-node-peers"]  # created once, then reused
-        with pytest.raises(LocalApiError) as refused:
+        with pytest.raises(ModelNotFound) as refused:
             _collect(paths, {**BODY, "model": "no-such-model"})
-        assert refused.value.status == 404
+        assert refused.value.http_status == 404 and refused.value.param == "model"
+        completion = _collect(paths, {"model": "tiny", "prompt": "Once", "max_tokens": 4})
+        assert json.loads(completion[0])["object"] == "text_completion"
     assert read_endpoint(paths) is None  # removed when the API stopped
-    with pytest.raises(LocalApiError, match="no ARIA API runs"):
+    with pytest.raises(BackendUnavailable, match="no ARIA API runs"):
         _collect(paths, BODY)
