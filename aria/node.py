@@ -1,32 +1,31 @@
-"""The composition root: one ARIA node's catalog, store, hardware and backends.
+"""The composition root: one ARIA node's catalog, store, hardware, backends and peers.
 
 ``Node.create(paths, settings)`` builds everything once; the API (``create_app(node)``)
-and the CLI (``aria chat``/``aria infer``) only call its methods. Which model serves a
-request is decided by :meth:`Node.resolve` (the seam where the SmartRouter plugs
-in); :meth:`Node.generate` then walks the resulting fallback chain for real.
+and the CLI (``aria chat``/``aria infer``/``aria model run``/``aria route``) only call
+its methods, and so does a peer's request (the node process forwards it to this
+machine's API). Where a request runs is decided in one place: :meth:`Node.resolve`
+builds this node's availability — installed models, its memory budget, and, when the
+operator lets prompts reach peers (``consent.use_peers``), the peers' offers ranked by
+the node's provider view — and the router turns it into one chain whose entries say
+where each candidate runs: here, on a peer, or split over peers
+(:mod:`aria.router.placement`). :meth:`Node.generate` then walks that chain for real.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import anyio
 
 from aria.backends import (
-    Attempt,
     Dispatcher,
-    DoneEvent,
     Embeddings,
-    Generation,
     GenerationJob,
+    GenerationStream,
     Lease,
     Limits,
-    Opened,
-    TokenEvent,
     WorkerLaunch,
     choose_launch,
     find_bitnet_server,
@@ -37,98 +36,42 @@ from aria.catalog import (
     Capability,
     Catalog,
     CatalogEntry,
+    Denylist,
     ModelId,
     WheelSource,
     load_catalog,
     load_denylist,
 )
 from aria.config import AriaPaths, AriaSettings
-from aria.errors import ModelNotFound
+from aria.errors import ModelNotFound, NodeNotRunning
 from aria.hardware import HardwareSnapshot, detect, memory_budget_bytes, recommend_threads
+from aria.p2p.control import NodeClient
+from aria.p2p.inference import request_body
+from aria.p2p.peer_generation import PeerRelays, open_on_peer
+from aria.p2p.provider_view import ProviderView
 from aria.profiles import enabled_tiers
 from aria.router import (
     Availability,
+    ChainEntry,
+    Local,
+    OnPeer,
+    Preference,
     RouteRequest,
     RoutingDecision,
     RoutingTable,
+    Split,
     load_routing_table,
+    place_named,
     route,
 )
-from aria.split.auto import describe_split, placement_of, split_lease
-from aria.split.placement import Placement
+from aria.served import Opening, Resolution, Served
+from aria.split.auto import placement_of, split_lease
 from aria.store import InstalledModel, ModelStore
 from aria.store.embedded import find_wheel
 
 __all__ = ["Node", "Resolution", "Served"]
 
 _GIB = 1024**3
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """The models that may serve a request, best first, and why."""
-
-    candidates: tuple[ModelId, ...]
-    category: str | None
-    reason: str
-    notice: str | None = None
-
-
-class Served:
-    """A generation in progress on the model that took it; close it when done."""
-
-    def __init__(
-        self,
-        opened: Opened[tuple[CatalogEntry, Generation, TokenEvent | DoneEvent, Placement | None]],
-        resolution: Resolution,
-    ) -> None:
-        self._opened = opened
-        self.entry, self._generation, self._first, self.split = opened.value
-        self.resolution = resolution
-
-    @property
-    def model_id(self) -> ModelId:
-        return self._opened.model_id
-
-    @property
-    def skipped(self) -> tuple[Attempt, ...]:
-        return self._opened.skipped
-
-    def route_header(self) -> str:
-        """``x-aria-route``: category, the model chosen, and each fallback taken."""
-        parts = [f"model={self.model_id}", f"category={self.resolution.category or 'none'}"]
-        if self.skipped:
-            parts.append("fallbacks=" + ",".join(f"{a.model_id}:{a.code}" for a in self.skipped))
-        if self.split is not None:
-            parts.append(f"split={len(self.split.shares)} peer(s)")
-        parts.append(f"reason={self.resolution.reason}")
-        return "; ".join(parts)
-
-    def split_header(self) -> str | None:
-        """``x-aria-split``: where the layers ran, when the model was split over peers."""
-        return None if self.split is None else describe_split(self.split)
-
-    async def events(self) -> AsyncIterator[TokenEvent | DoneEvent]:
-        """Tokens as the worker generates them, then one :class:`DoneEvent`."""
-        yield self._first
-        while not self._generation.finished:
-            yield await self._generation.next_event()
-
-    async def cancel(self) -> DoneEvent | None:
-        """Stop generating now (the backend stays leased until :meth:`aclose`)."""
-        return await self._generation.cancel()
-
-    async def aclose(self) -> None:
-        """Cancel the generation if unfinished and release the backend (shielded)."""
-        await self._opened.aclose()
-
-    async def __aenter__(self) -> Served:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 class Node:
@@ -144,6 +87,7 @@ class Node:
         hardware: HardwareSnapshot,
         bitnet_server: Path | None,
         routing: RoutingTable | None = None,
+        denylist: Denylist | None = None,
     ) -> None:
         self.paths = paths
         self.settings = settings
@@ -163,6 +107,9 @@ class Node:
             paths.logs,
             max_waiting=inference.max_waiting,
         )
+        denied = denylist if denylist is not None else load_denylist()
+        self.providers = ProviderView(paths, catalog, denied)
+        self.relays = PeerRelays()
 
     @classmethod
     def create(
@@ -176,13 +123,15 @@ class Node:
         paths.ensure()
         enabled_tiers(settings.node.profile, gpu_available=False)  # validates the profile
         catalog = load_catalog()
+        denylist = load_denylist()
         return cls(
             paths=paths,
             settings=settings,
             catalog=catalog,
-            store=ModelStore(paths, catalog, load_denylist()),
+            store=ModelStore(paths, catalog, denylist),
             hardware=hardware if hardware is not None else detect(),
             bitnet_server=find_bitnet_server(settings.inference.bitnet_server),
+            denylist=denylist,
         )
 
     @asynccontextmanager
@@ -191,33 +140,70 @@ class Node:
         async with self.dispatcher.running():
             yield self
 
-    # -- which model ------------------------------------------------------------------
+    # -- where a request runs --------------------------------------------------------------
 
-    def resolve(self, model: str | None, job: GenerationJob | None = None) -> Resolution:
-        """The candidates for a request: the named model, or (``None``/``"auto"``) the
-        SmartRouter's fallback chain for ``job``."""
+    def uses_peers(self, placement: Preference | None = None) -> bool:
+        """May prompts go to peers for this request (consent, and not ``local-only``)?"""
+        prefer = placement or self.settings.node.placement
+        return self.settings.consent.use_peers and prefer != "local-only"
+
+    def available(self, placement: Preference | None = None) -> Availability:
+        """What this node can run, and where: its models, its budget, and (only with
+        ``use_peers``) the peers' offers as the provider view last saw them."""
+        prefer = placement or self.settings.node.placement
+        installed = [m.entry for m in self.store.installed()]
+        known = {entry.id: entry for entry in (*self.catalog.entries, *installed)}
+        peers = offered = None
+        if self.uses_peers(prefer):
+            offered = self.providers.offered_entries(known)
+            peers = self.providers.ranked({**known, **{e.id: e for e in offered}})
+        return Availability.build(
+            profile=self.settings.node.profile,
+            gpu=self.hardware.gpu_available,
+            catalog=self.catalog.entries,
+            installed=installed,
+            default_model=self.catalog.default_model_id,
+            context_cap=self.settings.inference.context_length or DEFAULT_CONTEXT_CAP,
+            peers=peers,
+            offered=offered or (),
+            bitnet_cpp=self.bitnet_server is not None,
+            budget_bytes=self.dispatcher.limits.budget_bytes,
+            prefer=prefer,
+        )
+
+    def resolve(
+        self,
+        model: str | None,
+        job: GenerationJob | None = None,
+        *,
+        placement: Preference | None = None,
+        distributed: bool = False,
+        available: Availability | None = None,
+    ) -> Resolution:
+        """The chain for a request: the named model where it can run, or (``None`` /
+        ``"auto"``) the SmartRouter's chain for ``job``; ``distributed`` forces the named
+        model to run split over peers (``aria model run --distributed``)."""
+        available = available or self.available(placement)
         if model and model != "auto":
-            return Resolution((self.canonical_id(model),), None, "requested")
-        decision = self.route(job)
-        return Resolution(decision.chain, decision.category.value, decision.reason, decision.notice)
+            model_id = self.canonical_id(model)
+            if distributed:
+                return Resolution((ChainEntry(model_id, Split(forced=True)),), None, "requested")
+            return Resolution(place_named(model_id, available), None, "requested")
+        decision = route(_route_request(job), self.routing, available)
+        return Resolution(
+            decision.entries, decision.category.value, decision.reason, decision.notice
+        )
 
     def canonical_id(self, model: str) -> ModelId:
         """The one spelling of a requested model (``TINY``, `` tiny`` -> ``tiny``), so
         responses, metrics labels and backends never multiply per client spelling."""
         return ModelId(self.store.canonical_id(model))
 
-    def route(self, job: GenerationJob | None) -> RoutingDecision:
+    def route(
+        self, job: GenerationJob | None, placement: Preference | None = None
+    ) -> RoutingDecision:
         """The SmartRouter's decision for ``job`` (``None``: an empty chat, as at start-up)."""
-        available = Availability.build(
-            profile=self.settings.node.profile,
-            gpu=self.hardware.gpu_available,
-            catalog=self.catalog.entries,
-            installed=[m.entry for m in self.store.installed()],
-            default_model=self.catalog.default_model_id,
-            context_cap=self.settings.inference.context_length or DEFAULT_CONTEXT_CAP,
-            bitnet_cpp=self.bitnet_server is not None,
-        )
-        return route(_route_request(job), self.routing, available)
+        return route(_route_request(job), self.routing, self.available(placement))
 
     def installed(self, model_id: str) -> InstalledModel:
         """The installed model ``model_id``.
@@ -265,60 +251,108 @@ class Node:
             find_wheel(source, self.paths.cache / "wheels") is not None
         )
 
-    @asynccontextmanager
-    async def _lease(
-        self, model_id: ModelId, *, distributed: bool = False
-    ) -> AsyncIterator[tuple[CatalogEntry, Lease]]:
+    async def _local(self, model_id: ModelId) -> InstalledModel:
         if self._embedded_wheel_cached(model_id):
             await anyio.to_thread.run_sync(self.store.ensure_embedded)
-        model = self.installed(model_id)
-        ram = int(model.entry.memory.ram_gb * _GIB)
-        if distributed or ram > self.dispatcher.limits.budget_bytes:  # docs/split-inference.md
+        return self.installed(model_id)
+
+    @asynccontextmanager
+    async def _lease(self, entry: ChainEntry) -> AsyncIterator[tuple[CatalogEntry, Lease]]:
+        """A backend for a local or split entry (docs/split-inference.md for splits)."""
+        model = await self._local(entry.model_id)
+        if isinstance(entry.where, Split):
             async with split_lease(
                 model,
                 self.launch_for(model),
                 dispatcher=self.dispatcher,
                 paths=self.paths,
                 use_peers=self.settings.consent.use_peers,
-                forced=distributed,
+                forced=entry.where.forced,
             ) as split:
                 yield model.entry, split
             return
+        ram = int(model.entry.memory.ram_gb * _GIB)
         async with self.dispatcher.lease(model.entry.id, self.launch_for(model), ram) as lease:
             yield model.entry, lease
 
     # -- serving ------------------------------------------------------------------------
 
     async def generate(
-        self, job: GenerationJob, model: str | None, *, distributed: bool = False
+        self,
+        job: GenerationJob,
+        model: str | None,
+        *,
+        distributed: bool = False,
+        placement: Preference | None = None,
     ) -> Served:
-        """Start ``job`` on the first model of the chain that can take it.
+        """Start ``job`` on the first entry of its chain that can take it.
 
-        The first event is awaited here, so a backend that fails before its first
-        token is skipped like a missing one. A model that does not fit this node's
-        memory budget is split over peers that lend compute; ``distributed`` forces that.
+        The first event is awaited here, so an entry that fails before its first token
+        is skipped like a missing one (availability errors only: a client error, from
+        here or from a peer, is raised at once). ``placement`` overrides the node's
+        ``node.placement`` preference for this request.
 
         Raises:
             ModelNotFound, ModelNotInstalled, BackendUnavailable, BackendCrashed,
             RoutingError (every candidate failed), ContextLengthExceeded, InvalidRequest,
-            PlacementRefused (too big here and no peers can hold it).
+            PlacementRefused (too big here and no peers can hold it), PeerError,
+            ConsentRefused, RateLimited.
         """
-        resolution = self.resolve(model, job)
+        if self.uses_peers(placement):
+            await self.providers.refresh()
+        available = self.available(placement)
+        resolution = self.resolve(
+            model, job, placement=placement, distributed=distributed, available=available
+        )
+        self._refuse_unoffered(model, resolution, placement)
 
-        async def open_one(
-            model_id: ModelId, stack: AsyncExitStack
-        ) -> tuple[CatalogEntry, Generation, TokenEvent | DoneEvent, Placement | None]:
-            entry, lease = await stack.enter_async_context(
-                self._lease(model_id, distributed=distributed)
-            )
+        async def open_one(entry: ChainEntry, stack: AsyncExitStack) -> Opening:
+            if isinstance(entry.where, OnPeer):
+                stream: GenerationStream = await self._on_peer(job, entry.model_id, entry.where)
+                stack.push_async_callback(stream.aclose)
+                known = available.entries.get(entry.model_id)
+                model = known or self.catalog.get(entry.model_id)
+                return Opening(entry, model, stream, await stream.next_event(), None)
+            model, lease = await stack.enter_async_context(self._lease(entry))
             generation = await lease.generate(job)
             stack.push_async_callback(generation.aclose)
-            return entry, generation, await generation.next_event(), placement_of(lease)
+            first = await generation.next_event()
+            return Opening(entry, model, generation, first, placement_of(lease))
 
-        return Served(await open_first(resolution.candidates, open_one), resolution)
+        return Served(await open_first(resolution.entries, open_one), resolution)
+
+    def _refuse_unoffered(
+        self, model: str | None, resolution: Resolution, placement: Preference | None
+    ) -> None:
+        """A named model neither here nor offered by a willing peer, that peers do hold:
+        say why they do not take it (consent off, busy), not only that it is missing.
+
+        Raises:
+            ConsentRefused, PeerError: the peers that hold it will not take it now.
+        """
+        if not model or model == "auto" or not self.uses_peers(placement):
+            return
+        [entry] = resolution.entries[:1]
+        if isinstance(entry.where, OnPeer) or self.store.is_installed(entry.model_id):
+            return
+        refusal = self.providers.refusal(entry.model_id)
+        if refusal is not None:
+            raise refusal
+
+    async def _on_peer(
+        self, job: GenerationJob, model_id: ModelId, where: OnPeer
+    ) -> GenerationStream:
+        client = NodeClient.located(self.paths)
+        if client is None:
+            raise NodeNotRunning(
+                f"no ARIA node runs on {self.paths.home} to reach peer {where.peer_id}"
+            )
+        body = request_body(job, model_id)
+        return await open_on_peer(client, where.peer_id, body, self.relays, self.providers.failed)
 
     async def embed(self, texts: list[str], model: str | None) -> tuple[ModelId, Embeddings]:
-        """Embed ``texts`` with the named model, or the first installed embedding model.
+        """Embed ``texts`` with the named model, or the first installed embedding model
+        (always here: embeddings feed this machine's own memory and search).
 
         Raises:
             ModelNotFound, ModelNotInstalled, BackendError, ContextLengthExceeded.
@@ -330,13 +364,13 @@ class Node:
             embedding = [
                 m.entry.id for m in installed if Capability.EMBEDDING in m.entry.capabilities
             ]
-            candidates = tuple(embedding) or self.route(None).chain
+            candidates = tuple(embedding) or self.route(None, "local-only").chain
 
-        async def open_one(model_id: ModelId, stack: AsyncExitStack) -> Embeddings:
-            _, lease = await stack.enter_async_context(self._lease(model_id))
+        async def open_one(entry: ChainEntry, stack: AsyncExitStack) -> Embeddings:
+            _, lease = await stack.enter_async_context(self._lease(entry))
             return await lease.embed(texts)
 
-        opened = await open_first(candidates, open_one)
+        opened = await open_first([ChainEntry(m, Local()) for m in candidates], open_one)
         await opened.aclose()
         return opened.model_id, opened.value
 

@@ -7,7 +7,6 @@
 * ``errors``     -- OpenAI-style error rendering; ``guards`` -- connection cap, Host and
   Origin checks, API keys and per-key limit, body size and deadline;
 * ``disconnect`` -- cancelling a request's work when its client leaves;
-* ``peers``      -- relaying a peer's answer (checked, bounded) when the model is not here;
 * ``metrics``    -- Prometheus (the key store itself is :mod:`aria.apikeys`);
 * ``server``     -- hypercorn on trio (TLS off loopback); ``background`` -- the same in a
   thread (tests, benchmarks).

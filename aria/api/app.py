@@ -29,7 +29,6 @@ from aria.api.guards import (
     PerKeyLimit,
 )
 from aria.api.metrics import CountRequests, Metrics
-from aria.api.peers import Relays
 from aria.apikeys import KeyStore
 from aria.errors import ConfigError
 from aria.node import Node
@@ -90,7 +89,6 @@ def create_app(node: Node, *, require_keys: bool = False, host: str = "127.0.0.1
     app.state.metrics = metrics
     app.state.keys = keys
     app.state.require_keys = require_keys
-    app.state.relays = Relays()
     app.state.started = time.time()
     install_error_handlers(app)
     # add_middleware puts each one outside the previous: innermost first.

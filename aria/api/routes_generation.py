@@ -1,5 +1,12 @@
 """``POST /v1/chat/completions`` and ``POST /v1/completions``.
 
+Both go through the node's one placement decision (:meth:`aria.node.Node.generate`):
+the request runs here, on a peer or split over peers, and is rendered the same way
+wherever it ran; the ``x-aria-route``, ``x-aria-served-by`` and ``x-aria-split`` headers
+say where. A request may ask for another placement than the operator's
+``node.placement`` with the ``x-aria-placement`` header (``local-first``,
+``peers-first``, ``local-only``; peers only ever with ``consent.use_peers``).
+
 Everything up to the first byte of the response (waiting for a backend, the prompt,
 and the whole generation when not streamed) runs under
 :func:`~aria.api.disconnect.unless_disconnected`: a client that leaves stops its work.
@@ -18,10 +25,13 @@ from aria.api.convert import chat_job, completion_job
 from aria.api.disconnect import client_gone, unless_disconnected
 from aria.api.metrics import Metrics, RequestTracker
 from aria.api.payloads import DONE, ChatOutput, Chunks, finish_reason
-from aria.api.peers import serve_on_peer
 from aria.api.schemas import ChatCompletionRequest, CompletionRequest
 from aria.api.streaming import EventStream, Final, error_event, generated, route_headers
-from aria.node import Node, Served
+from aria.backends import GenerationJob, ToolCallDelta
+from aria.errors import InvalidRequest
+from aria.node import Node
+from aria.router import PREFERENCES, Preference, parse_preference
+from aria.served import Served
 
 __all__ = ["ERROR_RESPONSES", "router"]
 
@@ -48,19 +58,41 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     return client_gone() if response is None else response
 
 
-async def _chat(body: ChatCompletionRequest, request: Request) -> Response:
-    remote = await serve_on_peer(request, body)
-    if remote is not None:
-        return remote
+async def _start(
+    request: Request, job: GenerationJob, model: str | None
+) -> tuple[Served, dict[str, str], RequestTracker]:
+    """Open ``job`` where the node's placement decision puts it; its headers and tracker."""
     node: Node = request.app.state.node
     metrics: Metrics = request.app.state.metrics
-    job, tools = chat_job(body)
     started = time.perf_counter()
-    served = await node.generate(job, body.model)
-    headers = route_headers(served, metrics)
+    served = await node.generate(job, model, placement=_placement(request))
+    tracker = RequestTracker(metrics, served.model_id, started)
+    return served, route_headers(served, metrics), tracker
+
+
+def _placement(request: Request) -> Preference | None:
+    """The request's ``x-aria-placement``, if it asks for one.
+
+    Raises:
+        InvalidRequest: not one of the preferences.
+    """
+    value = request.headers.get("x-aria-placement")
+    if value is None:
+        return None
+    preference = parse_preference(value)
+    if preference is None:
+        raise InvalidRequest(
+            f"x-aria-placement must be one of {', '.join(PREFERENCES)}", param="x-aria-placement"
+        )
+    return preference
+
+
+async def _chat(body: ChatCompletionRequest, request: Request) -> Response:
+    metrics: Metrics = request.app.state.metrics
+    job, tools = chat_job(body)
+    served, headers, tracker = await _start(request, job, body.model)
     chunks = Chunks("chat", served.model_id)
     output = ChatOutput(tools=tools)
-    tracker = RequestTracker(metrics, served.model_id, started)
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         stream = _chat_stream(served, output, chunks, tracker, metrics, usage)
@@ -70,6 +102,8 @@ async def _chat(body: ChatCompletionRequest, request: Request) -> Response:
         async for item in _counted(served, tracker, lambda: output.repeating):
             if isinstance(item, Final):
                 done = item.done
+            elif isinstance(item, ToolCallDelta):
+                output.call(item)
             else:
                 output.feed(item)
     output.finish()
@@ -79,7 +113,7 @@ async def _chat(body: ChatCompletionRequest, request: Request) -> Response:
 
 async def _counted(
     served: Served, tracker: RequestTracker, stop: Callable[[], bool]
-) -> AsyncIterator[str | Final]:
+) -> AsyncIterator[str | ToolCallDelta | Final]:
     """:func:`generated`, and when cancelled (the client left) the tokens made so far
     still count in the metrics."""
     try:
@@ -105,7 +139,8 @@ async def _chat_stream(
             if isinstance(item, Final):
                 done = item.done
                 continue
-            for delta in output.feed(item):
+            deltas = output.call(item) if isinstance(item, ToolCallDelta) else output.feed(item)
+            for delta in deltas:
                 yield chunks.delta(delta)
         for delta in output.finish():
             yield chunks.delta(delta)
@@ -125,14 +160,9 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
 
 
 async def _complete(body: CompletionRequest, request: Request) -> Response:
-    node: Node = request.app.state.node
     metrics: Metrics = request.app.state.metrics
-    job = completion_job(body)
-    started = time.perf_counter()
-    served = await node.generate(job, body.model)
-    headers = route_headers(served, metrics)
+    served, headers, tracker = await _start(request, completion_job(body), body.model)
     chunks = Chunks("text", served.model_id)
-    tracker = RequestTracker(metrics, served.model_id, started)
     prefix = body.prompt_text() if body.echo else ""
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -143,7 +173,7 @@ async def _complete(body: CompletionRequest, request: Request) -> Response:
         async for item in _counted(served, tracker, lambda: False):
             if isinstance(item, Final):
                 done = item.done
-            else:
+            elif isinstance(item, str):
                 parts.append(item)
     return JSONResponse(
         chunks.response({"text": "".join(parts)}, done, finish_reason(done)), headers=headers
@@ -165,7 +195,7 @@ async def _text_stream(
         async for item in generated(served, tracker, lambda: False):
             if isinstance(item, Final):
                 done = item.done
-            else:
+            elif isinstance(item, str):
                 yield chunks.content(item)
         yield chunks.delta({}, finish_reason=finish_reason(done))
         if usage:

@@ -20,9 +20,9 @@ from starlette.types import Receive, Scope, Send
 from aria.api.errors import error_body
 from aria.api.metrics import Metrics, RequestTracker
 from aria.api.payloads import sse
-from aria.backends import DoneEvent, TokenEvent
+from aria.backends import DoneEvent, TokenEvent, ToolCallDelta
 from aria.errors import AriaError
-from aria.node import Served
+from aria.served import Served
 
 __all__ = ["EventStream", "Final", "error_event", "generated", "route_headers"]
 
@@ -63,20 +63,24 @@ class Final:
 
 async def generated(
     served: Served, tracker: RequestTracker, stop: Callable[[], bool]
-) -> AsyncIterator[str | Final]:
-    """Each generated text piece, then one :class:`Final`; ``stop()`` ends early."""
+) -> AsyncIterator[str | ToolCallDelta | Final]:
+    """Each generated text piece (or a peer's parsed tool-call fragment), then one
+    :class:`Final`; ``stop()`` ends early."""
     async for event in served.events():
+        if isinstance(event, DoneEvent):
+            tracker.done(event)
+            yield Final(event)
+            return
         if isinstance(event, TokenEvent):
             tracker.token()
             yield event.text
-            if stop():
-                done = await served.cancel()
-                tracker.done(done)
-                yield Final(done)
-                return
         else:
-            tracker.done(event)
-            yield Final(event)
+            yield event
+        if stop():
+            done = await served.cancel()
+            tracker.done(done)
+            yield Final(done)
+            return
 
 
 def error_event(exc: Exception, metrics: Metrics) -> bytes:
@@ -89,12 +93,15 @@ def error_event(exc: Exception, metrics: Metrics) -> bytes:
 
 
 def route_headers(served: Served, metrics: Metrics) -> dict[str, str]:
-    """``x-aria-route`` (and ``x-aria-notice``), counting decisions and fallbacks taken."""
+    """``x-aria-route``, and ``x-aria-served-by`` (a peer served it), ``x-aria-split`` (split
+    over peers), ``x-aria-notice``; decisions and fallbacks taken are counted."""
     for attempt in served.skipped:
         metrics.fallbacks.labels(attempt.model_id, attempt.code).inc()
     if served.resolution.category is not None:
         metrics.route_decisions.labels(served.resolution.category, served.model_id).inc()
     headers = {"x-aria-route": _header_safe(served.route_header())}
+    if served.served_by is not None:
+        headers["x-aria-served-by"] = _header_safe(served.served_by)
     if served.resolution.notice:
         headers["x-aria-notice"] = _header_safe(served.resolution.notice)
     split = served.split_header()

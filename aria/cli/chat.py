@@ -1,7 +1,10 @@
-"""``aria chat`` and ``aria infer``: talk to a local model without starting a server.
+"""``aria chat`` and ``aria infer``: talk to a model without starting a server.
 
 Both run a :class:`~aria.node.Node` in this process (the model itself runs in its
-worker process, as behind the API) and stream tokens as they are generated.
+worker process, as behind the API) and stream tokens as they are generated. Where the
+answer runs is the node's one placement decision, as for the API: here, on a peer (with
+``consent.use_peers``, through the node running on this home) or split over peers; a
+note on stderr says where when it is not this machine alone.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from aria.cli.context import CliContext, cli_context, console_for
+from aria.cli.context import CliContext, cli_context, console_for, parse_placement
 from aria.errors import RequestError
 
 if TYPE_CHECKING:
     from aria.backends import DoneEvent, GenerationJob
     from aria.node import Node
+    from aria.router import Preference
     from aria.split import Placement
 
 _EXIT_COMMANDS = frozenset({"/exit", "/quit"})
@@ -31,6 +35,14 @@ ModelOption = Annotated[
 ]
 MaxTokens = Annotated[int, typer.Option("--max-tokens", min=1, help="Most tokens per answer.")]
 Temperature = Annotated[float, typer.Option(min=0.0, max=2.0, help="Sampling temperature.")]
+PlacementOption = Annotated[
+    str | None,
+    typer.Option(
+        "--placement",
+        help="Where to run first: local-first, peers-first or local-only "
+        "(default: node.placement; peers only with consent.use_peers).",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -47,6 +59,8 @@ class Answer:
     ttft_s: float | None
     decode_s: float
     split: Placement | None = None  # set when the model ran split over peers
+    served_by: str | None = None  # the peer that ran it
+    route: str = ""
 
     @property
     def tokens_per_second(self) -> float | None:
@@ -57,7 +71,8 @@ class Answer:
         tokens = self.done.completion_tokens if self.done else 0
         rate = self.tokens_per_second
         speed = f"{rate:.1f} tok/s" if rate is not None else "- tok/s"
-        return f"{self.model} · {self.tier} · {tokens} tokens · {speed}"
+        where = f" · peer {self.served_by}" if self.served_by else ""
+        return f"{self.model} · {self.tier}{where} · {tokens} tokens · {speed}"
 
 
 async def _answer(
@@ -67,16 +82,20 @@ async def _answer(
     on_text: Callable[[str], None],
     *,
     distributed: bool = False,
+    placement: Preference | None = None,
 ) -> Answer:
-    from aria.backends import TokenEvent
+    from aria.backends import DoneEvent, TokenEvent
 
     started = time.perf_counter()
     first: float | None = None
     parts: list[str] = []
     done = None
-    async with await node.generate(job, model, distributed=distributed) as served:
+    generating = node.generate(job, model, distributed=distributed, placement=placement)
+    async with await generating as served:
         if served.resolution.notice:
             _note(served.resolution.notice)
+        if served.served_by is not None:
+            _note(f"served by peer {served.served_by} ({served.model_id})")
         if served.split is not None:
             _note(f"split over peers ({served.split_header()}):")
             for line in served.split.explanation:
@@ -86,7 +105,7 @@ async def _answer(
                 first = first or time.perf_counter()
                 parts.append(event.text)
                 on_text(event.text)
-            else:
+            elif isinstance(event, DoneEvent):
                 done = event
     end = time.perf_counter()
     return Answer(
@@ -97,6 +116,8 @@ async def _answer(
         ttft_s=None if first is None else first - started,
         decode_s=0.0 if first is None else end - first,
         split=served.split,
+        served_by=served.served_by,
+        route=served.route_header(),
     )
 
 
@@ -123,8 +144,9 @@ def infer(
     max_tokens: MaxTokens = 512,
     temperature: Temperature = 0.7,
     seed: Annotated[int | None, typer.Option(help="Sampling seed (reproducible output).")] = None,
+    placement: PlacementOption = None,
 ) -> None:
-    """Answer one prompt, streaming the tokens (offline, no server needed)."""
+    """Answer one prompt, streaming the tokens (no server needed; peers only if allowed)."""
     answer_prompt(
         cli_context(ctx),
         prompt,
@@ -133,6 +155,7 @@ def infer(
         max_tokens=max_tokens,
         temperature=temperature,
         seed=seed,
+        placement=parse_placement(placement),
     )
 
 
@@ -146,6 +169,7 @@ def answer_prompt(
     temperature: float,
     seed: int | None = None,
     distributed: bool | None = None,
+    placement: Preference | None = None,
 ) -> None:
     """Answer one prompt in-process: stream it (or print one JSON object) plus stats.
 
@@ -167,7 +191,9 @@ def answer_prompt(
     async def run() -> Answer:
         async with node.running():
             on_text = (lambda _: None) if as_json else _write
-            return await _answer(node, job, model, on_text, distributed=bool(distributed))
+            return await _answer(
+                node, job, model, on_text, distributed=bool(distributed), placement=placement
+            )
 
     answer = trio.run(run)
     if as_json:
@@ -193,6 +219,8 @@ def _as_json(answer: Answer) -> dict[str, Any]:
         },
         "ttft_s": answer.ttft_s,
         "tokens_per_second": answer.tokens_per_second,
+        "served_by": answer.served_by,
+        "route": answer.route,
     }
 
 
@@ -209,6 +237,7 @@ def chat(
     system: Annotated[str | None, typer.Option(help="A system prompt for the session.")] = None,
     max_tokens: MaxTokens = 512,
     temperature: Temperature = 0.7,
+    placement: PlacementOption = None,
 ) -> None:
     """Chat in the terminal; the conversation is kept until /exit (or Ctrl+D)."""
     import trio
@@ -216,6 +245,7 @@ def chat(
     from aria.backends import GenerationJob
 
     cli = cli_context(ctx)
+    prefer = parse_placement(placement)
     node = _node(cli)
     history: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
 
@@ -238,7 +268,7 @@ def chat(
                     messages=tuple(history), max_tokens=max_tokens, temperature=temperature
                 )
                 try:
-                    answer = await _answer(node, job, model, _write)
+                    answer = await _answer(node, job, model, _write, placement=prefer)
                 except RequestError as exc:  # e.g. the conversation outgrew the context
                     history.pop()
                     cli.err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
