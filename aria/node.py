@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -31,7 +32,7 @@ from aria.backends import (
     find_bitnet_server,
     open_first,
 )
-from aria.backends.launch import DEFAULT_CONTEXT_CAP
+from aria.backends.launch import DEFAULT_CONTEXT_CAP, Engine
 from aria.catalog import (
     Capability,
     Catalog,
@@ -88,6 +89,7 @@ class Node:
         bitnet_server: Path | None,
         routing: RoutingTable | None = None,
         denylist: Denylist | None = None,
+        engine: Engine | None = None,
     ) -> None:
         self.paths = paths
         self.settings = settings
@@ -95,6 +97,7 @@ class Node:
         self.store = store
         self.hardware = hardware
         self.bitnet_server = bitnet_server
+        self.engine = engine  # every launch on this engine (tests: "fake"); None: by tier
         self.routing = routing if routing is not None else load_routing_table(paths)
         inference = settings.inference
         budget = (
@@ -229,7 +232,7 @@ class Node:
             or inference.measured_threads.get(entry.id)
             or recommend_threads(self.hardware.cpu, entry.params_b)
         )
-        return choose_launch(
+        launch = choose_launch(
             entry,
             model.path,
             threads=threads,
@@ -237,6 +240,7 @@ class Node:
             context_length=inference.context_length,
             bitnet_server=self.bitnet_server,
         )
+        return launch if self.engine is None else replace(launch, engine=self.engine)
 
     def _embedded_wheel_cached(self, model_id: str) -> bool:
         """Is ``model_id`` the embedded default, not installed, with its wheel on disk?

@@ -24,7 +24,9 @@ __all__ = [
     "choose_launch",
 ]
 
-Engine = Literal["llama", "bitnet-server"]
+# "fake": aria.backends.fake_engine, a model-less engine for tests (never chosen by
+# choose_launch; a test selects it, e.g. Node(engine="fake")).
+Engine = Literal["llama", "bitnet-server", "fake"]
 
 # A model's full trained window can be huge (128k); the KV cache for it would dwarf
 # a small model's weights, so the default window is capped (settings can raise it).

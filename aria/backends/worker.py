@@ -70,6 +70,10 @@ def _claim_stdout() -> int:
 
 def open_engine(launch: WorkerLaunch) -> Engine:
     """Load the model with the engine ``launch`` asks for."""
+    if launch.engine == "fake":
+        from aria.backends.fake_engine import FakeEngine
+
+        return FakeEngine(launch)
     if launch.engine == "bitnet-server":
         from aria.backends.bitnet_engine import BitnetServerEngine
 

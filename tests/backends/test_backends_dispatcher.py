@@ -1,4 +1,7 @@
-"""The dispatcher with real worker processes: lazy start, crashes, memory, idle, fairness."""
+"""The dispatcher with real worker processes: lazy start, crashes, memory, idle, fairness.
+
+Each test runs on the model-less fake engine (no llama.cpp needed) and on llama.cpp.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +24,9 @@ JOB = GenerationJob(messages=({"role": "user", "content": "hi"},), max_tokens=4,
 A, B = ModelId("a"), ModelId("b")
 
 
-@pytest.fixture
-def launch(tiny_gguf: Path) -> WorkerLaunch:
-    return WorkerLaunch(model_path=str(tiny_gguf), n_ctx=512, threads=1)
+@pytest.fixture(params=["fake", "llama"])
+def launch(tiny_gguf: Path, request: pytest.FixtureRequest) -> WorkerLaunch:
+    return WorkerLaunch(model_path=str(tiny_gguf), n_ctx=512, threads=1, engine=request.param)
 
 
 def dispatcher(
