@@ -9,7 +9,7 @@ peer's parsed tool calls), then one summary. The API renders it and sets
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -100,7 +100,7 @@ class Served:
         """``x-aria-split``: where the layers ran, when the model was split over peers."""
         return None if self.split is None else describe_split(self.split)
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self) -> AsyncGenerator[Event, None]:
         """Text (and a peer's parsed tool calls) as generated, then one :class:`DoneEvent`."""
         yield self._first
         while not self._stream.finished:

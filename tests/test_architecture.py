@@ -68,7 +68,9 @@ def imports(module: str, path: Path, known: dict[str, Path]) -> Iterator[str]:
             if node.level:
                 parts = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*parts, base] if base else parts)
-            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+            names = [
+                f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names
+            ]
         for name in names:
             target = resolve(name) if name.startswith("aria") else None
             if target is not None and target != module:

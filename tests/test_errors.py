@@ -105,9 +105,11 @@ def test_hostile_wire_forms_give_a_bounded_error(wire: dict[str, object]) -> Non
 
 
 def test_only_availability_errors_fall_back() -> None:
-    availability = [ModelNotInstalled, BackendUnavailable, BackendCrashed, PeerError]
+    availability: list[type[AriaError]] = [ModelNotInstalled, BackendUnavailable, BackendCrashed]
+    availability.append(PeerError)
     availability += [ConsentRefused, PlacementRefused]
     assert all(cls.falls_back for cls in availability)
-    request = [InvalidRequest, ContextLengthExceeded, RateLimited, RequestFailed, AriaError]
+    request: list[type[AriaError]] = [InvalidRequest, ContextLengthExceeded, RateLimited]
+    request += [RequestFailed, AriaError]
     assert not any(cls.falls_back for cls in request)
     assert "from_wire" in errors.__all__

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 
 import anyio
@@ -66,21 +67,22 @@ async def generated(
 ) -> AsyncIterator[str | ToolCallDelta | Final]:
     """Each generated text piece (or a peer's parsed tool-call fragment), then one
     :class:`Final`; ``stop()`` ends early."""
-    async for event in served.events():
-        if isinstance(event, DoneEvent):
-            tracker.done(event)
-            yield Final(event)
-            return
-        if isinstance(event, TokenEvent):
-            tracker.token()
-            yield event.text
-        else:
-            yield event
-        if stop():
-            done = await served.cancel()
-            tracker.done(done)
-            yield Final(done)
-            return
+    async with aclosing(served.events()) as events:
+        async for event in events:
+            if isinstance(event, DoneEvent):
+                tracker.done(event)
+                yield Final(event)
+                return
+            if isinstance(event, TokenEvent):
+                tracker.token()
+                yield event.text
+            else:
+                yield event
+            if stop():
+                done = await served.cancel()
+                tracker.done(done)
+                yield Final(done)
+                return
 
 
 def error_event(exc: Exception, metrics: Metrics) -> bytes:

@@ -13,6 +13,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -100,13 +101,14 @@ async def _answer(
             _note(f"split over peers ({served.split_header()}):")
             for line in served.split.explanation:
                 _note(f"  {line}")
-        async for event in served.events():
-            if isinstance(event, TokenEvent):
-                first = first or time.perf_counter()
-                parts.append(event.text)
-                on_text(event.text)
-            elif isinstance(event, DoneEvent):
-                done = event
+        async with aclosing(served.events()) as events:
+            async for event in events:
+                if isinstance(event, TokenEvent):
+                    first = first or time.perf_counter()
+                    parts.append(event.text)
+                    on_text(event.text)
+                elif isinstance(event, DoneEvent):
+                    done = event
     end = time.perf_counter()
     return Answer(
         text="".join(parts),

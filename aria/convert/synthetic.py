@@ -40,6 +40,7 @@ from aria.convert.synthetic_vocab import (
 
 __all__ = [
     "BITNET_QUANTS",
+    "Arch",
     "LLAMA_QUANTS",
     "SyntheticSpec",
     "write_bitnet_gguf",
@@ -47,6 +48,7 @@ __all__ = [
     "write_llama_gguf",
 ]
 
+Arch = Literal["llama", "bitnet"]
 LlamaQuant = Literal["F32", "F16", "Q8_0", "Q4_0", "Q4_1"]
 BitnetQuant = Literal["TQ1_0", "TQ2_0"]
 LLAMA_QUANTS: tuple[str, ...] = ("F32", "F16", "Q8_0", "Q4_0", "Q4_1")
@@ -69,7 +71,7 @@ _FILE_TYPES = {
 class SyntheticSpec:
     """Shape and format of one generated model; ``params`` sizes it before writing."""
 
-    arch: Literal["llama", "bitnet"] = "llama"
+    arch: Arch = "llama"
     quant: str = "Q8_0"
     n_embd: int = 256
     n_layers: int = 2

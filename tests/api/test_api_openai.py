@@ -10,12 +10,13 @@ import jsonschema
 import openai
 import pytest
 from openai import OpenAI
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 from pydantic import BaseModel
 
 from aria.convert.synthetic_vocab import build_vocab
 from tests.api.conftest import Server
 
-HELLO = [{"role": "user", "content": "hello there"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,7 @@ def test_seed_reproducibility(client: OpenAI) -> None:
     assert len({sample(s) for s in range(4)}) > 1
 
 
-WEATHER = {
+WEATHER: ChatCompletionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -132,6 +133,7 @@ def test_tool_calls_are_parsed(client: OpenAI) -> None:
     assert choice.finish_reason == "tool_calls"
     assert choice.message.tool_calls and len(choice.message.tool_calls) == 1
     call = choice.message.tool_calls[0]
+    assert call.type == "function"  # ARIA makes function calls only (narrows the type)
     assert call.function.name == "get_weather" and call.id.startswith("call_")
     assert json.loads(call.function.arguments)["city"] in ("Paris", "Rome")
 
@@ -191,26 +193,27 @@ def test_the_sdk_stream_helper_accumulates_and_parses_tool_calls(client: OpenAI)
 
 
 def test_tool_round_trip_with_tool_messages(client: OpenAI) -> None:
+    messages: list[ChatCompletionMessageParam] = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "weather?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ]
     reply = client.chat.completions.create(
         model="tiny",
         max_tokens=5,
         temperature=0,
-        messages=[
-            {"role": "system", "content": "be brief"},
-            {"role": "user", "content": "weather?"},
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": "call_1",
-                        "type": "function",
-                        "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'},
-                    }
-                ],
-            },
-            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
-        ],
+        messages=messages,
         tools=[WEATHER],
         tool_choice="none",
     )

@@ -73,7 +73,9 @@ def relay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Ser
         async def answer() -> AsyncIterator[Any]:
             for item in items:
                 if item == "wait":
-                    await trio.to_thread.run_sync(stand_in.release.wait, abandon_on_cancel=True)
+                    # trio-typing (pulled in by libp2p) predates this trio keyword.
+                    wait = stand_in.release.wait
+                    await trio.to_thread.run_sync(wait, abandon_on_cancel=True)  # type: ignore[call-arg]
                     continue
                 yield item
                 await trio.sleep(stand_in.pause_s)

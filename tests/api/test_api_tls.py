@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from openai import OpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 from aria.api import ServerConfig, serve
 from aria.apikeys import KeyStore
@@ -29,7 +30,7 @@ from aria.errors import ConfigError
 from aria.p2p.local_api import forward, read_endpoint
 from tests.api.conftest import Server, make_node, running
 
-HELLO = [{"role": "user", "content": "hi"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,8 @@ def test_an_https_client_with_the_certificate_works(
     client = OpenAI(
         base_url=f"{https.url}/v1",
         api_key="unused",
-        http_client=httpx.Client(verify=trusted),
+        # The SDK's annotation names its own httpx build; a standard client works as well.
+        http_client=httpx.Client(verify=trusted),  # type: ignore[arg-type]
         max_retries=0,
     )
     reply = client.chat.completions.create(model="tiny", messages=HELLO, max_tokens=3)

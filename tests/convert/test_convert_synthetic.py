@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from aria.convert import SyntheticSpec, write_bitnet_gguf, write_gguf, write_llama_gguf
+from aria.convert.synthetic import Arch
 from aria.convert.synthetic_vocab import CHATML_TEMPLATE, build_vocab
 
 LLAMA_CASES = ["F16", "Q8_0", "Q4_0"]
@@ -29,7 +30,7 @@ def _field(reader: gguf.GGUFReader, key: str) -> object:
 def test_file_metadata_and_tensor_types(tmp_path: Path, quant: str) -> None:
     path = _write(tmp_path, quant)
     reader = gguf.GGUFReader(path)
-    arch = "bitnet" if quant in BITNET_CASES else "llama"
+    arch: Arch = "bitnet" if quant in BITNET_CASES else "llama"
     assert _field(reader, "general.architecture") == arch
     assert _field(reader, "general.license") == "apache-2.0"
     assert str(_field(reader, "general.name")).startswith("aria-synthetic-")

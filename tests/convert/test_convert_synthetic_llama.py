@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from aria.convert import write_bitnet_gguf, write_llama_gguf
+from aria.convert import SyntheticSpec, write_gguf
+from aria.convert.synthetic import Arch
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
@@ -21,14 +22,14 @@ CASES = [
 ]
 
 
-def _load(tmp_path: Path, arch: str, quant: str) -> Any:
-    writer = write_bitnet_gguf if arch == "bitnet" else write_llama_gguf
-    path = writer(tmp_path / f"{arch}-{quant}.gguf", quant=quant)  # type: ignore[operator]
+def _load(tmp_path: Path, arch: Arch, quant: str) -> Any:
+    target = tmp_path / f"{arch}-{quant}.gguf"
+    path = write_gguf(target, SyntheticSpec(arch=arch, quant=quant))
     return llama_cpp.Llama(str(path), n_ctx=256, n_threads=2, seed=0, verbose=False)
 
 
 @pytest.mark.parametrize(("arch", "quant"), CASES)
-def test_loads_and_generates_finite_tokens(tmp_path: Path, arch: str, quant: str) -> None:
+def test_loads_and_generates_finite_tokens(tmp_path: Path, arch: Arch, quant: str) -> None:
     llm = _load(tmp_path, arch, quant)
     prompt = llm.tokenize(b"Hello world, the capital of France is")
     generated: list[int] = []
@@ -45,7 +46,7 @@ def test_loads_and_generates_finite_tokens(tmp_path: Path, arch: str, quant: str
 
 
 @pytest.mark.parametrize(("arch", "quant"), [CASES[1], CASES[4]])
-def test_greedy_generation_is_reproducible(tmp_path: Path, arch: str, quant: str) -> None:
+def test_greedy_generation_is_reproducible(tmp_path: Path, arch: Arch, quant: str) -> None:
     first = _load(tmp_path, arch, quant)("Hello", max_tokens=8, temperature=0.0)
     second = _load(tmp_path, arch, quant)("Hello", max_tokens=8, temperature=0.0)
     assert first["choices"][0]["text"] == second["choices"][0]["text"]

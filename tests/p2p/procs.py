@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from aria.catalog import load_catalog, load_denylist
 from aria.config import AriaPaths
+from aria.p2p.local_api import read_endpoint
+from aria.store import ModelStore
 
 T = TypeVar("T")
 
@@ -33,6 +36,11 @@ def wait_for(probe: Callable[[], T | None], timeout_s: float, what: str, every_s
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
         time.sleep(every_s)
+
+
+def verified(node: NodeProc, peer_id: str) -> bool:
+    """Whether ``node`` lists ``peer_id`` as a verified ARIA peer."""
+    return bool((node.peer(peer_id) or {}).get("verified"))
 
 
 @dataclass
@@ -104,13 +112,13 @@ def start_node(home: Path, *args: str, netns: str | None = None, timeout_s: floa
     """Start ``aria node start ARGS`` and wait until its control channel answers."""
     home.mkdir(parents=True, exist_ok=True)
     prefix = ["ip", "netns", "exec", netns] if netns else []
-    out = (home / "stdout.log").open("wb")
-    proc = subprocess.Popen(
-        [*prefix, sys.executable, "-m", "aria", "node", "start", *args],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        env=_env(home),
-    )
+    with (home / "stdout.log").open("wb") as out:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [*prefix, sys.executable, "-m", "aria", "node", "start", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=_env(home),
+        )
     node = NodeProc(home, proc, netns)
 
     def ready() -> bool:
@@ -124,3 +132,53 @@ def start_node(home: Path, *args: str, netns: str | None = None, timeout_s: floa
         node.stop()
         raise
     return node
+
+
+@dataclass
+class Api:
+    """A real ``aria api start`` process on 127.0.0.1 (a free port)."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_api(home: Path) -> Api:
+    """Start ``aria api start`` on ``home`` and wait until it wrote its endpoint file."""
+    with (home / "api.log").open("wb") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aria", "api", "start", "--host", "127.0.0.1", "--port", "0"],
+            env=_env(home),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    endpoint = wait_for(lambda: read_endpoint(AriaPaths(home)), 60, f"the API in {home}")
+    return Api(proc, endpoint.url)
+
+
+def cli(home: Path, *args: str) -> str:
+    """``aria ARGS`` on ``home``; its stdout (fails the test on a non-zero exit)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "aria", *args],
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
+
+
+def install(home: Path, gguf: Path, model_id: str | None = None) -> None:
+    """Import ``gguf`` into ``home``'s store (as ``model_id``)."""
+    ModelStore(AriaPaths(home), load_catalog(), load_denylist()).import_file(
+        gguf, model_id=model_id
+    )

@@ -19,6 +19,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -38,7 +39,7 @@ from aria.p2p.spec import load_spec
 from aria.p2p.transport.host import build_host, quiet_libp2p_logs
 from aria.rpc.ggml_rpc import library_dir
 from aria.split import Candidate, PlanPolicy
-from tests.p2p.procs import NodeProc, _env, start_node, wait_for
+from tests.p2p.procs import NodeProc, _env, start_node, verified, wait_for
 from tests.rpc import rpcwire as w
 from tests.split.test_split_inference import dispatcher, generate, local_reference, split_model
 
@@ -109,7 +110,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         started.append(honest)
         lender_id = str(status["peer_id"])
         for node in (attacker, honest):
-            wait_for(lambda n=node: (n.peer(lender_id) or {}).get("verified"), 60, "L verified")
+            wait_for(partial(verified, node, lender_id), 60, "L verified")
         yield Pair(lender, attacker, honest, lender_id)
     finally:
         for node in reversed(started):
@@ -219,7 +220,6 @@ _CACHE_WRITER = textwrap.dedent(
 def test_cache_flag_writes_leave_the_lenders_disk_unchanged(pair: Pair, tmp_path: Path) -> None:
     """The review's attack: llama.cpp's own client, WEIGHTS buffer, 12 MiB tensor_set."""
     before = _files(pair.lender.home)
-    worker = pair.worker() or psutil.Process(pair.lender.proc.pid)
     script = tmp_path / "cache_writer.py"
     script.write_text(_CACHE_WRITER)
     endpoint = f"127.0.0.1:{pair.port()}"

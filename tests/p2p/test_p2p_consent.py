@@ -16,9 +16,8 @@ from aria.p2p.consent import (
 
 def test_defaults_share_nothing() -> None:
     terms = terms_from_settings(ConsentSettings())
-    assert decide(terms, PeerAsk("infer", "p")) == Denied(
-        "consent_off", decide(terms, PeerAsk("infer", "p")).message
-    )  # type: ignore[union-attr]
+    denied = decide(terms, PeerAsk("infer", "p"))
+    assert isinstance(denied, Denied) and denied.reason == "consent_off"
     assert isinstance(decide(terms, PeerAsk("lend", "p")), Denied)
 
 

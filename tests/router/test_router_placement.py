@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aria.catalog.entries import Capability, ModelId, Tier
+from collections.abc import Mapping
+
+from aria.catalog.entries import Capability, CatalogEntry, ModelId, Tier
 from aria.router import (
     TEXT_CATEGORIES,
     Availability,
@@ -11,6 +13,7 @@ from aria.router import (
     OnPeer,
     QueryClassifier,
     RouteRequest,
+    RoutingTable,
     Split,
     parse_preference,
     place_named,
@@ -29,11 +32,11 @@ GIB = 1024**3
 
 def available(
     installed: list[str],
-    peers: dict[str, tuple[str, ...]],
+    peers: Mapping[ModelId, tuple[str, ...]],
     *,
     budget_gb: float | None = None,
     prefer: Preference = "local-first",
-    offered: tuple[object, ...] = (),
+    offered: tuple[CatalogEntry, ...] = (),
 ) -> Availability:
     catalog = [SMALL, QUALITY, CODER, HUGE, I2S, DEFAULT]
     known = {e.id: e for e in catalog}
@@ -43,14 +46,14 @@ def available(
         catalog=catalog,
         installed=[known[ModelId(m)] for m in installed],
         default_model=DEFAULT.id,
-        peers={ModelId(m): ids for m, ids in peers.items()},
-        offered=offered,  # type: ignore[arg-type]
+        peers=peers,
+        offered=offered,
         budget_bytes=None if budget_gb is None else int(budget_gb * GIB),
         prefer=prefer,
     )
 
 
-def rows(classifier: QueryClassifier, models: list[str]):  # type: ignore[no-untyped-def]
+def rows(classifier: QueryClassifier, models: list[ModelId]) -> RoutingTable:
     return table(classifier, {c.value: {"default": models} for c in TEXT_CATEGORIES})
 
 

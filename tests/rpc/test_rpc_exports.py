@@ -24,7 +24,7 @@ def test_every_exported_name_comes_from_its_module() -> None:
         home = sys.modules[f"aria.rpc.{aria.rpc._HOMES[name]}"]
         assert getattr(home, name) is exported, name
     with pytest.raises(AttributeError, match="no_such_name"):
-        _ = aria.rpc.no_such_name  # type: ignore[attr-defined]
+        _ = aria.rpc.no_such_name
 
 
 def test_a_worker_process_does_not_import_the_orchestrator_or_llama_cpp() -> None:

@@ -28,12 +28,12 @@ class Session:
     def client(self, data: bytes) -> bytes:
         """Feed the peer's bytes; return what reaches the worker."""
         self.filter.receive_client(data, self.now)
-        return self.filter.data_for_worker()
+        return bytes(self.filter.data_for_worker())
 
     def worker(self, data: bytes) -> bytes:
         """Feed the worker's bytes; return what reaches the peer."""
         self.filter.receive_worker(data, self.now)
-        return self.filter.data_for_client()
+        return bytes(self.filter.data_for_client())
 
     @property
     def refused(self) -> str | None:

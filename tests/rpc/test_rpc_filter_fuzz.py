@@ -9,6 +9,7 @@ leave its tensor, no cache flag and no custom op may pass.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -123,7 +124,7 @@ def test_an_honest_session_is_the_same_however_it_is_chunked(cuts: list[int]) ->
     assert session.refused is None
 
 
-_FIELDS = {
+_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "type": st.integers(0, 2**32 - 1) | st.sampled_from([0, 1, 4, 8, 26, 42, 43]),
     "ne": st.lists(st.integers(0, 2**32 - 1) | st.integers(0, 64), min_size=4, max_size=4),
     "nb": st.lists(st.integers(0, 2**32 - 1) | st.integers(0, 512), min_size=4, max_size=4),
@@ -157,7 +158,7 @@ def _mutated(draw: st.DrawFn) -> bytes:
             for name in draw(st.sets(st.sampled_from(sorted(_FIELDS)), min_size=1, max_size=3)):
                 value = draw(_FIELDS[name])
                 if name == "src":
-                    value = [*value, *[0] * (10 - len(value))]
+                    value = [*value, *[0] * (10 - len(value))]  # ggml-rpc's 10 source slots
                 record[name] = value
             body[at : at + RPC_TENSOR.itemsize] = record.tobytes()
         if draw(st.integers(0, 9)) == 0:

@@ -66,7 +66,10 @@ class Graph:
 
 def _valid(g: Graph, rng: random.Random) -> int:
     """One node over fresh sources, shaped as ggml's constructor would shape it."""
-    d = lambda: rng.choice([1, 2, 3, 4])  # noqa: E731
+
+    def d() -> int:
+        return rng.choice([1, 2, 3, 4])
+
     m = [32 * rng.choice([1, 2]), d(), d(), d()]
     kind = rng.choice(["binary", "mul_mat", "norm", "rope", "soft_max", "glu", "rows", "copy"])
     if kind == "binary":

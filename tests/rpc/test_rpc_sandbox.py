@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux confineme
 
 
 @pytest.fixture
-def worker(aria_paths: AriaPaths, tmp_path: Path) -> RpcWorker:
+def worker(aria_paths: AriaPaths, tmp_path: Path) -> Iterator[RpcWorker]:
     load_or_create_identity(aria_paths)
     started = start_rpc_worker(
         log_path=tmp_path / "rpc-worker.log",
@@ -32,7 +33,7 @@ def worker(aria_paths: AriaPaths, tmp_path: Path) -> RpcWorker:
         memory_gb=0.25,
         secrets=[aria_paths.node / "identity.key"],
     )
-    yield started  # type: ignore[misc]
+    yield started
     started.stop()
 
 

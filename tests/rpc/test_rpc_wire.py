@@ -38,4 +38,5 @@ def test_allowed_ops_are_named_as_libggml_names_them(ggml: ctypes.CDLL) -> None:
 
 def test_rpc_tensor_is_the_packed_296_bytes_of_ggml_rpc() -> None:
     assert RPC_TENSOR.itemsize == 296
+    assert RPC_TENSOR.fields is not None
     assert RPC_TENSOR.fields["data"][1] == 8 + 4 + 8 + 16 + 16 + 4 + 64 + 4 + 80 + 8 + 8

@@ -25,4 +25,4 @@ def test_every_exported_name_comes_from_its_module() -> None:
         home = sys.modules[f"aria.split.{aria.split._HOMES[name]}"]
         assert getattr(home, name) is exported, name
     with pytest.raises(AttributeError, match="no_such_name"):
-        _ = aria.split.no_such_name  # type: ignore[attr-defined]
+        _ = aria.split.no_such_name

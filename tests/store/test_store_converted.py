@@ -49,7 +49,7 @@ def _entry(*, pins: dict[str, str] | None = None, target: str = "TQ2_0") -> Cata
         params_b=0.001,
         quantization=target,
         licence=LicenceId("TII-Falcon-2.0"),
-        source=ConvertedSource(repo=REPO, files=files, target=target),  # type: ignore[arg-type]
+        source=ConvertedSource(repo=REPO, files=files, target=target),
         context_length=512,
         capabilities=frozenset({Capability.CHAT}),
         memory=MemoryFloor(ram_gb=0.1),
