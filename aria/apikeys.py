@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,6 +34,7 @@ class ApiKey:
     hint: str  # the first characters of the secret, to recognise it
     created: str
     sha256: str
+    memory: bool = False  # requests with this key use its own memory unless they say no
 
 
 class KeyStore:
@@ -97,11 +98,9 @@ class KeyStore:
             ConfigError: no key matches.
         """
         keys = self.all()
-        match = [k for k in keys if key in (k.id, k.name)]
-        if not match:
-            raise ConfigError(f"no API key has the id or name {key!r}; see `aria api key list`")
-        self._write([k for k in keys if k is not match[0]])
-        return match[0]
+        found = _named(keys, key)
+        self._write([k for k in keys if k is not found])
+        return found
 
     def verify(self, secret: str) -> bool:
         """Is ``secret`` a current key? (constant-time per stored hash)."""
@@ -115,6 +114,30 @@ class KeyStore:
             if hmac.compare_digest(digest, key.sha256):
                 found = key
         return found
+
+    def set_memory(self, key: str, enabled: bool) -> ApiKey:
+        """Turn memory on or off for the key with this id or name.
+
+        Raises:
+            ConfigError: no key matches.
+        """
+        keys = self.all()
+        found = _named(keys, key)
+        changed = replace(found, memory=enabled)
+        self._write([changed if k is found else k for k in keys])
+        return changed
+
+
+def _named(keys: list[ApiKey], key: str) -> ApiKey:
+    """The key whose id or name is ``key``.
+
+    Raises:
+        ConfigError: none is.
+    """
+    match = next((k for k in keys if key in (k.id, k.name)), None)
+    if match is None:
+        raise ConfigError(f"no API key has the id or name {key!r}; see `aria api key list`")
+    return match
 
 
 def _digest(secret: str) -> str:

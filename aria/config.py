@@ -6,6 +6,7 @@
     models/          the verified model store (aria.store)
     node/            identity key, control-channel token, pid files (aria.p2p)
     api/             hashed API keys (aria.api)
+    memory/          one private memory database per user or API key (aria.memory)
     logs/            backend and node logs
     cache/           re-creatable downloads (the embedded model's wheel)
 
@@ -42,6 +43,7 @@ __all__ = [
     "AriaSettings",
     "ConsentSettings",
     "InferenceSettings",
+    "MemorySettings",
     "NodeSettings",
     "P2PSettings",
     "PlacementPreference",
@@ -78,6 +80,11 @@ class AriaPaths:
     @property
     def api(self) -> Path:
         return self.home / "api"
+
+    @property
+    def memory(self) -> Path:
+        """One SQLite file per user (created 0700 on first use, never by :meth:`ensure`)."""
+        return self.home / "memory"
 
     @property
     def logs(self) -> Path:
@@ -223,6 +230,25 @@ class ConsentSettings(_Section):
     )
 
 
+class MemorySettings(_Section):
+    enabled: bool = Field(
+        default=True, description="Keep a local memory at all (off: nothing is stored)."
+    )
+    chat: bool = Field(default=True, description="Use memory in `aria chat` unless --no-memory.")
+    api: bool = Field(
+        default=False,
+        description="Use memory for API requests without an API key (keys: `aria api key memory`).",
+    )
+    recall: int = Field(default=5, ge=1, le=20, description="Most memories put in one prompt.")
+    extract: bool = Field(
+        default=True,
+        description="Let a capable chat model (see extract_min_params_b) extract facts.",
+    )
+    extract_min_params_b: float = Field(
+        default=1.0, gt=0, description="Smallest model (billions of parameters) that extracts."
+    )
+
+
 class P2PSettings(_Section):
     port: int = Field(default=8765, ge=0, le=65535, description="TCP port of the libp2p host.")
     bootstrap: list[str] = Field(default_factory=list, description="Bootstrap peer multiaddrs.")
@@ -269,6 +295,7 @@ class AriaSettings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     consent: ConsentSettings = Field(default_factory=ConsentSettings)
     p2p: P2PSettings = Field(default_factory=P2PSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
 
     @classmethod
     def settings_customise_sources(

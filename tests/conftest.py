@@ -37,3 +37,21 @@ def aria_paths(aria_home: Path) -> AriaPaths:
 def anyio_backend() -> str:
     """Async tests run on trio, like the API and the node."""
     return "trio"
+
+
+@pytest.fixture(scope="session")
+def embedding_file() -> Path:
+    """The user's installed default embedding model (all-MiniLM-L6-v2), for slow tests."""
+    import platformdirs
+
+    from aria.catalog import load_catalog, load_denylist
+    from aria.store import ModelStore
+
+    catalog = load_catalog()
+    model = catalog.default_embedding_id or ""
+    user = ModelStore(
+        AriaPaths(Path(platformdirs.user_data_dir("aria", "aria"))), catalog, load_denylist()
+    )
+    if not user.is_installed(model):
+        pytest.skip(f"{model} is not installed (`aria model ensure-default`)")
+    return user.path_of(model)

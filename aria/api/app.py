@@ -1,10 +1,12 @@
 """``create_app(node)``: the OpenAI-compatible HTTP API of one node.
 
-All state lives on ``app.state`` (the node, its metrics, the key store); nothing is
-global, so tests run several apps side by side. Middleware, outermost first: request
-counting, the cap on requests in progress, the Host check (keyless APIs only), the
-Origin check, CORS (only when origins are configured), the API-key check and per-key
-limit (when keys are required), the body limit and deadline (see :mod:`aria.api.guards`).
+All state lives on ``app.state`` (the node, its metrics, the key store, the users'
+memories); nothing is global, so tests run several apps side by side. While the app runs,
+its lifespan supervises the node's backends and fires the memories' time reminders on
+time. Middleware, outermost first: request counting, the cap on requests in progress, the
+Host check (keyless APIs only), the Origin check, CORS (only when origins are configured),
+the API-key check and per-key limit (when keys are required), the body limit and deadline
+(see :mod:`aria.api.guards`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from aria import __version__
-from aria.api import routes_embeddings, routes_generation, routes_info
+from aria.api import routes_embeddings, routes_generation, routes_info, routes_memory
 from aria.api.errors import install_error_handlers
 from aria.api.guards import (
     BearerAuth,
@@ -31,6 +34,7 @@ from aria.api.guards import (
 from aria.api.metrics import CountRequests, Metrics
 from aria.apikeys import KeyStore
 from aria.errors import ConfigError
+from aria.memory import MemoryHub, NodeModels, embedder_for, known_users, watch_reminders
 from aria.node import Node
 
 __all__ = ["OPEN_PATHS", "create_app", "openapi_document"]
@@ -55,6 +59,7 @@ def _base_app(lifespan: Any = None) -> FastAPI:
     app.include_router(routes_generation.router)
     app.include_router(routes_embeddings.router)
     app.include_router(routes_info.router)
+    app.include_router(routes_memory.router)
     return app
 
 
@@ -77,10 +82,19 @@ def create_app(node: Node, *, require_keys: bool = False, host: str = "127.0.0.1
             "list the origins you trust, or require API keys"
         )
 
+    memory = MemoryHub(node.paths, embedder_for(node), NodeModels(node))
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with node.running():
-            yield
+        async with node.running(), anyio.create_task_group() as tasks:
+            if node.settings.memory.enabled:
+                users = lambda: known_users(node.paths)  # noqa: E731
+                tasks.start_soon(watch_reminders, memory, users, None)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
+                memory.close()
 
     app = _base_app(lifespan)
     metrics = Metrics(node.dispatcher)
@@ -89,6 +103,7 @@ def create_app(node: Node, *, require_keys: bool = False, host: str = "127.0.0.1
     app.state.metrics = metrics
     app.state.keys = keys
     app.state.require_keys = require_keys
+    app.state.memory = memory
     app.state.started = time.time()
     install_error_handlers(app)
     # add_middleware puts each one outside the previous: innermost first.
@@ -106,9 +121,16 @@ def create_app(node: Node, *, require_keys: bool = False, host: str = "127.0.0.1
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["authorization", "content-type"],
-            expose_headers=["x-aria-route", "x-aria-notice", "x-aria-split", "x-aria-served-by"],
+            expose_headers=[
+                "x-aria-route",
+                "x-aria-notice",
+                "x-aria-split",
+                "x-aria-served-by",
+                "x-aria-memory",
+                "x-aria-reminders",
+            ],  # fmt: skip
         )
     app.add_middleware(OriginCheck, allowed=settings.cors_origins, metrics=metrics)
     if not require_keys:

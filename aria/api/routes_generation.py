@@ -15,21 +15,25 @@ and the whole generation when not streamed) runs under
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.background import BackgroundTask
 
 from aria.api.convert import chat_job, completion_job
 from aria.api.disconnect import client_gone, unless_disconnected
+from aria.api.memory import chat_memory, memory_field, memory_headers
 from aria.api.metrics import Metrics, RequestTracker
 from aria.api.payloads import DONE, ChatOutput, Chunks, finish_reason
 from aria.api.schemas import ChatCompletionRequest, CompletionRequest
 from aria.api.streaming import EventStream, Final, error_event, generated, route_headers
 from aria.backends import GenerationJob, ToolCallDelta
 from aria.errors import InvalidRequest
-from aria.node import Node
+from aria.memory import preparer
+from aria.node import Node, Prepare
 from aria.router import PREFERENCES, Preference, parse_preference
 from aria.served import Served
 
@@ -53,19 +57,25 @@ ERROR_RESPONSES: dict[int | str, dict[str, str]] = {
 
 @router.post("/v1/chat/completions", responses=ERROR_RESPONSES)
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
-    """Chat with a model (its own chat template), streamed as SSE when ``stream`` is true."""
+    """Chat with a model (its own chat template), streamed as SSE when ``stream`` is true.
+
+    ARIA's fields: ``memory`` (use the caller's memory; docs/memory.md) and
+    ``conversation_id``. The response says what memory did in ``x-aria-memory``,
+    ``x-aria-reminders`` and, when not streamed, an ``aria`` field.
+    """
     response = await unless_disconnected(request.receive, lambda: _chat(body, request))
     return client_gone() if response is None else response
 
 
 async def _start(
-    request: Request, job: GenerationJob, model: str | None
+    request: Request, job: GenerationJob, model: str | None, prepare: Prepare | None = None
 ) -> tuple[Served, dict[str, str], RequestTracker]:
-    """Open ``job`` where the node's placement decision puts it; its headers and tracker."""
+    """Open ``job`` where the node's placement decision puts it; its headers and tracker.
+    ``prepare`` (memory) applies only where the job runs here (:meth:`Node.generate`)."""
     node: Node = request.app.state.node
     metrics: Metrics = request.app.state.metrics
     started = time.perf_counter()
-    served = await node.generate(job, model, placement=_placement(request))
+    served = await node.generate(job, model, placement=_placement(request), prepare=prepare)
     tracker = RequestTracker(metrics, served.model_id, started)
     return served, route_headers(served, metrics), tracker
 
@@ -88,37 +98,57 @@ def _placement(request: Request) -> Preference | None:
 
 
 async def _chat(body: ChatCompletionRequest, request: Request) -> Response:
-    metrics: Metrics = request.app.state.metrics
+    node: Node = request.app.state.node
     job, tools = chat_job(body)
-    served, headers, tracker = await _start(request, job, body.model)
+    memory = await chat_memory(request, body, job)
+    prepare = preparer(memory.turn) if memory is not None else None
+    served, headers, tracker = await _start(request, job, body.model, prepare)
+    if memory is not None and served.served_by is not None:
+        memory.turn.withhold()  # the peer got the conversation without any memory
+    headers |= memory_headers(memory)
+    metrics: Metrics = request.app.state.metrics
     chunks = Chunks("chat", served.model_id)
     output = ChatOutput(tools=tools)
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         stream = _chat_stream(served, output, chunks, tracker, metrics, usage)
-        return EventStream(stream, headers=headers, on_close=served.aclose)
+
+        async def close() -> None:
+            await served.aclose()
+            if memory is not None:
+                await memory.answered("".join(output.content))
+                await memory.extract(node, served)
+
+        return EventStream(stream, headers=headers, on_close=close)
     async with served:
         done = None
-        async for item in _counted(served, tracker, lambda: output.repeating):
-            if isinstance(item, Final):
-                done = item.done
-            elif isinstance(item, ToolCallDelta):
-                output.call(item)
-            else:
-                output.feed(item)
+        async with aclosing(_counted(served, tracker, lambda: output.repeating)) as items:
+            async for item in items:
+                if isinstance(item, Final):
+                    done = item.done
+                elif isinstance(item, ToolCallDelta):
+                    output.call(item)
+                else:
+                    output.feed(item)
     output.finish()
     payload = chunks.response({"message": output.message()}, done, output.finish_reason(done))
-    return JSONResponse(payload, headers=headers)
+    if memory is None:
+        return JSONResponse(payload, headers=headers)
+    await memory.answered("".join(output.content))
+    payload["aria"] = memory_field(memory)
+    after = BackgroundTask(memory.extract, node, served)
+    return JSONResponse(payload, headers=headers, background=after)
 
 
 async def _counted(
     served: Served, tracker: RequestTracker, stop: Callable[[], bool]
-) -> AsyncIterator[str | ToolCallDelta | Final]:
+) -> AsyncGenerator[str | ToolCallDelta | Final, None]:
     """:func:`generated`, and when cancelled (the client left) the tokens made so far
     still count in the metrics."""
     try:
-        async for item in generated(served, tracker, stop):
-            yield item
+        async with aclosing(generated(served, tracker, stop)) as items:
+            async for item in items:
+                yield item
     except anyio.get_cancelled_exc_class():
         tracker.done(await served.cancel())  # shielded: stops the worker between tokens
         raise
@@ -131,17 +161,18 @@ async def _chat_stream(
     tracker: RequestTracker,
     metrics: Metrics,
     usage: bool,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     try:
         yield chunks.delta({"role": "assistant", "content": ""})
         done = None
-        async for item in generated(served, tracker, lambda: output.repeating):
-            if isinstance(item, Final):
-                done = item.done
-                continue
-            deltas = output.call(item) if isinstance(item, ToolCallDelta) else output.feed(item)
-            for delta in deltas:
-                yield chunks.delta(delta)
+        async with aclosing(generated(served, tracker, lambda: output.repeating)) as items:
+            async for item in items:
+                if isinstance(item, Final):
+                    done = item.done
+                    continue
+                deltas = output.call(item) if isinstance(item, ToolCallDelta) else output.feed(item)
+                for delta in deltas:
+                    yield chunks.delta(delta)
         for delta in output.finish():
             yield chunks.delta(delta)
         yield chunks.delta({}, finish_reason=output.finish_reason(done))
@@ -170,11 +201,12 @@ async def _complete(body: CompletionRequest, request: Request) -> Response:
         return EventStream(stream, headers=headers, on_close=served.aclose)
     async with served:
         parts, done = [prefix], None
-        async for item in _counted(served, tracker, lambda: False):
-            if isinstance(item, Final):
-                done = item.done
-            elif isinstance(item, str):
-                parts.append(item)
+        async with aclosing(_counted(served, tracker, lambda: False)) as items:
+            async for item in items:
+                if isinstance(item, Final):
+                    done = item.done
+                elif isinstance(item, str):
+                    parts.append(item)
     return JSONResponse(
         chunks.response({"text": "".join(parts)}, done, finish_reason(done)), headers=headers
     )
@@ -187,16 +219,17 @@ async def _text_stream(
     metrics: Metrics,
     usage: bool,
     prefix: str,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     try:
         if prefix:
             yield chunks.content(prefix)
         done = None
-        async for item in generated(served, tracker, lambda: False):
-            if isinstance(item, Final):
-                done = item.done
-            elif isinstance(item, str):
-                yield chunks.content(item)
+        async with aclosing(generated(served, tracker, lambda: False)) as items:
+            async for item in items:
+                if isinstance(item, Final):
+                    done = item.done
+                elif isinstance(item, str):
+                    yield chunks.content(item)
         yield chunks.delta({}, finish_reason=finish_reason(done))
         if usage:
             yield chunks.usage(done)

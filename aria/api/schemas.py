@@ -176,6 +176,11 @@ class ChatCompletionRequest(_Sampling):
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
     logprobs: bool | None = None
+    # ARIA: use this caller's memory (default: as the operator set it for the API key).
+    memory: bool | None = None
+    # ARIA: the conversation this request continues, for episodic memory (default: derived
+    # from the conversation's first message).
+    conversation_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
 
 
 class CompletionRequest(_Sampling):

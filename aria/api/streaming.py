@@ -10,7 +10,7 @@ error, client gone), :class:`EventStream` closes the generation in a shielded
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 
@@ -37,7 +37,7 @@ class EventStream(StreamingResponse):
 
     def __init__(
         self,
-        content: AsyncIterator[bytes],
+        content: AsyncGenerator[bytes, None],
         *,
         headers: Mapping[str, str],
         on_close: Callable[[], Awaitable[None]],
@@ -46,12 +46,14 @@ class EventStream(StreamingResponse):
             content, headers={**headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
         )
         self._on_close = on_close
+        self._content = content
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
             with anyio.CancelScope(shield=True):
+                await self._content.aclose()  # a client that left stops it mid-way
                 await self._on_close()
 
 
@@ -64,7 +66,7 @@ class Final:
 
 async def generated(
     served: Served, tracker: RequestTracker, stop: Callable[[], bool]
-) -> AsyncIterator[str | ToolCallDelta | Final]:
+) -> AsyncGenerator[str | ToolCallDelta | Final, None]:
     """Each generated text piece (or a peer's parsed tool-call fragment), then one
     :class:`Final`; ``stop()`` ends early."""
     async with aclosing(served.events()) as events:

@@ -89,7 +89,7 @@ class BitnetServerEngine:
         port = _free_port()
         # A random key per server: other local processes (or a web page that finds the
         # port) cannot use it and bypass ARIA's own API keys.
-        key = secrets.token_urlsafe(32)
+        key = secrets.token_hex(32)  # never starts with "-", which a parser reads as a flag
         command = [
             launch.server_binary,
             "-m",

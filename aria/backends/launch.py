@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from aria.backends.memory_limit import DEFAULT_HEADROOM_BYTES
-from aria.catalog.entries import CatalogEntry, Tier
+from aria.catalog.entries import Capability, CatalogEntry, Tier
 from aria.errors import BackendUnavailable
 
 __all__ = [
@@ -49,6 +49,8 @@ class WorkerLaunch:
     tensor_split: tuple[float, ...] = ()
     # The worker's address-space cap above what it uses once loaded (None: no cap).
     address_space_headroom_bytes: int | None = DEFAULT_HEADROOM_BYTES
+    # Encoder-only embedding models (BERT): one embedding context, no generation.
+    embedding_only: bool = False
 
     def argv(self) -> list[str]:
         """The command line starting a worker with these options."""
@@ -105,4 +107,8 @@ def choose_launch(
         n_gpu_layers=gpu_layers,
         # GPU drivers reserve far more address space than memory: no cap there.
         address_space_headroom_bytes=None if gpu_layers else DEFAULT_HEADROOM_BYTES,
+        embedding_only=not entry.capabilities & _GENERATES,
     )
+
+
+_GENERATES = frozenset({Capability.CHAT, Capability.COMPLETION})

@@ -60,17 +60,21 @@ class LlamaEngine:
         from llama_cpp import Llama, llama_model_get_vocab
 
         self._launch = launch
-        self._llm = Llama(
-            model_path=launch.model_path,
-            n_ctx=launch.n_ctx,
-            n_threads=launch.threads,
-            n_threads_batch=launch.threads,
-            n_gpu_layers=launch.n_gpu_layers,
-            tensor_split=list(launch.tensor_split) or None,
-            verbose=False,
-        )
-        self._vocab = llama_model_get_vocab(self._llm.model)
         self._embedder: Any = None
+        self._llm: Llama
+        if launch.embedding_only:
+            self._llm = self._embedder = self._load_embedder()
+        else:
+            self._llm = Llama(
+                model_path=launch.model_path,
+                n_ctx=launch.n_ctx,
+                n_threads=launch.threads,
+                n_threads_batch=launch.threads,
+                n_gpu_layers=launch.n_gpu_layers,
+                tensor_split=list(launch.tensor_split) or None,
+                verbose=False,
+            )
+        self._vocab = llama_model_get_vocab(self._llm.model)
         self._guard: Utf8Guard | None = None
         self.template = ChatTemplate(
             self._llm.metadata.get("tokenizer.chat_template"),
@@ -109,6 +113,10 @@ class LlamaEngine:
         from llama_cpp import LogitsProcessorList, llama_vocab_is_eog
         from llama_cpp.llama_grammar import LlamaGrammar
 
+        if self._launch.embedding_only:
+            raise InvalidRequest(
+                "this model only produces embeddings (use /v1/embeddings)", param="model"
+            )
         prompt = self.tokenize(job)
         budget = generation_budget(len(prompt), job.max_tokens, self.info.n_ctx)
         grammar, guard, owed = None, None, [0]
@@ -214,13 +222,13 @@ class LlamaEngine:
         """A second context in embedding mode (the weights are mmap-shared with the first)."""
         from llama_cpp import LLAMA_POOLING_TYPE_MEAN, LLAMA_POOLING_TYPE_UNSPECIFIED, Llama
 
-        arch = self._llm.metadata.get("general.architecture", "")
-        pooling = (
-            LLAMA_POOLING_TYPE_UNSPECIFIED
-            if f"{arch}.pooling_type" in self._llm.metadata
-            else LLAMA_POOLING_TYPE_MEAN
-        )
-        n_ctx = min(self.info.n_ctx, _EMBED_CTX_CAP)
+        if self._launch.embedding_only:  # an embedding model declares its own pooling
+            pooling = LLAMA_POOLING_TYPE_UNSPECIFIED
+        else:
+            arch = self._llm.metadata.get("general.architecture", "")
+            declared = f"{arch}.pooling_type" in self._llm.metadata
+            pooling = LLAMA_POOLING_TYPE_UNSPECIFIED if declared else LLAMA_POOLING_TYPE_MEAN
+        n_ctx = min(self._launch.n_ctx, _EMBED_CTX_CAP)
         self._embedder = Llama(
             model_path=self._launch.model_path,
             embedding=True,
@@ -237,5 +245,5 @@ class LlamaEngine:
 
     def close(self) -> None:
         self._llm.close()
-        if self._embedder is not None:
+        if self._embedder is not None and self._embedder is not self._llm:
             self._embedder.close()

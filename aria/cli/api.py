@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from aria.cli.context import CliContext, cli_context, print_json
+from aria.errors import ConfigError
 
 if TYPE_CHECKING:
     from aria.apikeys import ApiKey, KeyStore
@@ -144,15 +145,36 @@ def key_list(ctx: typer.Context, as_json: AsJson = False) -> None:
         cli.console.print("No API keys. Create one with `aria api key create NAME`.")
         return
     table = Table(title="API keys")
-    for column in ("id", "name", "key", "created"):
+    for column in ("id", "name", "key", "created", "memory"):
         table.add_column(column)
     for key in keys:
-        table.add_row(key.id, escape(key.name), key.hint, key.created)
+        memory = "on" if key.memory else "off"
+        table.add_row(key.id, escape(key.name), key.hint, key.created, memory)
     cli.console.print(table)
 
 
-def _key_record(key: ApiKey) -> dict[str, str]:
-    return {"id": key.id, "name": key.name, "hint": key.hint, "created": key.created}
+def _key_record(key: ApiKey) -> dict[str, str | bool]:
+    return {
+        "id": key.id, "name": key.name, "hint": key.hint, "created": key.created,
+        "memory": key.memory,
+    }  # fmt: skip
+
+
+@key_app.command("memory")
+def key_memory(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="The key's id or name.")],
+    state: Annotated[str, typer.Argument(help="on or off.")],
+) -> None:
+    """Let requests with this key use their own memory (off by default; docs/memory.md)."""
+    cli = cli_context(ctx)
+    if state not in ("on", "off"):
+        raise ConfigError(f"say on or off, not {state!r}")
+    changed = _keys(cli).set_memory(key, state == "on")
+    cli.console.print(
+        f"memory {state} for API key {escape(changed.name)} (id {changed.id}, "
+        f"memory user key-{changed.id})"
+    )
 
 
 @key_app.command("revoke")

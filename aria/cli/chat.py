@@ -4,7 +4,10 @@ Both run a :class:`~aria.node.Node` in this process (the model itself runs in it
 worker process, as behind the API) and stream tokens as they are generated. Where the
 answer runs is the node's one placement decision, as for the API: here, on a peer (with
 ``consent.use_peers``, through the node running on this home) or split over peers; a
-note on stderr says where when it is not this machine alone.
+note on stderr says where when it is not this machine alone. ``aria chat`` uses the local
+memory unless ``--no-memory`` (docs/memory.md): it recalls what matters for each message,
+learns what the user asks it to remember, fits a long conversation to the model's window
+and shows reminders the moment they fire; a message answered by a peer carries no memory.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from aria.errors import RequestError
 
 if TYPE_CHECKING:
     from aria.backends import DoneEvent, GenerationJob
-    from aria.node import Node
+    from aria.catalog import CatalogEntry
+    from aria.node import Node, Prepare
     from aria.router import Preference
     from aria.split import Placement
 
@@ -62,6 +66,7 @@ class Answer:
     split: Placement | None = None  # set when the model ran split over peers
     served_by: str | None = None  # the peer that ran it
     route: str = ""
+    entry: CatalogEntry | None = None  # the model that answered
 
     @property
     def tokens_per_second(self) -> float | None:
@@ -84,6 +89,7 @@ async def _answer(
     *,
     distributed: bool = False,
     placement: Preference | None = None,
+    prepare: Prepare | None = None,
 ) -> Answer:
     from aria.backends import DoneEvent, TokenEvent
 
@@ -91,7 +97,9 @@ async def _answer(
     first: float | None = None
     parts: list[str] = []
     done = None
-    generating = node.generate(job, model, distributed=distributed, placement=placement)
+    generating = node.generate(
+        job, model, distributed=distributed, placement=placement, prepare=prepare
+    )
     async with await generating as served:
         if served.resolution.notice:
             _note(served.resolution.notice)
@@ -120,6 +128,7 @@ async def _answer(
         split=served.split,
         served_by=served.served_by,
         route=served.route_header(),
+        entry=served.entry,
     )
 
 
@@ -240,6 +249,10 @@ def chat(
     max_tokens: MaxTokens = 512,
     temperature: Temperature = 0.7,
     placement: PlacementOption = None,
+    memory: Annotated[
+        bool | None,
+        typer.Option("--memory/--no-memory", help="Use your local memory (default: on)."),
+    ] = None,
 ) -> None:
     """Chat in the terminal; the conversation is kept until /exit (or Ctrl+D)."""
     import trio
@@ -249,11 +262,17 @@ def chat(
     cli = cli_context(ctx)
     prefer = parse_placement(placement)
     node = _node(cli)
+    settings = cli.settings.memory
+    remembering = settings.enabled and (settings.chat if memory is None else memory)
     history: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
 
+    from aria.cli.chat_memory import ChatMemory
+
     async def session() -> None:
-        async with node.running():
+        async with node.running(), ChatMemory.open(cli, node, remembering) as recall:
             cli.console.print("[dim]Type /exit (or press Ctrl+D) to leave.[/]")
+            if recall is None:
+                cli.console.print("[dim]Memory is off for this chat.[/]")
             while True:
                 # Abandon the blocked input() on Ctrl+C. (trio-typing, pulled in by libp2p,
                 # ships stubs older than this trio keyword.)
@@ -266,17 +285,27 @@ def chat(
                 if not line.strip():
                     continue
                 history.append({"role": "user", "content": line})
+                turn = await recall.begin(history) if recall else None
                 job = GenerationJob(
                     messages=tuple(history), max_tokens=max_tokens, temperature=temperature
                 )
+                prepare = recall.prepare(turn) if recall and turn else None
                 try:
-                    answer = await _answer(node, job, model, _write, placement=prefer)
+                    answer = await _answer(
+                        node, job, model, _write, placement=prefer, prepare=prepare
+                    )
                 except RequestError as exc:  # e.g. the conversation outgrew the context
                     history.pop()
                     cli.err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
                     continue
                 history.append({"role": "assistant", "content": answer.text})
                 _write("\n")
-                cli.console.print(f"[dim]\\[{escape(answer.stats())}][/]", highlight=False)
+                if turn and answer.served_by is not None:
+                    turn.withhold()  # the peer got the conversation without any memory
+                stats = answer.stats() + (recall.stats(turn) if recall and turn else "")
+                cli.console.print(f"[dim]\\[{escape(stats)}][/]", highlight=False)
+                if recall and turn:
+                    here = answer.split is None and answer.served_by is None
+                    await recall.end(turn, answer.text, answer.entry, local=here)
 
     trio.run(session)

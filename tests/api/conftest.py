@@ -43,6 +43,10 @@ class Server:
         self._opened.append(client)
         return client
 
+    def close_later(self, *clients: httpx.Client) -> None:
+        """Close ``clients`` with the server."""
+        self._opened.extend(clients)
+
     def close_clients(self) -> None:
         for client in self._opened:
             client.close()

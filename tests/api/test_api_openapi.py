@@ -25,6 +25,13 @@ def test_document_describes_every_endpoint() -> None:
         "/v1/models",
         "/health",
         "/metrics",
+        "/v1/memory",
+        "/v1/memory/search",
+        "/v1/memory/export",
+        "/v1/memory/import",
+        "/v1/memory/reminders",
+        "/v1/memory/reminders/deliver",
+        "/v1/memory/{memory_id}",
     }
     chat = paths["/v1/chat/completions"]["post"]
     assert {"400", "401", "404", "413", "422", "503"} <= set(chat["responses"])

@@ -88,14 +88,14 @@ def test_an_https_client_with_the_certificate_works(
     trusted = ssl.create_default_context(cafile=str(certificate[0]))
     with httpx.Client(base_url=https.url, verify=trusted) as http:
         assert http.get("/health").json()["status"] == "ok"
-    client = OpenAI(
+    with OpenAI(
         base_url=f"{https.url}/v1",
         api_key="unused",
         # The SDK's annotation names its own httpx build; a standard client works as well.
         http_client=httpx.Client(verify=trusted),  # type: ignore[arg-type]
         max_retries=0,
-    )
-    reply = client.chat.completions.create(model="tiny", messages=HELLO, max_tokens=3)
+    ) as client:
+        reply = client.chat.completions.create(model="tiny", messages=HELLO, max_tokens=3)
     assert reply.usage is not None and reply.usage.completion_tokens == 3
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         httpx.get(f"{https.url}/health")  # nobody else's trust store knows it

@@ -135,12 +135,13 @@ def test_node_share() -> None:
 def test_api_key_create_and_list(aria_paths: AriaPaths) -> None:
     assert run_json("api", "key", "list") == {"keys": []}
     created = run_json("api", "key", "create", "script")
-    assert set(created) == {"id", "name", "hint", "created", "key"}
+    assert set(created) == {"id", "name", "hint", "created", "memory", "key"}
+    assert created["memory"] is False  # memory over the API is off until the operator says
     assert created["key"].startswith("aria-") and created["key"].startswith(
         created["hint"].removesuffix("...")
     )
     (listed,) = run_json("api", "key", "list")["keys"]
-    assert listed == {k: created[k] for k in ("id", "name", "hint", "created")}
+    assert listed == {k: created[k] for k in ("id", "name", "hint", "created", "memory")}
 
 
 def test_tables_are_not_cut_to_80_columns_in_a_pipe(imported: Path, aria_home: Path) -> None:

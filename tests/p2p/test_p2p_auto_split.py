@@ -28,6 +28,7 @@ pytestmark = pytest.mark.slow
 
 MODEL = "tiny-auto-split"
 PROMPT = "Tell me about the sea"
+SECRET = "Q9W8E7"
 MAX_TOKENS = 40
 # The orchestrator can hold the input embeddings and scratch (~25 MB at context 1024) but
 # not one more block (1.7 MB); each lender can hold at most two blocks with the output
@@ -78,7 +79,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         homes["a"],
         inference={"memory_budget_gb": BUDGET_GB},
         consent={"use_peers": True},
+        memory={"api": True},  # A's local memory is on: it must stay out of the split
     )
+    _text(_run(homes["a"], "memory", "add", f"The sea is where I hid code {SECRET}", "--json"))
     for name in ("b", "c"):
         _settings(
             homes[name],
@@ -148,3 +151,19 @@ def test_the_api_splits_a_model_too_big_for_the_node_and_matches_local(cluster: 
     assert set(parts) == set(cluster.lenders)  # both lenders hold layers
     assert sum(int(n.removesuffix("+head")) for n in parts.values()) == 4
     assert "split=2 peer(s)" in raw.headers["x-aria-route"]
+
+
+def test_memory_stays_out_of_a_split_request(cluster: Cluster) -> None:
+    """The prompt would match A's memory, yet the split model gets the bare prompt: the
+    greedy answer is the reference (computed without memory), token for token."""
+    client = openai.OpenAI(base_url=cluster.api.url + "/v1", api_key="unused", max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": PROMPT}],
+        temperature=0,
+        max_tokens=MAX_TOKENS,
+        extra_body={"memory": True},
+    )
+    assert raw.headers["x-aria-memory"] == "withheld (the request left this machine)"
+    assert "x-aria-split" in raw.headers
+    assert raw.parse().choices[0].message.content == cluster.reference

