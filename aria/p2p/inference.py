@@ -162,7 +162,7 @@ def admit(
     ``max_tokens`` above ``consent.max_remote_tokens`` is refused (``too_many_tokens``)
     rather than silently clamped: the requester then knows to ask another peer. A
     request without ``max_tokens`` gets the limit as its ``max_tokens``. A peer's request
-    is never served with this node's memory: it goes on with ``memory: false``.
+    is never served with this node's memory: a chat goes on with ``memory: false``.
     """
     decision = decide(terms_from_settings(consent), PeerAsk("infer", "", active_jobs=active_jobs))
     if isinstance(decision, Denied):
@@ -186,7 +186,8 @@ def admit(
         return Admission(None, Reject(reason="too_many_tokens", message=message))
     admitted = {k: v for k, v in body.items() if k not in _NOT_FORWARDED}
     admitted["max_tokens"] = asked if asked is not None else limit
-    admitted["memory"] = False  # a peer's request never reaches this operator's memory
+    if chat:  # a peer's chat never reaches this operator's memory
+        admitted["memory"] = False
     return Admission(admitted)
 
 
