@@ -33,18 +33,26 @@ class _Capture(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         self.received.append(body)
-        answer = {
-            "id": "chatcmpl-capture", "object": "chat.completion", "created": 0, "model": MODEL,
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": "ok"}}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        }  # fmt: skip
-        data = json.dumps(answer).encode()
+        # A peer is always asked to stream (aria.p2p.inference.request_body): answer so.
+        base = {
+            "id": "chatcmpl-capture",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": MODEL,
+        }
+        chunks = [
+            {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "ok"},
+                                  "finish_reason": None}]},
+            {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+            {**base, "choices": [],
+             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}},
+        ]  # fmt: skip
+        data = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
         self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("content-length", str(len(data.encode())))
         self.end_headers()
-        self.wfile.write(data)
+        self.wfile.write(data.encode())
 
     def log_message(self, *args: Any) -> None:
         pass
