@@ -29,14 +29,13 @@ from aria.convert.synthetic import write_llama_gguf
 from tests.api.test_api_smollm import MODEL as DEFAULT
 from tests.api.test_api_smollm import smollm_file
 from tests.p2p.procs import Api, NodeProc, _env, cli, install, start_api, start_node, wait_for
+from tests.p2p.test_p2p_remote_inference import ENDLESS
 
 pytestmark = pytest.mark.slow
 
 CODER = "tiny-coder"
 QUERY = "Write a Python function that parses a CSV file and returns each row as a dict."
 ASK: list[ChatCompletionMessageParam] = [{"role": "user", "content": QUERY}]
-# The synthetic vocabulary's end tokens (</s>, <|im_end|>) banned: the answer runs its length.
-ENDLESS = {"2": -100, "4": -100}
 
 
 @dataclass
@@ -176,6 +175,8 @@ def test_a_peers_client_error_reaches_the_client_and_nobody_else_is_asked(
     with pytest.raises(openai.BadRequestError) as refused:
         cluster.client().chat.completions.create(model=CODER, messages=too_long, max_tokens=8)
     assert refused.value.status_code == 400 and refused.value.code == "context_length_exceeded"
+    # The serving node logs the job once its stream is torn down, a moment after the 400.
+    wait_for(lambda: sum(cluster.jobs().values()) > sum(before.values()), 60, "the job's log")
     after = cluster.jobs()
     asked = [peer for peer in after if after[peer] > before[peer]]
     assert len(asked) == 1, f"one peer tried, the other not asked: {before} -> {after}"

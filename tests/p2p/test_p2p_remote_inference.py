@@ -24,6 +24,8 @@ from tests.p2p.procs import Api, NodeProc, cli, install, start_api, start_node, 
 pytestmark = pytest.mark.slow
 
 MODEL = "tiny-remote"
+# The synthetic vocabulary's end tokens (</s>, <|im_end|>) banned: the answer runs its length.
+ENDLESS = {"2": -100, "4": -100}
 ONLY_ON_C = "tiny-only-c"  # served by a node whose operator does not share inference
 
 
@@ -150,6 +152,7 @@ def test_a_requester_that_leaves_cancels_the_job_and_frees_the_slot(cluster: Clu
         "messages": [{"role": "user", "content": "Tell me a long story"}],
         "stream": True,
         "max_tokens": 1000,
+        "logit_bias": ENDLESS,  # still generating when the requester leaves
     }
     with httpx.stream(
         "POST", cluster.api_a.url + "/v1/chat/completions", json=body, timeout=60
