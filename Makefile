@@ -9,6 +9,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ARIA   := $(VENV)/bin/aria
 STAMPS := $(VENV)/.stamps
+# axe-core (MPL-2.0), the accessibility engine the browser tests inject into the page:
+# fetched from npm at set-up into the venv, never committed or shipped with ARIA.
+AXE_VERSION := 4.14.1
+AXE    := $(VENV)/npm/node_modules/axe-core/axe.min.js
 
 .PHONY: run serve test check lint fmt typecheck test-fast setup setup-dev system llama model clean bitnet
 
@@ -39,7 +43,7 @@ typecheck:
 
 setup: system $(STAMPS)/core llama model
 
-setup-dev: setup $(STAMPS)/dev
+setup-dev: setup $(STAMPS)/dev $(AXE)
 
 system:
 	@bash scripts/system_deps.sh
@@ -55,6 +59,9 @@ $(STAMPS)/core: pyproject.toml | $(PY)
 $(STAMPS)/dev: pyproject.toml $(STAMPS)/core
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@mkdir -p $(STAMPS) && touch $@
+
+$(AXE):
+	npm install --prefix $(VENV)/npm --no-save --no-audit --no-fund --silent axe-core@$(AXE_VERSION)
 
 llama: $(STAMPS)/core
 	$(PY) scripts/install_llama.py

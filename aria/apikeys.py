@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aria.errors import ConfigError
+from aria.errors import ConfigError, Conflict, InvalidRequest, NotFound
 from aria.files import write_atomic
 
 __all__ = ["ApiKey", "KeyStore"]
@@ -35,6 +35,13 @@ class ApiKey:
     created: str
     sha256: str
     memory: bool = False  # requests with this key use its own memory unless they say no
+
+    def public(self) -> dict[str, str | bool]:
+        """What may be shown of a key: everything but its hash."""
+        return {
+            "id": self.id, "name": self.name, "hint": self.hint, "created": self.created,
+            "memory": self.memory,
+        }  # fmt: skip
 
 
 class KeyStore:
@@ -70,15 +77,17 @@ class KeyStore:
         """A new key; the secret is returned once and never stored.
 
         Raises:
-            ConfigError: ``name`` is empty or already used.
+            InvalidRequest: ``name`` is empty. Conflict: ``name`` is already used.
+            ConfigError: the keys file is unreadable.
         """
         name = name.strip()
         keys = self.all()
         if not name:
-            raise ConfigError("an API key needs a name")
+            raise InvalidRequest("an API key needs a name", param="name")
         if any(k.name == name for k in keys):
-            raise ConfigError(
-                f"an API key named {name!r} exists; revoke it first or pick a new name"
+            raise Conflict(
+                f"an API key named {name!r} exists; revoke it first or pick a new name",
+                param="name",
             )
         secret = _PREFIX + secrets.token_urlsafe(32)
         key = ApiKey(
@@ -95,7 +104,7 @@ class KeyStore:
         """Remove the key with this id or name.
 
         Raises:
-            ConfigError: no key matches.
+            NotFound: no key matches. ConfigError: the keys file is unreadable.
         """
         keys = self.all()
         found = _named(keys, key)
@@ -119,7 +128,7 @@ class KeyStore:
         """Turn memory on or off for the key with this id or name.
 
         Raises:
-            ConfigError: no key matches.
+            NotFound: no key matches. ConfigError: the keys file is unreadable.
         """
         keys = self.all()
         found = _named(keys, key)
@@ -132,11 +141,11 @@ def _named(keys: list[ApiKey], key: str) -> ApiKey:
     """The key whose id or name is ``key``.
 
     Raises:
-        ConfigError: none is.
+        NotFound: none is.
     """
     match = next((k for k in keys if key in (k.id, k.name)), None)
     if match is None:
-        raise ConfigError(f"no API key has the id or name {key!r}; see `aria api key list`")
+        raise NotFound(f"no API key has the id or name {key!r}; see `aria api key list`")
     return match
 
 

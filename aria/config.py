@@ -9,6 +9,7 @@
     memory/          one private memory database per user or API key (aria.memory)
     logs/            backend and node logs
     cache/           re-creatable downloads (the embedded model's wheel)
+    bench/           results of benchmarks run from the dashboard (``aria bench`` JSON)
 
 Settings are loaded once at the edge (the CLI) and passed down explicitly; tests
 build ``AriaSettings`` objects directly. Environment variables ``ARIA_<SECTION>__<FIELD>``
@@ -89,6 +90,11 @@ class AriaPaths:
     @property
     def logs(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def bench(self) -> Path:
+        """``aria bench`` results (JSON) of the runs started from the dashboard."""
+        return self.home / "bench"
 
     @property
     def cache(self) -> Path:

@@ -71,6 +71,7 @@ __all__ = [
     "BackendUnavailable",
     "CatalogError",
     "ConfigError",
+    "Conflict",
     "ConsentRefused",
     "ContextLengthExceeded",
     "DeniedFile",
@@ -91,6 +92,7 @@ __all__ = [
     "ModelNotFound",
     "ModelNotInstalled",
     "NodeNotRunning",
+    "NotFound",
     "OriginRefused",
     "PayloadTooLarge",
     "PeerError",
@@ -103,6 +105,7 @@ __all__ = [
     "ServerBusy",
     "StoreBusy",
     "StoreError",
+    "UnsupportedMediaType",
     "from_wire",
 ]
 
@@ -242,6 +245,27 @@ class OriginRefused(RequestError):
     http_status = 403
     openai_type = "permission_error"
     code = "origin_not_allowed"
+
+
+class UnsupportedMediaType(RequestError):
+    """A state-changing request that is not JSON: what a cross-site HTML form sends."""
+
+    http_status = 415
+    code = "unsupported_media_type"
+
+
+class NotFound(RequestError):
+    """The named thing (an API key, a job, a result) does not exist."""
+
+    http_status = 404
+    code = "not_found"
+
+
+class Conflict(RequestError):
+    """The request contradicts the current state (a name taken, a job already running)."""
+
+    http_status = 409
+    code = "conflict"
 
 
 class RateLimited(AriaError):

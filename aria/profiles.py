@@ -7,7 +7,7 @@ A pure table plus one function; the README's profile table is generated from
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 from aria.catalog.entries import Tier
 from aria.errors import ConfigError
@@ -17,6 +17,7 @@ __all__ = [
     "NATIVE_1BIT_PROFILES",
     "PROFILE_TIERS",
     "PROFILES",
+    "describe_profiles",
     "enabled_tiers",
     "native_1bit_only",
 ]
@@ -66,3 +67,17 @@ def enabled_tiers(profile: str, *, gpu_available: bool) -> tuple[Tier, ...]:
     if gpu_available and profile not in _NO_AUTO_ACCELERATION:
         return (*tiers, Tier.ACCELERATED)
     return tiers
+
+
+def describe_profiles(active: str, *, gpu_available: bool) -> dict[str, Any]:
+    """``{"active", "gpu", "profiles": [{"name", "tiers", "active"}]}``: every preset and
+    the tiers it enables on this machine (``aria node profile show --json``, the API)."""
+    profiles = [
+        {
+            "name": name,
+            "tiers": [tier.value for tier in enabled_tiers(name, gpu_available=gpu_available)],
+            "active": name == active,
+        }
+        for name in PROFILE_TIERS
+    ]
+    return {"active": active, "gpu": gpu_available, "profiles": profiles}

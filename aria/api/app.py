@@ -1,12 +1,14 @@
 """``create_app(node)``: the OpenAI-compatible HTTP API of one node.
 
 All state lives on ``app.state`` (the node, its metrics, the key store, the users'
-memories); nothing is global, so tests run several apps side by side. While the app runs,
-its lifespan supervises the node's backends and fires the memories' time reminders on
-time. Middleware, outermost first: request counting, the cap on requests in progress, the
-Host check (keyless APIs only), the Origin check, CORS (only when origins are configured),
-the API-key check and per-key limit (when keys are required), the body limit and deadline
-(see :mod:`aria.api.guards`).
+memories, the dashboard's event hub and jobs); nothing is global, so tests run several apps
+side by side. While the app runs, its lifespan supervises the node's backends, fires the
+memories' time reminders on time and runs the dashboard's downloads and benchmarks. The
+dashboard (:mod:`aria.dashboard`) is served at ``/``, its management API under ``/api``
+(:mod:`aria.api.manage`). Middleware, outermost first: request counting, the cap on requests
+in progress, the Host check (keyless APIs only), the Origin check, CORS (only when origins are
+configured), the API-key check and per-key limit (when keys are required), the body limit and
+deadline (see :mod:`aria.api.guards`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from aria import __version__
-from aria.api import routes_embeddings, routes_generation, routes_info, routes_memory
+from aria.api import manage, routes_embeddings, routes_generation, routes_info, routes_memory
 from aria.api.errors import install_error_handlers
 from aria.api.guards import (
     BearerAuth,
@@ -33,6 +35,7 @@ from aria.api.guards import (
 )
 from aria.api.metrics import CountRequests, Metrics
 from aria.apikeys import KeyStore
+from aria.dashboard import Site
 from aria.errors import ConfigError
 from aria.memory import MemoryHub, NodeModels, embedder_for, known_users, watch_reminders
 from aria.node import Node
@@ -60,6 +63,7 @@ def _base_app(lifespan: Any = None) -> FastAPI:
     app.include_router(routes_embeddings.router)
     app.include_router(routes_info.router)
     app.include_router(routes_memory.router)
+    app.include_router(manage.router)
     return app
 
 
@@ -85,8 +89,8 @@ def create_app(node: Node, *, require_keys: bool = False, host: str = "127.0.0.1
     memory = MemoryHub(node.paths, embedder_for(node), NodeModels(node))
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with node.running(), anyio.create_task_group() as tasks:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with node.running(), manage.services(app), anyio.create_task_group() as tasks:
             if node.settings.memory.enabled:
                 users = lambda: known_users(node.paths)  # noqa: E731
                 tasks.start_soon(watch_reminders, memory, users, None)
@@ -97,6 +101,9 @@ def create_app(node: Node, *, require_keys: bool = False, host: str = "127.0.0.1
                 memory.close()
 
     app = _base_app(lifespan)
+    site = Site()
+    app.router.routes.extend(site.routes())  # the dashboard at / (docs/dashboard.md)
+    manage.install(app, node)
     metrics = Metrics(node.dispatcher)
     keys = KeyStore(node.paths.api)
     app.state.node = node
@@ -116,7 +123,8 @@ def create_app(node: Node, *, require_keys: bool = False, host: str = "127.0.0.1
     if require_keys:
         if settings.max_requests_per_key is not None:
             app.add_middleware(PerKeyLimit, limit=settings.max_requests_per_key, metrics=metrics)
-        app.add_middleware(BearerAuth, keys=keys, open_paths=OPEN_PATHS, metrics=metrics)
+        open_paths = OPEN_PATHS | site.paths  # the page itself asks for the key
+        app.add_middleware(BearerAuth, keys=keys, open_paths=open_paths, metrics=metrics)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -17,7 +17,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from aria.backends import Dispatcher, DoneEvent
 from aria.backends.states import Busy, Failed, Loading, Ready, Starting, state_name
 
-__all__ = ["CountRequests", "Metrics", "RequestTracker"]
+__all__ = ["PEER_REQUEST_HEADER", "CountRequests", "Metrics", "RequestTracker"]
+
+# Sent by this machine's node when it forwards a peer's request to the API (a counter
+# only: it grants nothing).
+PEER_REQUEST_HEADER = "x-aria-peer-request"
 
 _STATES = tuple(state_name(s) for s in (Starting(), Loading(), Ready(), Busy(), Failed("")))
 _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -91,10 +95,30 @@ class Metrics:
             ["category", "model"],
             registry=r,
         )
+        self.peer_requests = Counter(
+            "aria_peer_requests",
+            "Chat requests that crossed the peer network: used (this node sent them to a "
+            "peer, or split a model over peers) or served (a peer's request, forwarded by "
+            "this machine's node).",
+            ["direction", "kind"],
+            registry=r,
+        )
         r.register(_Backends(dispatcher))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def peer_traffic(self) -> dict[str, int]:
+        """``aria_peer_requests`` as ``{"used_remote", "used_split", "served_remote"}``."""
+        return {
+            f"{direction}_{kind}": int(
+                self.registry.get_sample_value(
+                    "aria_peer_requests_total", {"direction": direction, "kind": kind}
+                )
+                or 0
+            )
+            for direction, kind in (("used", "remote"), ("used", "split"), ("served", "remote"))
+        }
 
 
 class RequestTracker:
@@ -159,3 +183,6 @@ class CountRequests:
         finally:
             endpoint = scope["path"] if scope["path"] in _ENDPOINTS else "other"
             self.metrics.requests.labels(endpoint, str(status)).inc()
+            forwarded = PEER_REQUEST_HEADER.encode() in dict(scope["headers"])
+            if forwarded and status == 200 and endpoint == "/v1/chat/completions":
+                self.metrics.peer_requests.labels("served", "remote").inc()

@@ -131,7 +131,12 @@ async def serve(
         hyper.ssl_handshake_timeout = _TLS_HANDSHAKE_S  # hypercorn's 60 s lets idlers hold sockets
     app = create_app(node, require_keys=require_keys, host=config.host)
     with contextlib.ExitStack() as stack:
-        trigger = shutdown or _first_signal(stack)
+        stop = shutdown or _first_signal(stack)
+
+        async def trigger() -> None:
+            await stop()
+            app.state.events.close()  # end the dashboards' live streams: nothing holds the exit
+
         try:
             await hypercorn_serve(
                 app,  # type: ignore[arg-type]

@@ -106,11 +106,13 @@ def route_headers(served: Served, metrics: Metrics) -> dict[str, str]:
     headers = {"x-aria-route": _header_safe(served.route_header())}
     if served.served_by is not None:
         headers["x-aria-served-by"] = _header_safe(served.served_by)
+        metrics.peer_requests.labels("used", "remote").inc()
     if served.resolution.notice:
         headers["x-aria-notice"] = _header_safe(served.resolution.notice)
     split = served.split_header()
     if split is not None:
         headers["x-aria-split"] = _header_safe(split)
+        metrics.peer_requests.labels("used", "split").inc()
     return headers
 
 

@@ -22,6 +22,7 @@ from typing import Final
 from aria.catalog.entries import LicenceId
 
 __all__ = [
+    "CLASS_ALLOWS",
     "KNOWN_LICENCES",
     "LicenceClass",
     "LicenceInfo",
@@ -52,6 +53,15 @@ def _row(licence_id: str, licence_class: LicenceClass, summary: str, *aliases: s
 
 
 _G, _Y, _R = LicenceClass.GREEN, LicenceClass.YELLOW, LicenceClass.RED
+
+# What each class lets an operator do, in plain words (the dashboard's licence badges).
+CLASS_ALLOWS: Final = MappingProxyType(
+    {
+        _G: "run here, and share with peers (the catalog holds only these)",
+        _Y: "run here only after you accept the licence's terms; never shared with peers",
+        _R: "refused: non-commercial, research-only or unknown terms",
+    }
+)
 
 KNOWN_LICENCES: Final[tuple[LicenceInfo, ...]] = (
     _row("MIT", _G, "permissive (MIT)", "mit-license", "the-mit-license"),

@@ -13,7 +13,7 @@ from aria.cli.context import CliContext, cli_context, print_json
 from aria.errors import ConfigError
 
 if TYPE_CHECKING:
-    from aria.apikeys import ApiKey, KeyStore
+    from aria.apikeys import KeyStore
     from aria.node import Node
 
 app = typer.Typer(help="Serve the OpenAI-compatible API and manage its keys.", no_args_is_help=True)
@@ -102,6 +102,7 @@ def _print_banner(cli: CliContext, node: Node, urls: list[str], *, keys_required
     lines = [
         f"ARIA API listening on [bold]{escape(', '.join(urls))}[/] "
         f"(OpenAI base URL: {escape(urls[0])}/v1)",
+        f"dashboard: {escape(urls[0])}/",
         f'profile {node.settings.node.profile}; model "auto" -> '
         f"{escape(', '.join(resolution.candidates))}",
         f"[yellow]note:[/] {escape(resolution.notice)}" if resolution.notice else "",
@@ -126,7 +127,7 @@ def key_create(
     cli = cli_context(ctx)
     key, secret = _keys(cli).create(name)
     if as_json:
-        print_json({**_key_record(key), "key": secret})
+        print_json({**key.public(), "key": secret})
         return
     cli.console.print(f"created API key [bold]{escape(key.name)}[/] (id {key.id}):")
     cli.console.print(secret, highlight=False, soft_wrap=True)
@@ -139,7 +140,7 @@ def key_list(ctx: typer.Context, as_json: AsJson = False) -> None:
     cli = cli_context(ctx)
     keys = _keys(cli).all()
     if as_json:
-        print_json({"keys": [_key_record(key) for key in keys]})
+        print_json({"keys": [key.public() for key in keys]})
         return
     if not keys:
         cli.console.print("No API keys. Create one with `aria api key create NAME`.")
@@ -151,13 +152,6 @@ def key_list(ctx: typer.Context, as_json: AsJson = False) -> None:
         memory = "on" if key.memory else "off"
         table.add_row(key.id, escape(key.name), key.hint, key.created, memory)
     cli.console.print(table)
-
-
-def _key_record(key: ApiKey) -> dict[str, str | bool]:
-    return {
-        "id": key.id, "name": key.name, "hint": key.hint, "created": key.created,
-        "memory": key.memory,
-    }  # fmt: skip
 
 
 @key_app.command("memory")

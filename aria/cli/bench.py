@@ -72,6 +72,14 @@ def bench(
     note: Annotated[
         list[str] | None, typer.Option("--note", help="Free text kept in the JSON.")
     ] = None,
+    progress_json: Annotated[
+        bool,
+        typer.Option(
+            "--progress-json",
+            help='Progress as JSON lines on stdout ({"done", "total", "label"}); tables go '
+            "to stderr (for programs such as the dashboard).",
+        ),
+    ] = False,
 ) -> None:
     """Measure prompt and generation speed, TTFT, memory, energy and roofline per model."""
     from aria.bench.bandwidth import measure_read_bandwidth
@@ -86,7 +94,9 @@ def bench(
         abort("--save needs --sweep: it stores the measured best thread count", code=2)
     cli = cli_context(ctx)
     to_stdout = json_out == Path("-")
-    if to_stdout:  # stdout carries the JSON alone: tables and progress go to stderr
+    if to_stdout and progress_json:
+        abort("--progress-json and --json - both want stdout: write the JSON to a file", code=2)
+    if to_stdout or progress_json:  # stdout carries JSON alone: tables go to stderr
         cli.console = cli.err
     snapshot = detect()
     targets = _targets(cli, snapshot, model or [], threads=threads, sweep=sweep)
@@ -105,6 +115,8 @@ def bench(
     )
     meter = EnergyMeter(cpu_model=snapshot.cpu.model)
     cores = snapshot.cpu.physical_cores or snapshot.cpu.logical_cores
+    if progress_json:
+        _progress_line(0, total_steps(plan), "measuring memory bandwidth")
     with cli.console.status("measuring memory bandwidth"):
         bandwidth = measure_read_bandwidth(buffer_mib=bandwidth_mib, max_threads=cores)
     machine = describe_machine(snapshot)
@@ -119,6 +131,7 @@ def bench(
             notes=tuple(note or ()),
         ),
         total_steps(plan),
+        as_json=progress_json,
     )
     _print_report(cli, report)
     if to_stdout:
@@ -221,10 +234,28 @@ def _resolve(store: ModelStore, name: str) -> tuple[str, Path]:
     return name, store.path_of(name)
 
 
+def _progress_line(done: int, total: int, label: str) -> None:
+    typer.echo(json.dumps({"done": done, "total": total, "label": label}))
+
+
 def _run_with_progress(
-    cli: CliContext, work: Callable[[Callable[[str], None]], BenchReport], total: int
+    cli: CliContext,
+    work: Callable[[Callable[[str], None]], BenchReport],
+    total: int,
+    *,
+    as_json: bool = False,
 ) -> BenchReport:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    if as_json:
+        done = 0
+
+        def step(label: str) -> None:
+            nonlocal done
+            done += 1
+            _progress_line(done, total, label)
+
+        return work(step)
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=cli.console, transient=True) as bar:

@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Inspect this machine's hardware.", no_args_is_help=True)
 
-_THREAD_SIZES_B: Final = (1.0, 3.0, 7.0)
 _GB: Final = 1e9
 _READINESS_STYLE: Final = {
     "ready": "green",
@@ -38,23 +37,16 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """CPU, ISA features, RAM, GPUs and NPUs, and what they mean for the tiers."""
-    from aria.hardware import detect, memory_budget_bytes, recommend_threads, tier_support
+    from aria.hardware import detect, hardware_report, tier_support
 
     cli = cli_context(ctx)
     snapshot = detect()
-    advice = tier_support(snapshot)
-    threads = {f"{size:g}B": recommend_threads(snapshot.cpu, size) for size in _THREAD_SIZES_B}
-    budget = memory_budget_bytes(snapshot)
+    report = hardware_report(snapshot)
     if as_json:
-        payload = {
-            "snapshot": snapshot.model_dump(mode="json"),
-            "advice": [item.model_dump(mode="json") for item in advice],
-            "recommended_threads": threads,
-            "memory_budget_bytes": budget,
-        }
-        typer.echo(json.dumps(payload, indent=2))
+        typer.echo(json.dumps(report, indent=2))
         return
-    _render(cli.console, snapshot, advice, threads, budget)
+    threads = report["recommended_threads"]
+    _render(cli.console, snapshot, tier_support(snapshot), threads, report["memory_budget_bytes"])
 
 
 def _render(

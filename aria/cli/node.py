@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from aria.cli.context import CliContext, abort, cli_context, print_json
-from aria.profiles import PROFILE_TIERS, enabled_tiers
+from aria.profiles import describe_profiles, enabled_tiers
 
 app = typer.Typer(help="Run and configure this ARIA node.", no_args_is_help=True)
 
@@ -25,23 +25,16 @@ def profile_show(ctx: typer.Context, as_json: AsJson = False) -> None:
     from aria.hardware import detect
 
     cli = cli_context(ctx)
-    active = cli.settings.node.profile
-    gpu = detect().gpu_available
-    tiers = {
-        name: [t.value for t in enabled_tiers(name, gpu_available=gpu)] for name in PROFILE_TIERS
-    }
+    described = describe_profiles(cli.settings.node.profile, gpu_available=detect().gpu_available)
     if as_json:
-        profiles = [
-            {"name": name, "tiers": on, "active": name == active} for name, on in tiers.items()
-        ]
-        print_json({"active": active, "gpu": gpu, "profiles": profiles})
+        print_json(described)
         return
-    table = Table(title=f"Profiles (active: {active})")
+    table = Table(title=f"Profiles (active: {described['active']})")
     table.add_column("profile")
     table.add_column("tiers enabled on this machine")
-    for name, on in tiers.items():
-        marker = "* " if name == active else "  "
-        table.add_row(marker + name, ", ".join(on))
+    for profile in described["profiles"]:
+        marker = "* " if profile["active"] else "  "
+        table.add_row(marker + profile["name"], ", ".join(profile["tiers"]))
     cli.console.print(table)
 
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         MemoryInfo,
         NpuInfo,
     )
+    from aria.hardware.report import hardware_report
 
 __all__ = [
     "CpuInfo",
@@ -39,6 +40,7 @@ __all__ = [
     "TierAdvice",
     "build_fingerprint",
     "detect",
+    "hardware_report",
     "llama_cmake_args",
     "memory_budget_bytes",
     "recommend_threads",
@@ -55,6 +57,7 @@ _HOMES = {
     "TierAdvice": "advice",
     "build_fingerprint": "buildflags",
     "detect": "detection",
+    "hardware_report": "report",
     "llama_cmake_args": "buildflags",
     "memory_budget_bytes": "advice",
     "recommend_threads": "advice",

@@ -122,7 +122,8 @@ async def forward(paths: AriaPaths, body: dict[str, Any]) -> AsyncGenerator[str,
     endpoint = read_endpoint(paths)
     if endpoint is None:
         raise BackendUnavailable("no ARIA API runs on the serving node")
-    headers = {"x-aria-placement": "local-only"}
+    # local-only: a peer's request runs here; counted by the API as served for a peer.
+    headers = {"x-aria-placement": "local-only", "x-aria-peer-request": "1"}
     if endpoint.keys_required:
         headers["authorization"] = f"Bearer {_node_api_key(paths)}"
     timeout = httpx.Timeout(10.0, read=300.0)

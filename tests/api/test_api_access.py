@@ -12,7 +12,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from aria.api import ServerConfig, is_loopback, serve
 from aria.apikeys import KeyStore
-from aria.errors import ConfigError
+from aria.errors import ConfigError, Conflict, NotFound
 from tests.api.conftest import Server, make_node, running
 
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
@@ -65,9 +65,9 @@ def test_key_store_never_keeps_secrets(tmp_path: Path) -> None:
     assert secret not in stored and key.sha256 in stored
     assert (tmp_path / "keys.json").stat().st_mode & 0o077 == 0
     assert keys.verify(secret) and not keys.verify(secret + "x")
-    with pytest.raises(ConfigError, match="exists"):
+    with pytest.raises(Conflict, match="exists"):
         keys.create("ci")
-    with pytest.raises(ConfigError, match="no API key"):
+    with pytest.raises(NotFound, match="no API key"):
         keys.revoke("nope")
     assert keys.revoke(key.id) == key and keys.all() == []
 

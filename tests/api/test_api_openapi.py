@@ -32,7 +32,28 @@ def test_document_describes_every_endpoint() -> None:
         "/v1/memory/reminders",
         "/v1/memory/reminders/deliver",
         "/v1/memory/{memory_id}",
+        # the management API behind the dashboard (docs/dashboard.md)
+        "/api/events",
+        "/api/hardware",
+        "/api/profile",
+        "/api/consent",
+        "/api/keys",
+        "/api/keys/{key_id}",
+        "/api/catalog",
+        "/api/models/{model_id}/download",
+        "/api/downloads/{model_id}",
+        "/api/models/{model_id}/verify",
+        "/api/models/{model_id}",
+        "/api/models/inspect",
+        "/api/models/import",
+        "/api/network",
+        "/api/network/events",
+        "/api/bench",
+        "/api/bench/results/{name}",
     }
     chat = paths["/v1/chat/completions"]["post"]
     assert {"400", "401", "404", "413", "422", "503"} <= set(chat["responses"])
     assert "ChatCompletionRequest" in json.dumps(chat["requestBody"])
+    profile = paths["/api/profile"]["put"]
+    assert {"400", "401", "403", "415", "422"} <= set(profile["responses"])
+    assert "ProfileChange" in json.dumps(profile["requestBody"])

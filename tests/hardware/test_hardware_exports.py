@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import aria.hardware
-from aria.hardware import advice, buildflags, detection, models
+from aria.hardware import advice, buildflags, detection, models, report
 
 
 def test_the_public_surface_is_exactly_this() -> None:
@@ -19,6 +19,7 @@ def test_the_public_surface_is_exactly_this() -> None:
         "TierAdvice",
         "build_fingerprint",
         "detect",
+        "hardware_report",
         "llama_cmake_args",
         "memory_budget_bytes",
         "recommend_threads",
@@ -27,7 +28,7 @@ def test_the_public_surface_is_exactly_this() -> None:
 
 
 def test_every_exported_name_is_the_object_its_module_defines() -> None:
-    homes = (advice, buildflags, detection, models)
+    homes = (advice, buildflags, detection, models, report)
     for name in aria.hardware.__all__:
         exported = getattr(aria.hardware, name)
         assert any(getattr(home, name, None) is exported for home in homes), name

@@ -7,6 +7,7 @@ import json
 import stat
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 
@@ -34,7 +35,7 @@ def test_the_node_streams_from_its_api_with_its_own_key(aria_home: Path, tmp_pat
     paths = AriaPaths(aria_home)
     node = Node.create(paths, AriaSettings(), hardware=detect())
     node.store.import_file(write_llama_gguf(tmp_path / "tiny.gguf"), model_id="tiny")
-    KeyStore(paths.api).create("operator")  # a keyed API (as on a LAN address)
+    _, operator = KeyStore(paths.api).create("operator")  # a keyed API (as on a LAN address)
     with serve_in_thread(node, ServerConfig("127.0.0.1", 0, require_keys=True)) as url:
         endpoint = read_endpoint(paths)
         assert endpoint is not None and endpoint.url == url and endpoint.keys_required
@@ -47,6 +48,9 @@ def test_the_node_streams_from_its_api_with_its_own_key(aria_home: Path, tmp_pat
         assert len(whole) == 1 and json.loads(whole[0])["object"] == "chat.completion"
         names = [k.name for k in KeyStore(paths.api).all()]
         assert names == ["operator", "aria-node-peers"]  # created once, then reused
+        metrics = httpx.get(f"{url}/metrics", headers={"authorization": f"Bearer {operator}"})
+        served = 'aria_peer_requests_total{direction="served",kind="remote"} 2.0'
+        assert served in metrics.text  # the dashboard's "served for peers"
         with pytest.raises(ModelNotFound) as refused:
             _collect(paths, {**BODY, "model": "no-such-model"})
         assert refused.value.http_status == 404 and refused.value.param == "model"
