@@ -6,6 +6,7 @@
     models/          the verified model store (aria.store)
     node/            identity key, control-channel token, pid files (aria.p2p)
     api/             hashed API keys (aria.api)
+    ledger/          the signed provenance ledger and its archives (aria.ledger)
     memory/          one private memory database per user or API key (aria.memory)
     logs/            backend and node logs
     cache/           re-creatable downloads (the embedded model's wheel)
@@ -44,6 +45,7 @@ __all__ = [
     "AriaSettings",
     "ConsentSettings",
     "InferenceSettings",
+    "LedgerSettings",
     "MemorySettings",
     "NodeSettings",
     "P2PSettings",
@@ -83,6 +85,10 @@ class AriaPaths:
         return self.home / "api"
 
     @property
+    def ledger(self) -> Path:
+        return self.home / "ledger"
+
+    @property
     def memory(self) -> Path:
         """One SQLite file per user (created 0700 on first use, never by :meth:`ensure`)."""
         return self.home / "memory"
@@ -104,7 +110,7 @@ class AriaPaths:
     def ensure(self) -> None:
         """Create the layout (private to the user: it holds keys and prompts in logs); a
         home created before, or loosened since, is made private again."""
-        for directory in (self.home, self.models, self.node, self.api, self.logs):
+        for directory in (self.home, self.models, self.node, self.api, self.ledger, self.logs):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             if directory.stat().st_mode & 0o077:
                 directory.chmod(0o700)
@@ -168,6 +174,18 @@ class InferenceSettings(_Section):
         ge=0,
         le=4096,
         description="Requests that may wait per backend; more get a 429 (none: unbounded).",
+    )
+    parallel: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="Most requests one backend decodes together (continuous batching).",
+    )
+    kv_budget_gb: float | None = Field(
+        default=None,
+        gt=0,
+        description="K/V cache memory per backend for parallel requests; default: the "
+        "backend's share of the memory budget (memory_budget / max_loaded - model).",
     )
 
 
@@ -236,6 +254,30 @@ class ConsentSettings(_Section):
     )
 
 
+class LedgerSettings(_Section):
+    enabled: bool = Field(
+        default=True, description="Record a signed receipt of every inference (docs/ledger.md)."
+    )
+    record_texts: bool = Field(
+        default=False,
+        description="Keep prompt and output texts in receipts (by default only their hashes).",
+    )
+    max_entries: int = Field(
+        default=200_000,
+        ge=100,
+        description="Entries kept before older ones are archived behind a checkpoint.",
+    )
+    spot_check_rate: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Share of peers' greedy answers re-executed here to check them.",
+    )
+    spot_check_pending: int = Field(
+        default=64, ge=0, le=10_000, description="Peers' answers kept waiting for a check."
+    )
+
+
 class MemorySettings(_Section):
     enabled: bool = Field(
         default=True, description="Keep a local memory at all (off: nothing is stored)."
@@ -300,6 +342,7 @@ class AriaSettings(BaseSettings):
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     consent: ConsentSettings = Field(default_factory=ConsentSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     p2p: P2PSettings = Field(default_factory=P2PSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
 

@@ -42,6 +42,9 @@ request itself and reaches the client at once.
     ├── RateLimited                  429, a full queue or a key's quota (``retry_after_s``)
     │   └── ServerBusy               503, too many requests in progress at once
     ├── HardwareError                the machine's hardware cannot be read
+    ├── LedgerError                  the provenance ledger cannot be opened, written or read
+    │   └── LedgerTampered           verification found an edited, missing or forged entry
+    ├── ContractError                the consent contract is invalid, unsigned or edited by hand
     ├── RoutingError                 no model can serve the request (503)
     │   └── PlacementRefused         no set of peers can hold a split model
     ├── BackendError
@@ -74,6 +77,7 @@ __all__ = [
     "Conflict",
     "ConsentRefused",
     "ContextLengthExceeded",
+    "ContractError",
     "DeniedFile",
     "DownloadError",
     "HandshakeRejected",
@@ -82,6 +86,8 @@ __all__ = [
     "InsufficientDiskSpace",
     "IntegrityError",
     "InvalidRequest",
+    "LedgerError",
+    "LedgerTampered",
     "LicenceNotAccepted",
     "LicenceRejected",
     "MemoryDisabled",
@@ -297,6 +303,21 @@ class ServerBusy(RateLimited):
 class HardwareError(AriaError):
     code = "hardware_error"
     exit_code = 7
+
+
+class LedgerError(AriaError):
+    code = "ledger_error"
+    exit_code = 8
+
+
+class LedgerTampered(LedgerError):
+    code = "ledger_tampered"
+    exit_code = 9
+
+
+class ContractError(AriaError):
+    code = "contract_error"
+    exit_code = 2
 
 
 class RoutingError(AriaError):

@@ -5,14 +5,17 @@ and the CLI (``aria chat``/``aria infer``/``aria model run``/``aria route``) onl
 its methods, and so does a peer's request (the node process forwards it to this
 machine's API). Where a request runs is decided in one place: :meth:`Node.resolve`
 builds this node's availability — installed models, its memory budget, and, when the
-operator lets prompts reach peers (``consent.use_peers``), the peers' offers ranked by
-the node's provider view — and the router turns it into one chain whose entries say
+operator's consent contract lets prompts reach peers (``use.prompts_may_leave``), the
+peers' offers ranked by the node's provider view (reputation included, peers below
+``use.min_reputation`` left out) — and the router turns it into one chain whose entries say
 where each candidate runs: here, on a peer, or split over peers
 (:mod:`aria.router.placement`). :meth:`Node.generate` then walks that chain for real.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import anyio
 
+from aria.accounting import Accounting
 from aria.backends import (
     Dispatcher,
     Embeddings,
@@ -43,9 +47,13 @@ from aria.catalog import (
     load_catalog,
     load_denylist,
 )
+from aria.cheat import PeerAnswerCheat
 from aria.config import AriaPaths, AriaSettings
+from aria.consent import Contract, ContractBook, from_settings
+from aria.energy import EnergyAccounts, OpenShare
 from aria.errors import ModelNotFound, NodeNotRunning
 from aria.hardware import HardwareSnapshot, detect, memory_budget_bytes, recommend_threads
+from aria.ledger import Provenance, Recorder
 from aria.p2p.control import NodeClient
 from aria.p2p.inference import request_body
 from aria.p2p.peer_generation import PeerRelays, open_on_peer
@@ -67,10 +75,13 @@ from aria.router import (
 )
 from aria.served import Opening, Resolution, Served
 from aria.split.auto import placement_of, split_lease
+from aria.split.placement import Placement
 from aria.store import InstalledModel, ModelStore
 from aria.store.embedded import find_wheel
 
 __all__ = ["Node", "Prepare", "Resolution", "Served"]
+
+log = logging.getLogger(__name__)
 
 _GIB = 1024**3
 
@@ -95,6 +106,9 @@ class Node:
         routing: RoutingTable | None = None,
         denylist: Denylist | None = None,
         engine: Engine | None = None,
+        recorder: Recorder | None = None,
+        energy: EnergyAccounts | None = None,
+        contracts: ContractBook | None = None,
     ) -> None:
         self.paths = paths
         self.settings = settings
@@ -104,6 +118,10 @@ class Node:
         self.bitnet_server = bitnet_server
         self.engine = engine  # every launch on this engine (tests: "fake"); None: by tier
         self.routing = routing if routing is not None else load_routing_table(paths)
+        self.recorder = recorder  # where receipts go (None: nothing is recorded)
+        self.contracts = contracts  # the signed consent contract (docs/consent.md)
+        self.cheat: PeerAnswerCheat | None = None  # tests only (aria.cheat)
+        self.energy = energy if energy is not None else EnergyAccounts(cpu_model=hardware.cpu.model)
         inference = settings.inference
         budget = (
             int(inference.memory_budget_gb * _GIB)
@@ -121,7 +139,13 @@ class Node:
 
     @classmethod
     def create(
-        cls, paths: AriaPaths, settings: AriaSettings, *, hardware: HardwareSnapshot | None = None
+        cls,
+        paths: AriaPaths,
+        settings: AriaSettings,
+        *,
+        hardware: HardwareSnapshot | None = None,
+        recorder: Recorder | None = None,
+        contracts: ContractBook | None = None,
     ) -> Node:
         """Build a node from the operator's settings (detecting hardware unless given).
 
@@ -140,6 +164,8 @@ class Node:
             hardware=hardware if hardware is not None else detect(),
             bitnet_server=find_bitnet_server(settings.inference.bitnet_server),
             denylist=denylist,
+            recorder=recorder,
+            contracts=contracts,
         )
 
     @asynccontextmanager
@@ -150,21 +176,35 @@ class Node:
 
     # -- where a request runs --------------------------------------------------------------
 
+    def contract(self) -> Contract:
+        """The consent contract in force (without a signed one: the ``[consent]`` switches)."""
+        if self.contracts is not None:
+            return self.contracts.current().contract
+        return from_settings(self.settings.consent)
+
+    def prompts_may_leave(self) -> bool:
+        """May a request's prompt reach peers at all (``use.prompts_may_leave``)?"""
+        return self.contract().use.prompts_may_leave
+
     def uses_peers(self, placement: Preference | None = None) -> bool:
-        """May prompts go to peers for this request (consent, and not ``local-only``)?"""
+        """May prompts go to peers for this request (the contract's
+        ``use.prompts_may_leave``, and not ``local-only``)?"""
         prefer = placement or self.settings.node.placement
-        return self.settings.consent.use_peers and prefer != "local-only"
+        return prefer != "local-only" and self.prompts_may_leave()
 
     def available(self, placement: Preference | None = None) -> Availability:
         """What this node can run, and where: its models, its budget, and (only with
-        ``use_peers``) the peers' offers as the provider view last saw them."""
+        ``uses_peers``) the peers' offers as the provider view last saw them."""
         prefer = placement or self.settings.node.placement
         installed = [m.entry for m in self.store.installed()]
         known = {entry.id: entry for entry in (*self.catalog.entries, *installed)}
         peers = offered = None
         if self.uses_peers(prefer):
             offered = self.providers.offered_entries(known)
-            peers = self.providers.ranked({**known, **{e.id: e for e in offered}})
+            min_reputation = self.contract().use.min_reputation
+            peers = self.providers.ranked(
+                {**known, **{e.id: e for e in offered}}, min_reputation=min_reputation
+            )
         return Availability.build(
             profile=self.settings.node.profile,
             gpu=self.hardware.gpu_available,
@@ -253,8 +293,20 @@ class Node:
             gpu_available=self.hardware.gpu_available,
             context_length=inference.context_length,
             bitnet_server=self.bitnet_server,
+            parallel=inference.parallel,
+            kv_budget_bytes=self.kv_budget_bytes(entry),
         )
         return launch if self.engine is None else replace(launch, engine=self.engine)
+
+    def kv_budget_bytes(self, entry: CatalogEntry) -> int:
+        """K/V cache memory a backend of ``entry`` may spend on parallel requests: the
+        setting, or its fair share of the memory budget beyond the model's own floor."""
+        inference = self.settings.inference
+        if inference.kv_budget_gb is not None:
+            return int(inference.kv_budget_gb * _GIB)
+        limits = self.dispatcher.limits
+        share = limits.budget_bytes // limits.max_loaded
+        return max(0, share - int(entry.memory.ram_gb * _GIB))
 
     def _embedded_wheel_cached(self, model_id: str) -> bool:
         """Is ``model_id`` an embedded default (chat or embedding), not installed, with its
@@ -287,7 +339,7 @@ class Node:
                 self.launch_for(model),
                 dispatcher=self.dispatcher,
                 paths=self.paths,
-                use_peers=self.settings.consent.use_peers,
+                use_peers=self.prompts_may_leave(),
                 forced=entry.where.forced,
             ) as split:
                 yield model.entry, split
@@ -305,6 +357,7 @@ class Node:
         *,
         distributed: bool = False,
         placement: Preference | None = None,
+        provenance: Provenance | None = None,
         prepare: Prepare | None = None,
     ) -> Served:
         """Start ``job`` on the first entry of its chain that can take it.
@@ -315,6 +368,10 @@ class Node:
         ``node.placement`` preference for this request. ``prepare`` gets the last word on
         a job that runs here, knowing the model's context window and whether the job stays
         on this machine; a job sent to a peer is never prepared (memories stay here).
+        The generation's receipt (``provenance``: who asked; the API by default) is
+        recorded when it ends (:mod:`aria.accounting`) and hashes the job as prepared; a
+        job served by a peer is recorded by the node process, which cross-signs the
+        peer's receipt (:func:`aria.p2p.receipt_exchange.settle`).
 
         Raises:
             ModelNotFound, ModelNotInstalled, BackendUnavailable, BackendCrashed,
@@ -330,22 +387,58 @@ class Node:
         )
         self._refuse_unoffered(model, resolution, placement)
 
+        who = provenance or Provenance()
+        started_ms, started = int(time.time() * 1000), time.perf_counter()
+
+        def accounting(
+            model: CatalogEntry,
+            ready: GenerationJob,
+            split: Placement | None = None,
+            share: OpenShare | None = None,
+            *,
+            here: bool = True,
+        ) -> Accounting:
+            return Accounting(
+                recorder=self.recorder if here else None,
+                provenance=who,
+                job=ready,
+                model_id=model.id,
+                model_sha256=self.store.get(model.id).sha256 if here else "",
+                split=split,
+                energy=share,
+                started_ms=started_ms,
+                started=started,
+            )
+
         async def open_one(entry: ChainEntry, stack: AsyncExitStack) -> Opening:
             if isinstance(entry.where, OnPeer):
                 stream: GenerationStream = await self._on_peer(job, entry.model_id, entry.where)
                 stack.push_async_callback(stream.aclose)
                 known = available.entries.get(entry.model_id)
                 model = known or self.catalog.get(entry.model_id)
-                return Opening(entry, model, stream, await stream.next_event(), None)
+                first = await stream.next_event()
+                recorded_there = accounting(model, job, here=False)
+                return Opening(entry, model, stream, first, None, recorded_there)
             model, lease = await stack.enter_async_context(self._lease(entry))
             split = placement_of(lease)
             ready = job if prepare is None else prepare(job, self.window(model), split is None)
+            share = self.energy.open(lease.process.pid)
             generation = await lease.generate(ready)
             stack.push_async_callback(generation.aclose)
+            if share is not None:
+                stack.callback(share.close)  # a start that fails gives its share back
             first = await generation.next_event()
-            return Opening(entry, model, generation, first, split)
+            receipt = accounting(model, ready, split, share)
+            return Opening(entry, model, generation, first, split, receipt)
 
-        return Served(await open_first(resolution.entries, open_one), resolution)
+        opened = await open_first(resolution.entries, open_one)
+        receipt = opened.value.accounting
+        alter = None
+        local = not isinstance(opened.value.entry.where, OnPeer)
+        if self.cheat is not None and local and who.origin == "peer" and self.cheat.strikes():
+            alter = self.cheat.alter
+            log.warning("TEST-ONLY CHEAT: altering the answer of receipt %s", receipt.receipt_id)
+        return Served(opened, resolution, alter)
 
     def _refuse_unoffered(
         self, model: str | None, resolution: Resolution, placement: Preference | None
@@ -361,7 +454,7 @@ class Node:
         [entry] = resolution.entries[:1]
         if isinstance(entry.where, OnPeer) or self.store.is_installed(entry.model_id):
             return
-        refusal = self.providers.refusal(entry.model_id)
+        refusal = self.providers.refusal(entry.model_id, self.contract().use.min_reputation)
         if refusal is not None:
             raise refusal
 

@@ -5,14 +5,18 @@ and why); :class:`Served` is the generation in progress on the entry that took i
 here, on a peer or split over peers — read the same way whichever it is: text (and a
 peer's parsed tool calls), then one summary. The API renders it and sets
 ``x-aria-route``/``x-aria-served-by``/``x-aria-split`` from it; the CLI prints from it.
+Its :class:`~aria.accounting.Accounting` records the generation's receipt when it ends
+(a generation run here or split; a peer's work is recorded by the node process, which
+cross-signs the peer's receipt: :mod:`aria.p2p.receipt_exchange`).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, replace
 from types import TracebackType
 
+from aria.accounting import Accounting
 from aria.backends import (
     Attempt,
     DoneEvent,
@@ -48,24 +52,33 @@ class Resolution:
 
 @dataclass(frozen=True)
 class Opening:
-    """One chain entry opened: what it runs, its first event, its split placement."""
+    """One chain entry opened: what it runs, its first event, its split placement, and
+    the accounting of its receipt."""
 
     entry: ChainEntry
     model: CatalogEntry
     stream: GenerationStream
     first: Event
     split: Placement | None
+    accounting: Accounting
 
 
 class Served:
     """A generation in progress on the chain entry that took it; close it when done."""
 
-    def __init__(self, opened: Opened[Opening], resolution: Resolution) -> None:
+    def __init__(
+        self,
+        opened: Opened[Opening],
+        resolution: Resolution,
+        alter: Callable[[str], str] | None = None,
+    ) -> None:
         self._opened = opened
         opening = opened.value
         self.chain_entry, self.entry, self.split = opening.entry, opening.model, opening.split
         self._stream, self._first = opening.stream, opening.first
         self.resolution = resolution
+        self.accounting = opening.accounting  # the receipt, recorded when the generation ends
+        self._alter = alter  # aria.cheat (tests only): the first token is altered
 
     @property
     def model_id(self) -> ModelId:
@@ -101,18 +114,32 @@ class Served:
         return None if self.split is None else describe_split(self.split)
 
     async def events(self) -> AsyncGenerator[Event, None]:
-        """Text (and a peer's parsed tool calls) as generated, then one :class:`DoneEvent`."""
-        yield self._first
-        while not self._stream.finished:
-            yield await self._stream.next_event()
+        """Text (and a peer's parsed tool calls) as generated, then one :class:`DoneEvent`
+        (yielded once its receipt is recorded)."""
+        event = self._first
+        while True:
+            if self._alter is not None and isinstance(event, TokenEvent):
+                event, self._alter = replace(event, text=self._alter(event.text)), None
+            self.accounting.saw(event)
+            if isinstance(event, DoneEvent):
+                await self.accounting.finish(event)
+            yield event
+            if self._stream.finished:
+                return
+            event = await self._stream.next_event()
 
     async def cancel(self) -> DoneEvent | None:
         """Stop generating now (the backend stays leased until :meth:`aclose`)."""
-        return await self._stream.cancel()
+        done = await self._stream.cancel()
+        await self.accounting.finish(done)
+        return done
 
     async def aclose(self) -> None:
-        """Cancel the generation if unfinished and release the backend (shielded)."""
-        await self._opened.aclose()
+        """Cancel the generation if unfinished, record it, release the backend (shielded)."""
+        try:
+            await self.cancel()
+        finally:
+            await self._opened.aclose()
 
     async def __aenter__(self) -> Served:
         return self

@@ -55,7 +55,7 @@ class Sample:
     decode_tok_s: float  # (tokens - 1) / (last token - first token): decode speed only
 
 
-def _sample(started: float, stamps: list[float], tokens: int) -> Sample:
+def sample_of(started: float, stamps: list[float], tokens: int) -> Sample:
     if tokens < 2 or len(stamps) < 2:
         raise RuntimeError("the model stopped before generating two tokens; use another prompt")
     return Sample(tokens, stamps[0] - started, (tokens - 1) / (stamps[-1] - stamps[0]))
@@ -101,7 +101,7 @@ def inprocess_runner(
         ):
             if chunk["choices"][0]["text"]:
                 stamps.append(time.perf_counter())
-        return _sample(started, stamps, len(stamps))
+        return sample_of(started, stamps, len(stamps))
 
     def raw() -> Sample:
         started = time.perf_counter()
@@ -112,7 +112,7 @@ def inprocess_runner(
                 break
             llm.detokenize([token])
             stamps.append(time.perf_counter())
-        return _sample(started, stamps, len(stamps))
+        return sample_of(started, stamps, len(stamps))
 
     return completion, raw
 
@@ -139,7 +139,7 @@ def api_stream(client: httpx.Client, model_id: str, max_tokens: int) -> Sample:
                 tokens = event["usage"]["completion_tokens"]
             elif event["choices"] and event["choices"][0]["text"]:
                 stamps.append(time.perf_counter())
-    return _sample(started, stamps, tokens)
+    return sample_of(started, stamps, tokens)
 
 
 def summary(samples: list[Sample]) -> dict[str, Any]:

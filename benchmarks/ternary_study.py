@@ -23,11 +23,11 @@ from typing import Any
 
 from aria.bench.bandwidth import measure_read_bandwidth
 from aria.bench.charts import ternary_chart
-from aria.bench.energy import EnergyMeter
 from aria.bench.machine import describe_machine
 from aria.bench.service import BenchPlan, ModelTarget, run_bench
 from aria.convert import SyntheticSpec, convert_llama_bitnet, write_gguf
 from aria.convert.synthetic_checkpoint import CheckpointSpec, write_bitnet_checkpoint
+from aria.energy import EnergyMeter
 from aria.hardware import detect
 
 RESULTS = Path(__file__).parent / "results"

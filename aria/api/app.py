@@ -136,6 +136,7 @@ def create_app(node: Node, *, require_keys: bool = False, host: str = "127.0.0.1
                 "x-aria-notice",
                 "x-aria-split",
                 "x-aria-served-by",
+                "x-aria-receipt",
                 "x-aria-memory",
                 "x-aria-reminders",
             ],  # fmt: skip

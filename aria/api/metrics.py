@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aria.backends import Dispatcher, DoneEvent
 from aria.backends.states import Busy, Failed, Loading, Ready, Starting, state_name
+from aria.energy import EnergyReading
 
 __all__ = ["PEER_REQUEST_HEADER", "CountRequests", "Metrics", "RequestTracker"]
 
@@ -42,8 +43,24 @@ class _Backends(Collector):
         states = GaugeMetricFamily(
             "aria_backend_state", "1 for the state each backend is in.", labels=["model", "state"]
         )
+        slots = GaugeMetricFamily(
+            "aria_backend_slots", "Requests a backend decodes together.", labels=["model"]
+        )
+        active = GaugeMetricFamily(
+            "aria_backend_active_requests", "Requests a backend is decoding now.", labels=["model"]
+        )
+        kv = GaugeMetricFamily(
+            "aria_backend_kv_cache_bytes",
+            "K/V cache of a backend's slots (their memory budget).",
+            labels=["model"],
+        )
         for view in views:
             depth.add_metric([view.model_id], view.queued)
+            active.add_metric([view.model_id], view.active)
+            if view.slots is not None:
+                slots.add_metric([view.model_id], view.slots)
+            if view.kv_bytes is not None:
+                kv.add_metric([view.model_id], view.kv_bytes)
             for state in _STATES:
                 states.add_metric([view.model_id, state], 1.0 if view.state == state else 0.0)
         events = CounterMetricFamily(
@@ -53,7 +70,43 @@ class _Backends(Collector):
             events.add_metric([event], count)
         yield depth
         yield states
+        yield slots
+        yield active
+        yield kv
         yield events
+
+
+class _Energy(Collector):
+    """Joules spent on generations and the tokens they produced, per model and method
+    (``rapl``: measured; ``estimate``: CPU time x TDP per core), and tokens per joule."""
+
+    def __init__(self) -> None:
+        self._joules: dict[tuple[str, str], float] = {}
+        self._tokens: dict[tuple[str, str], int] = {}
+
+    def add(self, model: str, done: DoneEvent, energy: EnergyReading) -> None:
+        key = (model, energy.method)
+        self._joules[key] = self._joules.get(key, 0.0) + energy.joules
+        tokens = done.prompt_tokens + done.completion_tokens
+        self._tokens[key] = self._tokens.get(key, 0) + tokens
+
+    def collect(self) -> Iterator[Metric]:
+        joules = CounterMetricFamily(
+            "aria_energy_joules",
+            "Energy spent generating (method rapl: measured; estimate: CPU time x TDP per core).",
+            labels=["model", "method"],
+        )
+        rate = GaugeMetricFamily(
+            "aria_tokens_per_joule",
+            "Prompt and completion tokens per joule since the API started.",
+            labels=["model", "method"],
+        )
+        for (model, method), value in sorted(self._joules.items()):
+            joules.add_metric([model, method], value)
+            if value > 0:
+                rate.add_metric([model, method], self._tokens[(model, method)] / value)
+        yield joules
+        yield rate
 
 
 class Metrics:
@@ -71,6 +124,12 @@ class Metrics:
         )
         self.tokens_out = Counter(
             "aria_completion_tokens", "Tokens generated.", ["model"], registry=r
+        )
+        self.tokens_cached = Counter(
+            "aria_prompt_cached_tokens",
+            "Prompt tokens reused from a slot's cache instead of recomputed.",
+            ["model"],
+            registry=r,
         )
         self.ttft = Histogram(
             "aria_time_to_first_token_seconds",
@@ -103,7 +162,9 @@ class Metrics:
             ["direction", "kind"],
             registry=r,
         )
+        self.energy = _Energy()
         r.register(_Backends(dispatcher))
+        r.register(self.energy)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -135,11 +196,14 @@ class RequestTracker:
             self._first = time.perf_counter()
             self._metrics.ttft.labels(self._model).observe(self._first - self._started)
 
-    def done(self, done: DoneEvent | None) -> None:
+    def done(self, done: DoneEvent | None, energy: EnergyReading | None = None) -> None:
         if done is None:
             return
+        if energy is not None:
+            self._metrics.energy.add(self._model, done, energy)
         self._metrics.tokens_in.labels(self._model).inc(done.prompt_tokens)
         self._metrics.tokens_out.labels(self._model).inc(done.completion_tokens)
+        self._metrics.tokens_cached.labels(self._model).inc(done.cached_tokens)
         if self._first is not None and done.completion_tokens > 1:
             elapsed = time.perf_counter() - self._first
             if elapsed > 0:

@@ -25,13 +25,15 @@ def sse(payload: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
 
 
-def usage(done: DoneEvent | None) -> dict[str, int]:
+def usage(done: DoneEvent | None) -> dict[str, Any]:
+    """OpenAI's usage object; ``cached_tokens`` are prompt tokens the backend reused."""
     prompt = done.prompt_tokens if done else 0
     completion = done.completion_tokens if done else 0
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": done.cached_tokens if done else 0},
     }
 
 

@@ -5,7 +5,7 @@ the request runs here, on a peer or split over peers, and is rendered the same w
 wherever it ran; the ``x-aria-route``, ``x-aria-served-by`` and ``x-aria-split`` headers
 say where. A request may ask for another placement than the operator's
 ``node.placement`` with the ``x-aria-placement`` header (``local-first``,
-``peers-first``, ``local-only``; peers only ever with ``consent.use_peers``).
+``peers-first``, ``local-only``; peers only ever with ``use.prompts_may_leave``).
 
 Everything up to the first byte of the response (waiting for a backend, the prompt,
 and the whole generation when not streamed) runs under
@@ -28,6 +28,7 @@ from aria.api.disconnect import client_gone, unless_disconnected
 from aria.api.memory import chat_memory, memory_field, memory_headers
 from aria.api.metrics import Metrics, RequestTracker
 from aria.api.payloads import DONE, ChatOutput, Chunks, finish_reason
+from aria.api.provenance import provenance_of
 from aria.api.schemas import ChatCompletionRequest, CompletionRequest
 from aria.api.streaming import EventStream, Final, error_event, generated, route_headers
 from aria.backends import GenerationJob, ToolCallDelta
@@ -71,11 +72,18 @@ async def _start(
     request: Request, job: GenerationJob, model: str | None, prepare: Prepare | None = None
 ) -> tuple[Served, dict[str, str], RequestTracker]:
     """Open ``job`` where the node's placement decision puts it; its headers and tracker.
-    ``prepare`` (memory) applies only where the job runs here (:meth:`Node.generate`)."""
+    ``prepare`` (memory) applies only where the job runs here (:meth:`Node.generate`);
+    the receipt says whom it was for (:func:`provenance_of`)."""
     node: Node = request.app.state.node
     metrics: Metrics = request.app.state.metrics
     started = time.perf_counter()
-    served = await node.generate(job, model, placement=_placement(request), prepare=prepare)
+    served = await node.generate(
+        job,
+        model,
+        placement=_placement(request),
+        provenance=provenance_of(request),
+        prepare=prepare,
+    )
     tracker = RequestTracker(metrics, served.model_id, started)
     return served, route_headers(served, metrics), tracker
 
@@ -150,7 +158,8 @@ async def _counted(
             async for item in items:
                 yield item
     except anyio.get_cancelled_exc_class():
-        tracker.done(await served.cancel())  # shielded: stops the worker between tokens
+        done = await served.cancel()  # shielded: stops the worker between tokens
+        tracker.done(done, served.accounting.energy)
         raise
 
 

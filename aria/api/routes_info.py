@@ -54,7 +54,8 @@ async def list_models(request: Request) -> JSONResponse:
 
 @router.get("/health", tags=["operations"])
 async def health(request: Request) -> JSONResponse:
-    """Liveness plus what the node is running: backends, their states and queues.
+    """Liveness plus what the node is running: backends, their states and queues, and
+    how many requests each decodes together (``slots``, ``active``, their K/V cache).
 
     When API keys are required, a request without a valid key gets only
     ``{"status": "ok"}`` (load balancers need no more; pids and budgets are not theirs).
@@ -73,6 +74,9 @@ async def health(request: Request) -> JSONResponse:
             "engine": view.engine,
             "threads": view.threads,
             "context_length": view.n_ctx,
+            "slots": view.slots,
+            "active": view.active,
+            "kv_cache_bytes": view.kv_bytes,
         }
         for view in node.dispatcher.backends()
     ]

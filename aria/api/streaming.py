@@ -72,7 +72,7 @@ async def generated(
     async with aclosing(served.events()) as events:
         async for event in events:
             if isinstance(event, DoneEvent):
-                tracker.done(event)
+                tracker.done(event, served.accounting.energy)
                 yield Final(event)
                 return
             if isinstance(event, TokenEvent):
@@ -82,7 +82,7 @@ async def generated(
                 yield event
             if stop():
                 done = await served.cancel()
-                tracker.done(done)
+                tracker.done(done, served.accounting.energy)
                 yield Final(done)
                 return
 
@@ -98,7 +98,8 @@ def error_event(exc: Exception, metrics: Metrics) -> bytes:
 
 def route_headers(served: Served, metrics: Metrics) -> dict[str, str]:
     """``x-aria-route``, and ``x-aria-served-by`` (a peer served it), ``x-aria-split`` (split
-    over peers), ``x-aria-notice``; decisions and fallbacks taken are counted."""
+    over peers), ``x-aria-notice``, ``x-aria-receipt`` (the id of the generation's ledger
+    receipt); decisions and fallbacks taken are counted."""
     for attempt in served.skipped:
         metrics.fallbacks.labels(attempt.model_id, attempt.code).inc()
     if served.resolution.category is not None:
@@ -109,6 +110,9 @@ def route_headers(served: Served, metrics: Metrics) -> dict[str, str]:
         metrics.peer_requests.labels("used", "remote").inc()
     if served.resolution.notice:
         headers["x-aria-notice"] = _header_safe(served.resolution.notice)
+    receipt = served.accounting.receipt_id
+    if receipt is not None:
+        headers["x-aria-receipt"] = receipt
     split = served.split_header()
     if split is not None:
         headers["x-aria-split"] = _header_safe(split)

@@ -3,11 +3,16 @@
 * ``protocol``    -- the line protocol between node and worker (jobs, events, errors);
 * ``worker``      -- the worker process (``python -m aria.backends.worker``), which caps its
   own address space once loaded (``memory_limit``);
-* ``llama_engine``/``bitnet_engine`` -- the engines a worker can run;
+* ``engine``      -- what a worker needs from an engine (steps of many requests at once);
+* ``llama_engine``/``llama_native`` -- continuous batching over llama.cpp's multi-sequence
+  API; ``slots``/``schedule`` -- its pure decisions (slots from memory, prefix-reusing slot
+  choice, what each step evaluates);
+* ``bitnet_engine``/``sequential`` -- bitnet.cpp's server, served one request at a time;
 * ``launch``      -- worker options and the tier -> engine choice;
-* ``process``     -- one worker process seen from the node;
+* ``process``/``channel`` -- one worker process seen from the node, its output routed to
+  the requests it serves;
 * ``plan``/``states`` -- the pure start/evict/stop decisions and backend states;
-* ``dispatcher``/``lease`` -- supervision, fair queueing, one request on a backend;
+* ``dispatcher``/``lease`` -- supervision, slots and fair queueing, one request on a backend;
 * ``chain``       -- serving from the first model of a fallback chain that works;
 * ``toolcalls``/``grammar``/``decoding``/``prompting`` -- text in and out of a model;
 * ``bounds``      -- what a client's schemas and JSON may cost before anything parses them.

@@ -2,9 +2,13 @@
 
 * Lazy start: a backend is spawned by the first request for its model, which waits
   for the load and a health ping; requests arriving meanwhile queue behind it.
-* Fair queueing: each backend has an ``anyio.Lock`` (FIFO, so first come first
-  served); different backends serve in parallel. ``queued`` counts waiting and
-  in-flight requests (the queue depth in ``/metrics``).
+* Continuous batching: a backend serves as many requests at once as its worker has
+  slots (it decodes them in one batch); the others wait in a FIFO
+  (``anyio.CapacityLimiter``: first come, first served). Different backends serve in
+  parallel. ``queued`` counts waiting and in-flight requests (the queue depth in
+  ``/metrics``).
+* Memory: a backend claims its model's memory floor plus the K/V budget its launch
+  grants for parallel slots; once loaded, the floor plus the K/V its slots really took.
 * Back-pressure: at most ``max_waiting`` requests wait per backend (requests being
   served do not count, so this survives serving several at once); one more is refused
   with ``RateLimited`` and a retry estimate from the backend's recent lease times.
@@ -30,6 +34,7 @@ from pathlib import Path
 
 import anyio
 
+from aria.backends.channel import WorkerChannel
 from aria.backends.launch import WorkerLaunch
 from aria.backends.lease import Lease
 from aria.backends.plan import Desired, Limits, Observed, Refuse, Start, Stop, plan_backends
@@ -49,11 +54,14 @@ _HOLD_WEIGHT = 0.2
 class _Backend:
     model_id: ModelId
     launch: WorkerLaunch
-    ram_bytes: int
+    floor_bytes: int  # the model's own memory floor
     last_used: float
-    lock: anyio.Lock = field(default_factory=anyio.Lock)
+    # One token per slot (1 until the worker says how many it has).
+    slots: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
+    starting: anyio.Lock = field(default_factory=anyio.Lock)
     state: BackendState = field(default_factory=Starting)
     process: WorkerProcess | None = None
+    channel: WorkerChannel | None = None
     info: WorkerInfo | None = None
     queued: int = 0
     active: int = 0  # requests holding the backend now (``queued`` includes them)
@@ -61,12 +69,21 @@ class _Backend:
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
+    def ram_bytes(self) -> int:
+        """What the backend counts against the budget: its floor plus its K/V cache
+        (granted before it loads, measured after)."""
+        if self.info is not None and isinstance(self.state, Ready | Busy):
+            return self.floor_bytes + self.info.kv_bytes
+        return self.floor_bytes + (self.launch.kv_budget_bytes or 0)
+
+    @property
     def waiting(self) -> int:
         return self.queued - self.active
 
     def retry_after_s(self) -> float:
         """When a refused request could expect a place: the queue ahead of it drained."""
-        return min(60.0, max(1.0, self.hold_s * (self.waiting + 1)))
+        rounds = (self.waiting + 1) / max(1.0, self.slots.total_tokens)
+        return min(60.0, max(1.0, self.hold_s * rounds))
 
 
 @dataclass(frozen=True)
@@ -82,6 +99,9 @@ class BackendView:
     engine: str
     threads: int
     n_ctx: int | None
+    slots: int | None = None  # requests decoded together, once loaded
+    active: int = 0  # requests being decoded now
+    kv_bytes: int | None = None  # K/V cache of every slot, once loaded
 
 
 class Dispatcher:
@@ -143,10 +163,13 @@ class Dispatcher:
             RateLimited: ``max_waiting`` requests already wait for this backend.
         """
         backend = await self._admit(model_id, launch, ram_bytes)
+        slot = object()  # this lease's token of the backend's slots
         try:
-            async with backend.lock:
-                await self._ensure_started(backend)
-                assert backend.process is not None and backend.info is not None
+            await backend.slots.acquire_on_behalf_of(slot)
+            try:
+                async with backend.starting:
+                    await self._ensure_started(backend)
+                assert backend.channel is not None and backend.info is not None
                 backend.state = Busy()
                 backend.active += 1
                 taken = self._clock()
@@ -154,17 +177,19 @@ class Dispatcher:
                     yield Lease(
                         model_id=model_id,
                         info=backend.info,
-                        process=backend.process,
+                        channel=backend.channel,
                         next_id=partial(next, backend.ids),
-                        on_crash=partial(self._crashed, backend),
+                        on_crash=partial(self._crashed, backend, backend.channel.process),
                     )
                 finally:
                     backend.active -= 1
-                    if isinstance(backend.state, Busy):
+                    if isinstance(backend.state, Busy) and not backend.active:
                         backend.state = Ready()
                     backend.last_used = self._clock()
                     held = backend.last_used - taken
                     backend.hold_s += _HOLD_WEIGHT * (held - backend.hold_s)
+            finally:
+                backend.slots.release_on_behalf_of(slot)
         finally:
             backend.queued -= 1
 
@@ -182,6 +207,9 @@ class Dispatcher:
                 engine=b.launch.engine,
                 threads=b.launch.threads,
                 n_ctx=b.info.n_ctx if b.info is not None else None,
+                slots=b.info.slots if b.info is not None else None,
+                active=b.active,
+                kv_bytes=b.info.kv_bytes if b.info is not None else None,
             )
             for b in self._backends.values()
         ]
@@ -218,8 +246,9 @@ class Dispatcher:
         async with self._admission:
             self._check_queue(self._backends.get(model_id))
             while True:
+                claim = ram_bytes + (launch.kv_budget_bytes or 0)
                 action = plan_backends(
-                    Desired(model_id, ram_bytes), self._observe(), self._limits, self._clock()
+                    Desired(model_id, claim), self._observe(), self._limits, self._clock()
                 )
                 match action:
                     case Stop(model_id=victim, reason=reason):
@@ -233,7 +262,7 @@ class Dispatcher:
                 backend = _Backend(model_id, launch, ram_bytes, last_used=self._clock())
                 self._backends[model_id] = backend
             elif isinstance(action, Start):  # restart a failed backend, with today's options
-                backend.launch, backend.ram_bytes, backend.state = launch, ram_bytes, Starting()
+                backend.launch, backend.floor_bytes, backend.state = launch, ram_bytes, Starting()
             backend.queued += 1
             return backend
 
@@ -250,11 +279,11 @@ class Dispatcher:
 
     async def _ensure_started(self, backend: _Backend) -> None:
         alive = backend.process is not None and backend.process.returncode is None
-        if alive and isinstance(backend.state, Ready):
+        if alive and isinstance(backend.state, Ready | Busy):
             return
         if backend.process is not None:
             await backend.process.kill()
-            backend.process = None
+            backend.process = backend.channel = None
         log = self._logs_dir / f"backend-{backend.model_id}.log"
         self.events["starts"] += 1
         try:
@@ -264,6 +293,7 @@ class Dispatcher:
         except BaseException as exc:
             reason = exc.message if isinstance(exc, BackendUnavailable) else "start interrupted"
             backend.state = Failed(reason)
+            backend.info = None
             if backend.process is not None:
                 await backend.process.kill()
                 backend.process = None
@@ -272,14 +302,18 @@ class Dispatcher:
                     f"model {backend.model_id} could not start: {reason} (log: {log})"
                 ) from None
             raise
+        backend.channel = WorkerChannel(backend.process)
+        backend.slots.total_tokens = backend.info.slots
         backend.state = Ready()
 
-    async def _crashed(self, backend: _Backend, reason: str) -> None:
+    async def _crashed(self, backend: _Backend, process: WorkerProcess, reason: str) -> None:
+        """``process`` died; every request it was serving reports it, once counts."""
+        if backend.process is not process:
+            return
         self.events["crashes"] += 1
         backend.state = Failed(reason)
-        if backend.process is not None:
-            await backend.process.kill()
-            backend.process = None
+        await process.kill()
+        backend.process = backend.channel = None
 
     async def _remove(self, model_id: ModelId, reason: str) -> None:
         backend = self._backends.pop(model_id)

@@ -1,7 +1,8 @@
 """A deterministic engine with no model inside: what dispatcher and API tests run on.
 
 Selected with ``WorkerLaunch(engine="fake")`` (``Node(engine="fake")`` for every launch),
-it implements :class:`~aria.backends.engine.Engine` in plain Python, so a worker starts in
+it implements :class:`~aria.backends.engine.TextEngine` in plain Python (the worker serves
+it through :class:`~aria.backends.sequential.SequentialEngine`), so a worker starts in
 the time Python takes to import it and the tests that exercise the dispatcher, the API,
 the placement decision or the network run on a machine without the compiled llama.cpp.
 It is no stand-in for a model's quality: it answers with words drawn from a small list,

@@ -19,6 +19,7 @@ from aria.errors import BackendUnavailable
 
 __all__ = [
     "DEFAULT_CONTEXT_CAP",
+    "DEFAULT_PARALLEL",
     "Engine",
     "WorkerLaunch",
     "choose_launch",
@@ -27,6 +28,9 @@ __all__ = [
 # "fake": aria.backends.fake_engine, a model-less engine for tests (never chosen by
 # choose_launch; a test selects it, e.g. Node(engine="fake")).
 Engine = Literal["llama", "bitnet-server", "fake"]
+
+# Requests one backend decodes together unless settings say otherwise.
+DEFAULT_PARALLEL = 8
 
 # A model's full trained window can be huge (128k); the KV cache for it would dwarf
 # a small model's weights, so the default window is capped (settings can raise it).
@@ -49,6 +53,12 @@ class WorkerLaunch:
     tensor_split: tuple[float, ...] = ()
     # The worker's address-space cap above what it uses once loaded (None: no cap).
     address_space_headroom_bytes: int | None = DEFAULT_HEADROOM_BYTES
+    # Continuous batching: at most ``parallel`` requests decode together, as many as
+    # whole context windows of K/V cache fit ``kv_budget_bytes`` (None: no bound).
+    parallel: int = DEFAULT_PARALLEL
+    kv_budget_bytes: int | None = None
+    # llama.cpp's flash attention: skips the cells of other sequences in the unified cache.
+    flash_attn: bool = False
     # Encoder-only embedding models (BERT): one embedding context, no generation.
     embedding_only: bool = False
 
@@ -72,13 +82,17 @@ def choose_launch(
     gpu_available: bool,
     context_length: int | None,
     bitnet_server: Path | None,
+    parallel: int = DEFAULT_PARALLEL,
+    kv_budget_bytes: int | None = None,
 ) -> WorkerLaunch:
     """Map a model's file format and tier to its backend.
 
     Files in bitnet.cpp's own format (I2_S) run on the bitnet.cpp server when one is
     installed; every other file, ternary TQ1_0/TQ2_0 included (the format ARIA converts
     1-bit checkpoints to), runs on ARIA's llama.cpp: on the CPU, or with every layer
-    offloaded for the Accelerated tier when a GPU was detected.
+    offloaded for the Accelerated tier when a GPU was detected. The bitnet.cpp server
+    decodes one request at a time; llama.cpp decodes up to ``parallel`` together, as
+    many as ``kv_budget_bytes`` of K/V cache hold.
 
     Raises:
         BackendUnavailable: the file is in a format only bitnet.cpp reads and no
@@ -92,6 +106,7 @@ def choose_launch(
             threads=threads,
             engine="bitnet-server",
             server_binary=str(bitnet_server),
+            parallel=1,
         )
     if entry.needs_bitnet_cpp:
         raise BackendUnavailable(
@@ -105,6 +120,8 @@ def choose_launch(
         n_ctx=n_ctx,
         threads=threads,
         n_gpu_layers=gpu_layers,
+        parallel=parallel,
+        kv_budget_bytes=kv_budget_bytes,
         # GPU drivers reserve far more address space than memory: no cap there.
         address_space_headroom_bytes=None if gpu_layers else DEFAULT_HEADROOM_BYTES,
         embedding_only=not entry.capabilities & _GENERATES,

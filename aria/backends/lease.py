@@ -1,10 +1,12 @@
-"""Using a backend while holding it: one generation or embedding request at a time.
+"""Using a backend while holding one of its slots: one generation or embedding request.
 
-A :class:`Lease` is handed out by the dispatcher under the backend's FIFO lock. A
-:class:`Generation` reads that request's events as the worker produces them; if the
-consumer stops early, :meth:`Generation.aclose` sends ``cancel`` and drains the
-worker to its ``done`` (shielded from the caller's cancellation), so the next request
-starts on a clean pipe. A worker that does not finish in time is killed.
+A :class:`Lease` is handed out by the dispatcher, which lets as many leases hold a
+backend at once as its worker decodes together (its slots). A :class:`Generation`
+reads that request's events, demultiplexed from the worker's output by
+:class:`~aria.backends.channel.WorkerChannel`; if the consumer stops early,
+:meth:`Generation.aclose` sends ``cancel`` and waits for the worker's ``done``
+(shielded from the caller's cancellation), so the slot is free when the lease ends. A
+worker that does not stop in time is killed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import anyio
 
+from aria.backends.channel import WorkerChannel
 from aria.backends.engine import Embeddings
 from aria.backends.protocol import FinishReason, GenerationJob, WorkerInfo, error_from_wire
 from aria.catalog.entries import ModelId
@@ -38,6 +41,7 @@ class DoneEvent:
     finish_reason: FinishReason
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0  # prompt tokens the worker reused from its cache
 
 
 @dataclass(frozen=True)
@@ -66,13 +70,17 @@ class GenerationStream(Protocol):
 
 @dataclass(frozen=True)
 class Lease:
-    """Exclusive use of one ready backend; ``on_crash`` tells the dispatcher it died."""
+    """One slot of a ready backend; ``on_crash`` tells the dispatcher it died."""
 
     model_id: ModelId
     info: WorkerInfo
-    process: WorkerProcess
+    channel: WorkerChannel
     next_id: Callable[[], int]
     on_crash: Callable[[str], Awaitable[None]]
+
+    @property
+    def process(self) -> WorkerProcess:
+        return self.channel.process
 
     async def _guard(self, call: Awaitable[Any]) -> Any:
         try:
@@ -96,9 +104,14 @@ class Lease:
             BackendCrashed: the worker is gone.
         """
         request_id = self.next_id()
-        await self._guard(
-            self.process.send({"op": "generate", "id": request_id, "job": job.to_wire()})
-        )
+        self.channel.open(request_id)
+        try:
+            await self._guard(
+                self.process.send({"op": "generate", "id": request_id, "job": job.to_wire()})
+            )
+        except BaseException:
+            self.channel.close(request_id)
+            raise
         return Generation(self, request_id)
 
     async def embed(self, texts: list[str]) -> Embeddings:
@@ -108,14 +121,18 @@ class Lease:
         Raises: BackendCrashed, ContextLengthExceeded, InvalidRequest, RequestFailed.
         """
         request_id = self.next_id()
-        await self._guard(self.process.send({"op": "embed", "id": request_id, "input": texts}))
+        self.channel.open(request_id)
         try:
-            message = await self._reply(request_id)
-        except BackendCrashed:
-            raise  # the dispatcher already retired it
-        except BaseException:  # the caller was cancelled (its client left)
-            await self._stop(request_id)
-            raise
+            await self._guard(self.process.send({"op": "embed", "id": request_id, "input": texts}))
+            try:
+                message = await self._reply(request_id)
+            except BackendCrashed:
+                raise  # the dispatcher already retired it
+            except BaseException:  # the caller was cancelled (its client left)
+                await self._stop(request_id)
+                raise
+        finally:
+            self.channel.close(request_id)
         if message.get("ev") == "error":
             await self._raise_reported(message)
         if message.get("ev") != "emb":
@@ -123,10 +140,8 @@ class Lease:
         return Embeddings(vectors=message["data"], prompt_tokens=int(message["prompt_tokens"]))
 
     async def _reply(self, request_id: int) -> dict[str, Any]:
-        while True:
-            message: dict[str, Any] = await self._guard(self.process.receive())
-            if message.get("id") == request_id:
-                return message
+        message: dict[str, Any] = await self._guard(self.channel.receive(request_id))
+        return message
 
     async def _stop(self, request_id: int) -> None:
         """Cancel a request whose caller left, and wait for the worker to be free."""
@@ -166,9 +181,7 @@ class Generation:
         if message.get("ev") != "tok":
             return await self._final(message)
         text = message["text"]
-        while (more := self._lease.process.buffered()) is not None:
-            if more.get("id") != self._id:
-                continue
+        while (more := self._lease.channel.ready(self._id)) is not None:
             if more.get("ev") != "tok":
                 self._stash = more
                 break
@@ -176,22 +189,24 @@ class Generation:
         return TokenEvent(text)
 
     async def _read(self) -> dict[str, Any]:
-        while True:
-            try:
-                message: dict[str, Any] = await self._lease._guard(self._lease.process.receive())
-            except AriaError:
-                self.finished = True
-                raise
-            if message.get("id") == self._id:
-                return message
+        try:
+            return await self._lease._reply(self._id)
+        except AriaError:
+            self._finish()
+            raise
+
+    def _finish(self) -> None:
+        self.finished = True
+        self._lease.channel.close(self._id)
 
     async def _final(self, message: dict[str, Any]) -> DoneEvent:
-        self.finished = True
+        self._finish()
         if message.get("ev") == "done":
             self._done = DoneEvent(
                 finish_reason=message["finish_reason"],
                 prompt_tokens=int(message["prompt_tokens"]),
                 completion_tokens=int(message["completion_tokens"]),
+                cached_tokens=int(message.get("cached_tokens", 0)),
             )
             return self._done
         await self._lease._raise_reported(message)
@@ -213,7 +228,7 @@ class Generation:
                 pass  # crashed or refused: either way the request is over
             except TimeoutError:
                 await self._lease.on_crash("the backend did not stop after a cancel")
-            self.finished = True
+            self._finish()
         return self._done
 
     async def aclose(self) -> None:

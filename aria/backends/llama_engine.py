@@ -1,39 +1,69 @@
-"""The llama.cpp engine: llama-cpp-python's ``Llama`` inside a worker process.
+"""The llama.cpp engine: continuous batching of many requests over one model copy.
 
-ARIA drives ``Llama.generate`` token by token instead of ``create_completion`` so it
-counts tokens exactly, checks for cancellation between two tokens, and decodes each
-token once (``create_completion``'s stream re-detokenizes the whole answer per token).
-Sampling defaults follow llama.cpp (top-k 40, min-p 0.05); OpenAI's temperature
-and top_p apply on top.
+One llama.cpp context holds ``slots`` sequences over a unified KV cache
+(:mod:`aria.backends.llama_native`). Each step decodes one token of every running
+request in a single ``llama_batch``, plus a paced chunk of the prompts of requests that
+joined (:mod:`aria.backends.schedule`); each request samples from its own logits row
+with its own native sampler chain (temperature, top-p/k, min-p, penalties, seed,
+grammar), after ARIA's in-place edits of that row (``logit_bias``, the UTF-8 guard of
+grammar output). A request that ends leaves its tokens' K/V in its slot, so the next
+prompt sharing their prefix skips them (:mod:`aria.backends.slots`); a cancelled or
+failed one has its cells removed at once.
 """
 
 from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable, Generator, Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from aria.backends.decoding import TextAssembler
-from aria.backends.engine import EmbeddingCancelled, Embeddings, Finished
+from aria.backends.engine import (
+    EmbeddingCancelled,
+    Embeddings,
+    Ended,
+    Failure,
+    Finished,
+    Piece,
+    StepEvent,
+)
 from aria.backends.grammar import compile_grammar
 from aria.backends.launch import WorkerLaunch
+from aria.backends.llama_native import (
+    NativeContext,
+    NativeModel,
+    SamplerChain,
+    SamplingParams,
+    TokenBatch,
+)
+from aria.backends.memory_limit import address_space_left
 from aria.backends.prompting import ChatTemplate, generation_budget
 from aria.backends.protocol import FinishReason, GenerationJob, WorkerInfo
+from aria.backends.schedule import PrefillPacer, plan_step
+from aria.backends.slots import SlotPlan, choose_slot, plan_slots
 from aria.backends.utf8guard import Utf8Guard
-from aria.errors import ContextLengthExceeded, InvalidRequest
+from aria.errors import ContextLengthExceeded, InvalidRequest, RequestFailed
 
 __all__ = ["LlamaEngine"]
 
-
-def _masked(scores: Any, blocked: Any) -> Any:
-    scores[blocked] = -float("inf")
-    return scores
-
-
+# Tokens per llama_batch (and per compute pass): llama-cpp-python's default.
+_BATCH_TOKENS = 512
+# A joining prompt may add about this much to the step of the streams already decoding.
+_PREFILL_STALL_S = 0.2
+_PREFILL_MIN_TOKENS = 32
 # The embedding context is separate (pooling needs its own context); inputs longer
 # than this are refused rather than silently truncated.
 _EMBED_CTX_CAP = 2048
+# Room an embedding context needs beyond mapping the weights again, at the least.
+_EMBED_FLOOR_BYTES = 128 * 2**20
 
 
 def _chunks(counts: Sequence[int], budget: int) -> list[list[int]]:
@@ -49,138 +79,140 @@ def _chunks(counts: Sequence[int], budget: int) -> list[list[int]]:
     return chunks
 
 
+# logit_bias as arrays: token ids and what to add to their logits.
+_Bias = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
+
+
+@dataclass(eq=False)
+class _Request:
+    """One generation request inside the engine."""
+
+    request_id: int
+    prompt: list[int]
+    budget: int
+    chain: SamplerChain
+    assembler: TextAssembler
+    guard: Utf8Guard | None = None
+    bias: _Bias | None = None
+    owed: int = 0  # UTF-8 continuation bytes the grammar output still owes
+    slot: int = -1
+    fed: list[int] = field(default_factory=list)  # tokens whose K/V the slot holds
+    pending: list[int] = field(default_factory=list)  # tokens to evaluate next
+    produced: int = 0
+    cached: int = 0
+
+    def result(self, reason: FinishReason) -> Finished:
+        return Finished(reason, len(self.prompt), self.produced, self.cached)
+
+
 class LlamaEngine:
-    """One loaded GGUF model; not thread-safe (the worker serves one job at a time)."""
+    """One loaded GGUF model serving up to ``info.slots`` requests at once."""
 
     def __init__(self, launch: WorkerLaunch) -> None:
-        if launch.rpc_servers:  # before llama_cpp loads ggml: split inference setup
-            from aria.rpc.ggml_rpc import prepare_orchestrator
-
-            prepare_orchestrator(launch.rpc_servers)
-        from llama_cpp import Llama, llama_model_get_vocab
-
         self._launch = launch
+        self._model = NativeModel(
+            launch.model_path,
+            n_gpu_layers=launch.n_gpu_layers,
+            tensor_split=launch.tensor_split,
+        )
         self._embedder: Any = None
-        self._llm: Llama
-        if launch.embedding_only:
-            self._llm = self._embedder = self._load_embedder()
+        self._generation: NativeContext | None = None
+        if launch.embedding_only:  # an encoder (BERT): one embedding context, no generation
+            plan = SlotPlan(slots=1, n_ctx=launch.n_ctx, kv_bytes_per_token=0)
+            self._embedder = self._load_embedder()
         else:
-            self._llm = Llama(
-                model_path=launch.model_path,
+            plan = plan_slots(
                 n_ctx=launch.n_ctx,
-                n_threads=launch.threads,
-                n_threads_batch=launch.threads,
-                n_gpu_layers=launch.n_gpu_layers,
-                tensor_split=list(launch.tensor_split) or None,
-                verbose=False,
+                kv_bytes_per_token=self._model.kv_bytes_per_token(),
+                kv_budget_bytes=launch.kv_budget_bytes,
+                max_slots=launch.parallel,
             )
-        self._vocab = llama_model_get_vocab(self._llm.model)
+            self._generation = NativeContext(
+                self._model,
+                n_ctx=plan.kv_cells,
+                n_seq_max=plan.slots,
+                n_batch=_BATCH_TOKENS,
+                threads=launch.threads,
+                flash_attn=launch.flash_attn,
+            )
+        self._batch = TokenBatch(_BATCH_TOKENS)
+        self._pacer = PrefillPacer(_PREFILL_STALL_S, _PREFILL_MIN_TOKENS, _BATCH_TOKENS)
         self._guard: Utf8Guard | None = None
+        # Free slots and the tokens each still holds, least recently used first.
+        self._free: dict[int, list[int]] = {slot: [] for slot in range(plan.slots)}
+        self._running: dict[int, _Request] = {}  # in order of admission
+        self._waiting: deque[_Request] = deque()
+        self._cancelled: set[int] = set()
+        metadata = self._model.metadata
         self.template = ChatTemplate(
-            self._llm.metadata.get("tokenizer.chat_template"),
-            bos_token=self._token_text(self._llm.token_bos()),
-            eos_token=self._token_text(self._llm.token_eos()),
+            metadata.get("tokenizer.chat_template"),
+            bos_token=self._token_text(self._model.bos),
+            eos_token=self._token_text(self._model.eos),
         )
         self.info = WorkerInfo(
             engine="llama.cpp",
-            n_ctx=self._llm.n_ctx(),
-            n_vocab=self._llm.n_vocab(),
-            n_embd=self._llm.n_embd(),
+            n_ctx=launch.n_ctx,
+            n_vocab=self._model.n_vocab,
+            n_embd=self._model.n_embd,
             chat_template=self.template.source is not None,
             pid=os.getpid(),
+            slots=plan.slots,
+            kv_bytes=plan.kv_bytes,
         )
 
     def _token_text(self, token: int) -> str:
         if token < 0:
             return ""
-        return self._llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+        return self._model.piece(token, special=True).decode("utf-8", errors="replace")
+
+    # -- requests ------------------------------------------------------------------------
 
     def tokenize(self, job: GenerationJob) -> list[int]:
         rendered = self.template.render(job)
-        tokens = self._llm.tokenize(
-            rendered.text.encode("utf-8"), add_bos=not rendered.has_special, special=True
+        tokens = self._model.tokenize(
+            rendered.text.encode("utf-8"), add_special=not rendered.has_special, parse_special=True
         )
         if not tokens:
-            bos = self._llm.token_bos()
-            if bos < 0:
+            if self._model.bos < 0:
                 raise InvalidRequest("the prompt is empty", param="prompt")
-            tokens = [bos]
+            tokens = [self._model.bos]
         return tokens
 
-    def generate(
-        self, job: GenerationJob, cancelled: Callable[[], bool]
-    ) -> Generator[str, None, Finished]:
-        from llama_cpp import LogitsProcessorList, llama_vocab_is_eog
-        from llama_cpp.llama_grammar import LlamaGrammar
-
+    def submit(self, request_id: int, job: GenerationJob) -> None:
         if self._launch.embedding_only:
             raise InvalidRequest(
                 "this model only produces embeddings (use /v1/embeddings)", param="model"
             )
         prompt = self.tokenize(job)
         budget = generation_budget(len(prompt), job.max_tokens, self.info.n_ctx)
-        grammar, guard, owed = None, None, [0]
-        processors = LogitsProcessorList([self._bias(job.logit_bias)] if job.logit_bias else [])
-        if job.grammar is not None:
-            grammar = LlamaGrammar.from_string(self._checked(compile_grammar(job.grammar)))
-            guard = self._utf8_guard()
-            processors.append(lambda _ids, scores: _masked(scores, guard.blocked(owed[0])))
-        self._llm.set_seed(job.seed if job.seed is not None else random.getrandbits(32))
-        assembler = TextAssembler(job.stop)
-        produced = 0
-        finish: FinishReason = "length"
-        tokens = self._llm.generate(
-            prompt,
-            temp=job.temperature,
+        bias = self._bias(job.logit_bias) if job.logit_bias else None
+        grammar = compile_grammar(job.grammar) if job.grammar is not None else None
+        params = SamplingParams(
+            temperature=job.temperature,
             top_p=job.top_p,
-            frequency_penalty=job.frequency_penalty,
+            seed=job.seed if job.seed is not None else random.getrandbits(32),
             presence_penalty=job.presence_penalty,
-            repeat_penalty=1.0,
-            logits_processor=processors or None,
-            grammar=grammar,
+            frequency_penalty=job.frequency_penalty,
         )
-        for token in tokens:
-            if cancelled():
-                finish = "cancelled"
-                break
-            if llama_vocab_is_eog(self._vocab, token):
-                finish = "stop"
-                break
-            produced += 1
-            if guard is not None:
-                owed[0] = guard.advance(owed[0], token)
-            text = assembler.feed(self._llm.detokenize([token]))
-            if text:
-                yield text
-            if assembler.stopped:
-                finish = "stop"
-                break
-            if produced >= budget:
-                break
-        tokens.close()
-        tail = assembler.flush()
-        if tail:
-            yield tail
-        return Finished(finish, len(prompt), produced)
+        try:
+            chain = SamplerChain(self._model, params, grammar)
+        except ValueError:
+            raise InvalidRequest(
+                "the requested output format does not compile to a grammar"
+            ) from None
+        self._waiting.append(
+            _Request(
+                request_id=request_id,
+                prompt=prompt,
+                budget=budget,
+                chain=chain,
+                assembler=TextAssembler(job.stop),
+                guard=self._utf8_guard() if grammar is not None else None,
+                bias=bias,
+            )
+        )
 
-    def _utf8_guard(self) -> Utf8Guard:
-        if self._guard is None:
-            pieces = [self._llm.detokenize([t]) for t in range(self.info.n_vocab)]
-            self._guard = Utf8Guard(pieces)
-        return self._guard
-
-    def _checked(self, grammar: str) -> str:
-        """Parse the grammar once on its own: llama-cpp-python would hand a failed
-        parse (NULL sampler) to the sampler chain and crash the process."""
-        from llama_cpp import llama_sampler_free, llama_sampler_init_grammar
-
-        sampler = llama_sampler_init_grammar(self._vocab, grammar.encode(), b"root")
-        if not sampler:
-            raise InvalidRequest("the requested output format does not compile to a grammar")
-        llama_sampler_free(sampler)
-        return grammar
-
-    def _bias(self, bias: dict[int, float]) -> Callable[[Any, Any], Any]:
+    def _bias(self, bias: dict[int, float]) -> _Bias:
         bad = [token for token in bias if not 0 <= token < self.info.n_vocab]
         if bad:
             raise InvalidRequest(
@@ -188,19 +220,160 @@ class LlamaEngine:
                 f"(0..{self.info.n_vocab - 1})",
                 param="logit_bias",
             )
-        ids = list(bias)
-        values = [bias[token] for token in ids]
+        return np.array(list(bias), dtype=np.int64), np.array(list(bias.values()), np.float32)
 
-        def apply(_input_ids: Any, scores: Any) -> Any:
-            scores[ids] += values
-            return scores
+    def _utf8_guard(self) -> Utf8Guard:
+        if self._guard is None:
+            self._guard = Utf8Guard([self._model.piece(t) for t in range(self.info.n_vocab)])
+        return self._guard
 
-        return apply
+    @property
+    def _context(self) -> NativeContext:
+        """The generation context (an embedding-only engine has none and takes no job)."""
+        assert self._generation is not None, "an embedding-only engine generates nothing"
+        return self._generation
+
+    def cancel(self, request_id: int) -> None:
+        self._cancelled.add(request_id)
+
+    def has_work(self) -> bool:
+        return bool(self._running or self._waiting or self._cancelled)
+
+    # -- the step ------------------------------------------------------------------------
+
+    def step(self) -> list[StepEvent]:
+        events: list[StepEvent] = []
+        self._end_cancelled(events)
+        self._admit()
+        running = self._running.values()
+        decoding = [r.request_id for r in running if len(r.pending) == 1]
+        prefilling = [(r.request_id, len(r.pending)) for r in running if len(r.pending) > 1]
+        plan = plan_step(
+            decoding,
+            prefilling,
+            capacity=self._batch.capacity,
+            prefill_budget=self._pacer.budget(decoding=bool(decoding)),
+        )
+        if not plan:
+            return events
+        self._batch.clear()
+        outputs: dict[int, int] = {}
+        for request_id, count in plan:
+            request = self._running[request_id]
+            last = self._batch.add(
+                request.pending[:count],
+                len(request.fed),
+                request.slot,
+                logits=count == len(request.pending),
+            )
+            outputs[request_id] = last
+        started = time.perf_counter()
+        status = self._context.decode(self._batch)
+        self._pacer.observe(self._batch.size, time.perf_counter() - started)
+        if status != 0:
+            for request_id, _ in plan:
+                error = RequestFailed(f"llama.cpp could not decode this step (status {status})")
+                self._end(self._running[request_id], events, failure=error)
+            return events
+        for request_id, count in plan:
+            request = self._running[request_id]
+            request.fed.extend(request.pending[:count])
+            del request.pending[:count]
+            if not request.pending:
+                try:
+                    self._next_token(request, outputs[request_id], events)
+                except Exception as exc:  # this request's failure; the others go on
+                    self._end(request, events, failure=exc)
+        return events
+
+    def _end_cancelled(self, events: list[StepEvent]) -> None:
+        for request_id in self._cancelled:
+            if (running := self._running.get(request_id)) is not None:
+                self._end(running, events, "cancelled")
+                continue
+            for waiting in self._waiting:
+                if waiting.request_id == request_id:
+                    self._waiting.remove(waiting)
+                    waiting.chain.close()
+                    events.append(Ended(request_id, waiting.result("cancelled")))
+                    break
+        self._cancelled.clear()
+
+    def _admit(self) -> None:
+        """Queued requests take free slots, each the one caching most of its prompt."""
+        while self._waiting and self._free:
+            request = self._waiting.popleft()
+            choice = choose_slot(request.prompt, self._free)
+            cached = self._free.pop(choice.slot)
+            keep = choice.reused
+            if keep < len(cached) and not self._context.forget(choice.slot, keep):
+                self._context.forget(choice.slot)  # cannot cut in the middle: start afresh
+                keep = 0
+            request.slot = choice.slot
+            request.fed = request.prompt[:keep]
+            request.pending = request.prompt[keep:]
+            request.cached = keep
+            self._running[request.request_id] = request
+
+    def _next_token(self, request: _Request, index: int, events: list[StepEvent]) -> None:
+        if request.bias is not None or request.guard is not None:
+            logits = self._context.logits(index)
+            if request.bias is not None:
+                logits[request.bias[0]] += request.bias[1]
+            if request.guard is not None:
+                logits[request.guard.blocked(request.owed)] = -np.inf
+        token = request.chain.sample(self._context, index)
+        if self._model.is_eog(token):
+            self._end(request, events, "stop")
+            return
+        request.produced += 1
+        if request.guard is not None:
+            request.owed = request.guard.advance(request.owed, token)
+        text = request.assembler.feed(self._model.piece(token))
+        if text:
+            events.append(Piece(request.request_id, text))
+        if request.assembler.stopped:
+            self._end(request, events, "stop")
+        elif request.produced >= request.budget:
+            self._end(request, events, "length")
+        else:
+            request.pending.append(token)
+
+    def _end(
+        self,
+        request: _Request,
+        events: list[StepEvent],
+        reason: FinishReason = "stop",
+        *,
+        failure: Exception | None = None,
+    ) -> None:
+        """Report the end of ``request`` and free its slot (its cells too, unless it
+        finished normally: then they are the slot's cache for the next prompt)."""
+        del self._running[request.request_id]
+        request.chain.close()
+        keep = failure is None and reason != "cancelled"
+        if not keep:
+            self._context.forget(request.slot)
+        self._free[request.slot] = request.fed if keep else []
+        if failure is not None:
+            events.append(Failure(request.request_id, failure))
+            return
+        tail = request.assembler.flush()
+        if tail:
+            events.append(Piece(request.request_id, tail))
+        events.append(Ended(request.request_id, request.result(reason)))
+
+    # -- embeddings ----------------------------------------------------------------------
+
+    def prepare_embeddings(self) -> None:
+        if self._embedder is None:
+            self._embedder = self._load_embedder()
 
     def embed(self, texts: Sequence[str], cancelled: Callable[[], bool]) -> Embeddings:
         """Embed in chunks of one context's worth of tokens (llama-cpp-python's own batch
         size), checking ``cancelled`` between chunks."""
-        embedder = self._embedder or self._load_embedder()
+        self.prepare_embeddings()
+        embedder = self._embedder
         limit = embedder.n_ctx()
         counts = [len(embedder.tokenize(text.encode("utf-8"), add_bos=True)) for text in texts]
         for index, count in enumerate(counts):
@@ -219,17 +392,29 @@ class LlamaEngine:
         return Embeddings(vectors=vectors, prompt_tokens=sum(counts))
 
     def _load_embedder(self) -> Any:
-        """A second context in embedding mode (the weights are mmap-shared with the first)."""
+        """A second context in embedding mode (the weights are mmap-shared with the first).
+
+        Raises:
+            RequestFailed: the address-space cap leaves no room for it (trying anyway
+                could abort the process inside llama.cpp).
+        """
         from llama_cpp import LLAMA_POOLING_TYPE_MEAN, LLAMA_POOLING_TYPE_UNSPECIFIED, Llama
 
+        left = address_space_left()
+        needed = Path(self._launch.model_path).stat().st_size + _EMBED_FLOOR_BYTES
+        if left is not None and left < needed:
+            raise RequestFailed(
+                f"no memory left for an embedding context: {left / 2**20:.0f} MiB of this "
+                f"backend's address space remain, at least {needed / 2**20:.0f} MiB are needed"
+            )
         if self._launch.embedding_only:  # an embedding model declares its own pooling
             pooling = LLAMA_POOLING_TYPE_UNSPECIFIED
         else:
-            arch = self._llm.metadata.get("general.architecture", "")
-            declared = f"{arch}.pooling_type" in self._llm.metadata
+            metadata = self._model.metadata
+            declared = f"{metadata.get('general.architecture', '')}.pooling_type" in metadata
             pooling = LLAMA_POOLING_TYPE_UNSPECIFIED if declared else LLAMA_POOLING_TYPE_MEAN
         n_ctx = min(self._launch.n_ctx, _EMBED_CTX_CAP)
-        self._embedder = Llama(
+        return Llama(
             model_path=self._launch.model_path,
             embedding=True,
             pooling_type=pooling,
@@ -241,9 +426,15 @@ class LlamaEngine:
             n_gpu_layers=self._launch.n_gpu_layers,
             verbose=False,
         )
-        return self._embedder
 
     def close(self) -> None:
-        self._llm.close()
-        if self._embedder is not None and self._embedder is not self._llm:
+        for request in [*self._running.values(), *self._waiting]:
+            request.chain.close()
+        self._running.clear()
+        self._waiting.clear()
+        self._batch.close()
+        if self._generation is not None:
+            self._generation.close()
+        if self._embedder is not None:
             self._embedder.close()
+        self._model.close()

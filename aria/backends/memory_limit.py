@@ -20,7 +20,12 @@ from __future__ import annotations
 import resource
 from pathlib import Path
 
-__all__ = ["DEFAULT_HEADROOM_BYTES", "address_space_in_use", "limit_address_space"]
+__all__ = [
+    "DEFAULT_HEADROOM_BYTES",
+    "address_space_in_use",
+    "address_space_left",
+    "limit_address_space",
+]
 
 DEFAULT_HEADROOM_BYTES = 2 * 1024**3
 
@@ -35,6 +40,17 @@ def address_space_in_use(status: Path = Path("/proc/self/status")) -> int | None
         if line.startswith("VmSize:"):
             return int(line.split()[1]) * 1024
     return None
+
+
+def address_space_left(status: Path = Path("/proc/self/status")) -> int | None:
+    """Bytes of address space this process may still map under its cap (None: no cap,
+    or unknown). llama.cpp aborts on some failed allocations instead of reporting them,
+    so a large one (a new context) is checked against this first."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    in_use = address_space_in_use(status)
+    if soft == resource.RLIM_INFINITY or in_use is None:
+        return None
+    return max(0, soft - in_use)
 
 
 def limit_address_space(headroom_bytes: int, model_path: Path) -> int | None:

@@ -52,6 +52,7 @@ class WorkerProcess:
         self._stdin = process.stdin
         self._stdout = process.stdout
         self._buffer = bytearray()
+        self._sending = anyio.Lock()  # several requests share the pipe
         self._reaped = False
 
     @classmethod
@@ -114,7 +115,8 @@ class WorkerProcess:
     async def send(self, message: dict[str, Any]) -> None:
         """Raises: BackendCrashed: the process is gone (its stdin is closed)."""
         try:
-            await self._stdin.send(encode(message))
+            async with self._sending:
+                await self._stdin.send(encode(message))
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             raise BackendCrashed(await self._death_notice()) from None
 

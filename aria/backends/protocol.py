@@ -5,7 +5,7 @@ One JSON object per line in each direction over the worker's stdin/stdout.
 Node -> worker (``op``)::
 
     {"op": "ping", "id": n}
-    {"op": "generate", "id": n, "job": {...GenerationJob...}}
+    {"op": "generate", "id": n, "job": {...GenerationJob...}}   several may run at once
     {"op": "embed", "id": n, "input": ["text", ...]}
     {"op": "cancel", "id": n}                 stop request n (generation: between two
                                               tokens; embeddings: between two chunks)
@@ -17,7 +17,7 @@ Worker -> node (``ev``)::
     {"id": n, "ev": "pong"}
     {"id": n, "ev": "tok", "text": "..."}     one token (or a few) as generated
     {"id": n, "ev": "done", "finish_reason": "stop", "prompt_tokens": p,
-     "completion_tokens": c, "ttft_s": t}
+     "completion_tokens": c, "cached_tokens": k}   k of the p prompt tokens were reused
     {"id": n, "ev": "emb", "data": [[...]], "prompt_tokens": p}
     {"id": n, "ev": "cancelled"}              an embedding request stopped by ``cancel``
     {"id": n, "ev": "error", "code": "context_length_exceeded", "message": "...",
@@ -163,7 +163,11 @@ class GenerationJob:
 
 @dataclass(frozen=True)
 class WorkerInfo:
-    """What a worker reports once its model is loaded."""
+    """What a worker reports once its model is loaded.
+
+    ``n_ctx`` is the context window of each request; ``slots`` requests are decoded
+    together, their K/V cache taking ``kv_bytes``.
+    """
 
     engine: str
     n_ctx: int
@@ -171,6 +175,8 @@ class WorkerInfo:
     n_embd: int
     chat_template: bool
     pid: int
+    slots: int = 1
+    kv_bytes: int = 0
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> WorkerInfo:
@@ -181,4 +187,6 @@ class WorkerInfo:
             n_embd=int(data["n_embd"]),
             chat_template=bool(data["chat_template"]),
             pid=int(data["pid"]),
+            slots=int(data.get("slots", 1)),
+            kv_bytes=int(data.get("kv_bytes", 0)),
         )

@@ -1,11 +1,13 @@
 """A backend worker process: ``python -m aria.backends.worker '<WorkerLaunch JSON>'``.
 
 It loads one model and serves the line protocol of :mod:`aria.backends.protocol` on
-its stdin/stdout, one job at a time. A reader thread receives commands while a job
-runs, so a ``cancel`` stops generation between two tokens (and an embedding batch
-between two chunks). The protocol owns file descriptor 1: native code that prints to
-stdout is redirected to stderr (the dispatcher sends stderr to a log file). The worker
-exits when stdin closes.
+its stdin/stdout. The main thread runs the engine's steps: new requests join between
+two steps and every running request advances by one token per step (continuous
+batching, :mod:`aria.backends.llama_engine`); a reader thread receives commands while a
+step runs, and an embedding thread serves embedding requests one after another beside
+the generations (stopped between two chunks by a ``cancel``). The protocol owns file
+descriptor 1: native code that prints to stdout is redirected to stderr (the dispatcher
+sends stderr to a log file). The worker exits when stdin closes.
 
 A failure while serving one request is that request's error, never the worker's end:
 ARIA errors travel as they are, anything else (a parser's ``RecursionError``, a
@@ -23,11 +25,13 @@ import queue
 import sys
 import threading
 import traceback
+from collections.abc import Iterable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from aria.backends.engine import EmbeddingCancelled, Engine
+from aria.backends.engine import EmbeddingCancelled, Ended, Engine, Failure, Piece, StepEvent
 from aria.backends.launch import WorkerLaunch
 from aria.backends.memory_limit import limit_address_space
 from aria.backends.protocol import (
@@ -42,22 +46,48 @@ __all__ = ["main", "open_engine"]
 
 
 class _Writer:
-    """Unbuffered protocol output: one ``write`` per message, as soon as it exists."""
+    """Unbuffered protocol output, shared by the step loop and the embedding thread: one
+    ``write`` per batch of messages, as soon as they exist."""
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
+        self._lock = threading.Lock()
 
     def send(self, message: dict[str, Any]) -> None:
         self._write(encode(message))
 
-    def token(self, request_id: int, text: str) -> None:
-        # The hot path: skip building a dict per token.
-        self._write(b'{"id":%d,"ev":"tok","text":%s}\n' % (request_id, json.dumps(text).encode()))
+    def events(self, events: Iterable[StepEvent]) -> None:
+        """One step's events, written together (one system call for every stream)."""
+        lines = [_event_line(event) for event in events]
+        if lines:
+            self._write(b"".join(lines))
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
+        with self._lock:
+            while view:
+                view = view[os.write(self._fd, view) :]
+
+
+def _event_line(event: StepEvent) -> bytes:
+    match event:
+        case Piece(request_id=request_id, text=text):
+            # The hot path: skip building a dict per token.
+            return b'{"id":%d,"ev":"tok","text":%s}\n' % (request_id, json.dumps(text).encode())
+        case Ended(request_id=request_id, result=result):
+            return encode({"id": request_id, "ev": "done", **asdict(result)})
+        case Failure(request_id=request_id, error=error):
+            return encode(error_to_wire(request_id, _as_request_error(error)))
+
+
+def _as_request_error(exc: BaseException) -> AriaError:
+    """ARIA errors as they are (``BackendCrashed`` among them: the engine says it is gone);
+    anything else is this request's unexpected failure, the engine is still there."""
+    if isinstance(exc, AriaError):
+        return exc
+    traceback.print_exception(exc)
+    detail = f"{type(exc).__name__}: {exc}"[:200]
+    return RequestFailed(f"the backend could not run this request ({detail})")
 
 
 def _claim_stdout() -> int:
@@ -72,45 +102,61 @@ def open_engine(launch: WorkerLaunch) -> Engine:
     """Load the model with the engine ``launch`` asks for."""
     if launch.engine == "fake":
         from aria.backends.fake_engine import FakeEngine
+        from aria.backends.sequential import SequentialEngine
 
-        return FakeEngine(launch)
+        return SequentialEngine(FakeEngine(launch))
     if launch.engine == "bitnet-server":
         from aria.backends.bitnet_engine import BitnetServerEngine
+        from aria.backends.sequential import SequentialEngine
 
-        return BitnetServerEngine(launch)
+        return SequentialEngine(BitnetServerEngine(launch))
+    if launch.rpc_servers:  # before llama_cpp loads ggml: split inference setup
+        from aria.rpc.ggml_rpc import prepare_orchestrator
+
+        prepare_orchestrator(launch.rpc_servers)
     from aria.backends.llama_engine import LlamaEngine
 
     return LlamaEngine(launch)
 
 
-def _read_commands(
-    stream: BinaryIO, inbox: queue.SimpleQueue[dict[str, Any] | None], cancelled: set[int]
-) -> None:
-    try:
-        for line in stream:
-            message = decode(line)
-            if message.get("op") == "cancel":
-                cancelled.add(int(message.get("id", 0)))
-            else:
-                inbox.put(message)
-    except (AriaError, OSError, ValueError) as exc:
-        print(f"worker: stopped reading commands: {exc}", file=sys.stderr)
-    finally:
-        inbox.put(None)
+# Commands in arrival order; None once stdin is closed.
+_Inbox = queue.SimpleQueue[dict[str, Any] | None]
 
 
-def _generate(
-    engine: Engine, request_id: int, job: GenerationJob, writer: _Writer, cancelled: set[int]
-) -> None:
-    pieces = engine.generate(job, lambda: request_id in cancelled)
-    while True:
+class _Commands:
+    """What the reader thread hands the others: step-loop messages in order, and the
+    cancels of embedding requests (which run on their own thread)."""
+
+    def __init__(self) -> None:
+        self.inbox: _Inbox = queue.SimpleQueue()
+        self.embeddings: _Inbox = queue.SimpleQueue()
+        self.embedding_ids: set[int] = set()
+        self.cancelled: set[int] = set()
+
+    def forget(self, request_id: int) -> None:
+        self.embedding_ids.discard(request_id)
+        self.cancelled.discard(request_id)
+
+    def is_cancelled(self, request_id: int) -> bool:
+        return request_id in self.cancelled
+
+    def read(self, stream: BinaryIO) -> None:
         try:
-            piece = next(pieces)
-        except StopIteration as stop:
-            result = stop.value
-            break
-        writer.token(request_id, piece)
-    writer.send({"id": request_id, "ev": "done", **asdict(result)})
+            for line in stream:
+                message = decode(line)
+                request_id = message.get("id")
+                if message.get("op") == "embed" and isinstance(request_id, int):
+                    self.embedding_ids.add(request_id)
+                    self.inbox.put(message)
+                elif message.get("op") == "cancel" and request_id in self.embedding_ids:
+                    self.cancelled.add(int(request_id))
+                else:
+                    self.inbox.put(message)
+        except (AriaError, OSError, ValueError) as exc:
+            print(f"worker: stopped reading commands: {exc}", file=sys.stderr)
+        finally:
+            self.inbox.put(None)
+            self.embeddings.put(None)
 
 
 def _job(message: dict[str, Any]) -> GenerationJob:
@@ -120,44 +166,66 @@ def _job(message: dict[str, Any]) -> GenerationJob:
         raise InvalidRequest(f"the backend received a malformed job ({exc})") from None
 
 
-def _embed(
-    engine: Engine, request_id: int, message: dict[str, Any], writer: _Writer, cancelled: set[int]
-) -> None:
-    texts = message.get("input")
-    if not isinstance(texts, list):
-        raise InvalidRequest("the backend received a malformed embedding request")
-    try:
-        result = engine.embed([str(text) for text in texts], lambda: request_id in cancelled)
-    except EmbeddingCancelled:
-        writer.send({"id": request_id, "ev": "cancelled"})
-        return
-    vectors, tokens = result.vectors, result.prompt_tokens
-    writer.send({"id": request_id, "ev": "emb", "data": vectors, "prompt_tokens": tokens})
-
-
-def _serve(engine: Engine, message: dict[str, Any], writer: _Writer, cancelled: set[int]) -> None:
+def _handle(engine: Engine, message: dict[str, Any], commands: _Commands, writer: _Writer) -> None:
+    """One command for the step loop; a request refused here never joins a step."""
     request_id = int(message.get("id", 0))
     op = message.get("op")
     try:
         if op == "ping":
             writer.send({"id": request_id, "ev": "pong"})
         elif op == "generate":
-            _generate(engine, request_id, _job(message), writer, cancelled)
+            engine.submit(request_id, _job(message))
+        elif op == "cancel":
+            engine.cancel(request_id)
         elif op == "embed":
-            _embed(engine, request_id, message, writer, cancelled)
+            # Loaded here, not on the embedding thread: a thread's allocator fails harder
+            # under the address-space cap (llama.cpp aborts instead of returning NULL).
+            engine.prepare_embeddings()
+            commands.embeddings.put(message)
         else:
             raise InvalidRequest(f"unknown worker operation {op!r}")
-    except AriaError as exc:  # BackendCrashed among them: the engine says it is gone
-        writer.send(error_to_wire(request_id, exc))
     except BrokenPipeError:
         raise
-    except Exception as exc:  # this request's failure; the engine is still there
-        traceback.print_exc()
-        detail = f"{type(exc).__name__}: {exc}"[:200]
-        error = RequestFailed(f"the backend could not run this request ({detail})")
-        writer.send(error_to_wire(request_id, error))
-    finally:
-        cancelled.discard(request_id)
+    except Exception as exc:
+        commands.forget(request_id)
+        writer.send(error_to_wire(request_id, _as_request_error(exc)))
+
+
+def _run_steps(engine: Engine, commands: _Commands, writer: _Writer) -> None:
+    """Take every command that arrived, run one step, repeat; wait only when idle."""
+    inbox = commands.inbox
+    while True:
+        try:
+            message = inbox.get(block=not engine.has_work())
+            while message is not None:
+                _handle(engine, message, commands, writer)
+                message = inbox.get_nowait()
+            return  # stdin closed
+        except queue.Empty:
+            pass
+        if engine.has_work():
+            writer.events(engine.step())
+
+
+def _serve_embeddings(engine: Engine, commands: _Commands, writer: _Writer) -> None:
+    while (message := commands.embeddings.get()) is not None:
+        request_id = int(message.get("id", 0))
+        try:
+            texts = message.get("input")
+            if not isinstance(texts, list):
+                raise InvalidRequest("the backend received a malformed embedding request")
+            stopped = partial(commands.is_cancelled, request_id)
+            result = engine.embed([str(text) for text in texts], stopped)
+            vectors, tokens = result.vectors, result.prompt_tokens
+            writer.send({"id": request_id, "ev": "emb", "data": vectors, "prompt_tokens": tokens})
+        except EmbeddingCancelled:
+            writer.send({"id": request_id, "ev": "cancelled"})
+        except OSError:
+            return  # the node went away
+        except Exception as exc:
+            writer.send(error_to_wire(request_id, _as_request_error(exc)))
+        finally:
+            commands.forget(request_id)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,19 +244,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         writer.send(error_to_wire(0, error))
         return 1
-    inbox: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
-    cancelled: set[int] = set()
-    threading.Thread(
-        target=_read_commands, args=(sys.stdin.buffer, inbox, cancelled), daemon=True
-    ).start()
+    commands = _Commands()
+    threading.Thread(target=commands.read, args=(sys.stdin.buffer,), daemon=True).start()
     if launch.address_space_headroom_bytes is not None:
         limit = limit_address_space(launch.address_space_headroom_bytes, Path(launch.model_path))
         if limit is not None:
             print(f"worker: address space limited to {limit / 2**30:.2f} GiB", file=sys.stderr)
+    # Started under the cap: what its allocator reserves for it counts against it.
+    threading.Thread(target=_serve_embeddings, args=(engine, commands, writer), daemon=True).start()
     writer.send({"id": 0, "ev": "ready", "info": asdict(engine.info)})
     try:
-        while (message := inbox.get()) is not None:
-            _serve(engine, message, writer, cancelled)
+        _run_steps(engine, commands, writer)
     except BrokenPipeError:
         return 0  # the node went away; nobody is listening
     finally:

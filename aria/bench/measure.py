@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import psutil
 
-from aria.bench.energy import EnergyMeter, EnergyReading
 from aria.bench.runner import LlamaRunner
 from aria.bench.stats import Summary, summarize
+from aria.energy import EnergyMeter, EnergyReading
 
 __all__ = ["RunSample", "ThreadResult", "measure_threads"]
 

@@ -15,11 +15,11 @@ from typing import Any
 
 from aria.bench.api_mode import ApiResult, bench_api
 from aria.bench.bandwidth import Bandwidth
-from aria.bench.energy import EnergyMeter
 from aria.bench.footprint import read_footprint
 from aria.bench.measure import ThreadResult, measure_threads
 from aria.bench.roofline import ModelFootprint, Roofline, decode_roofline
 from aria.bench.runner import LlamaRunner, RunnerOptions
+from aria.energy import EnergyMeter
 from aria.errors import InvalidRequest
 
 __all__ = ["BenchPlan", "BenchReport", "ModelResult", "ModelTarget", "run_bench", "total_steps"]

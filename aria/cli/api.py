@@ -14,6 +14,7 @@ from aria.errors import ConfigError
 
 if TYPE_CHECKING:
     from aria.apikeys import KeyStore
+    from aria.cheat import PeerAnswerCheat
     from aria.node import Node
 
 app = typer.Typer(help="Serve the OpenAI-compatible API and manage its keys.", no_args_is_help=True)
@@ -69,6 +70,7 @@ def start(
     import trio
 
     from aria.api import ServerConfig, serve
+    from aria.cli.recording import open_records
     from aria.node import Node
 
     cli = cli_context(ctx)
@@ -85,7 +87,9 @@ def start(
         tls_key=key,
         insecure_http=insecure_http,
     )
-    node = Node.create(cli.paths, settings)
+    records = open_records(cli.paths, settings)
+    node = Node.create(cli.paths, settings, recorder=records.recorder, contracts=records.contracts)
+    node.cheat = _test_only_cheat(cli)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -94,6 +98,24 @@ def start(
 
     trio.run(main)
     cli.console.print("API stopped.")
+
+
+def _test_only_cheat(cli: CliContext) -> PeerAnswerCheat | None:
+    """The test-only switch that makes this node alter peers' answers (aria.cheat)."""
+    import os
+
+    from aria.cheat import CHEAT_ENV, PeerAnswerCheat
+
+    value = os.environ.get(CHEAT_ENV)
+    if not value:
+        return None
+    cheat = PeerAnswerCheat(float(value))
+    cli.err.print(
+        f"[bold red]warning:[/] {CHEAT_ENV}={value}: this API ALTERS {cheat.fraction:.0%} of the "
+        "answers it generates for peers (a test-only switch)",
+        highlight=False,
+    )
+    return cheat
 
 
 def _print_banner(cli: CliContext, node: Node, urls: list[str], *, keys_required: bool) -> None:

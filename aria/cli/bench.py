@@ -83,9 +83,9 @@ def bench(
 ) -> None:
     """Measure prompt and generation speed, TTFT, memory, energy and roofline per model."""
     from aria.bench.bandwidth import measure_read_bandwidth
-    from aria.bench.energy import EnergyMeter
     from aria.bench.machine import describe_machine
     from aria.bench.service import BenchPlan, run_bench, total_steps
+    from aria.energy import EnergyMeter
     from aria.hardware import detect
 
     if threads is not None and sweep:

@@ -3,7 +3,7 @@
 Both run a :class:`~aria.node.Node` in this process (the model itself runs in its
 worker process, as behind the API) and stream tokens as they are generated. Where the
 answer runs is the node's one placement decision, as for the API: here, on a peer (with
-``consent.use_peers``, through the node running on this home) or split over peers; a
+``use.prompts_may_leave``, through the node running on this home) or split over peers; a
 note on stderr says where when it is not this machine alone. ``aria chat`` uses the local
 memory unless ``--no-memory`` (docs/memory.md): it recalls what matters for each message,
 learns what the user asks it to remember, fits a long conversation to the model's window
@@ -45,7 +45,7 @@ PlacementOption = Annotated[
     typer.Option(
         "--placement",
         help="Where to run first: local-first, peers-first or local-only "
-        "(default: node.placement; peers only with consent.use_peers).",
+        "(default: node.placement; peers only with use.prompts_may_leave).",
     ),
 ]
 
@@ -97,8 +97,15 @@ async def _answer(
     first: float | None = None
     parts: list[str] = []
     done = None
+    from aria.ledger import Provenance
+
     generating = node.generate(
-        job, model, distributed=distributed, placement=placement, prepare=prepare
+        job,
+        model,
+        distributed=distributed,
+        placement=placement,
+        provenance=Provenance("cli"),
+        prepare=prepare,
     )
     async with await generating as served:
         if served.resolution.notice:
@@ -142,9 +149,13 @@ def _write(text: str) -> None:
 
 
 def _node(cli: CliContext) -> Node:
+    from aria.cli.recording import open_records
     from aria.node import Node
 
-    return Node.create(cli.paths, cli.settings)
+    records = open_records(cli.paths, cli.settings)
+    return Node.create(
+        cli.paths, cli.settings, recorder=records.recorder, contracts=records.contracts
+    )
 
 
 def infer(

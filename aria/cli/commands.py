@@ -17,6 +17,7 @@ _GROUPS: tuple[tuple[str, str | None], ...] = (
     ("model", "model"),
     ("engine", "engine"),
     ("api", "api"),
+    ("ledger", "ledger"),
     ("chat", None),
     ("memory", "memory"),
     ("route", None),

@@ -24,7 +24,8 @@ def peers(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Peers the node is connected to or holds a current advert of."""
+    """Peers the node is connected to or holds a current advert of, with their reputation
+    (0..1: spot checks of their work, and their protocol standing)."""
     from rich.table import Table
 
     cli = cli_context(ctx)
@@ -36,14 +37,22 @@ def peers(
         cli.console.print("no peers yet")
         return
     table = Table(title=f"{len(found)} peer(s)")
-    for column in ("peer", "connection", "rtt", "addresses", "hardware", "models"):
+    columns = ("peer", "connection", "rtt", "reputation", "addresses", "hardware", "models")
+    for column in columns:
         table.add_column(column, overflow="fold")  # ids and addresses must stay copyable
     for peer in found:
         rtt = f"{peer.rtt_ms:.1f} ms" if peer.rtt_ms is not None else "-"
         kind = peer.connection + ("" if peer.verified else " (unverified)")
         models = ", ".join(m.id for m in peer.models) or "-"
+        checks = f"{peer.checks_passed} ok, {peer.checks_failed} failed"
         table.add_row(
-            peer.peer_id, kind, rtt, "\n".join(peer.addrs) or "-", peer.hardware.describe(), models
+            peer.peer_id,
+            kind,
+            rtt,
+            f"{peer.reputation:.2f} ({checks})",
+            "\n".join(peer.addrs) or "-",
+            peer.hardware.describe(),
+            models,
         )
     cli.console.print(table)
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from aria.cli.context import CliContext, abort, cli_context, print_json
+from aria.cli.consent import app as consent_app
+from aria.cli.context import cli_context, print_json
+from aria.consent import TaskKind
 from aria.profiles import describe_profiles, enabled_tiers
 
 app = typer.Typer(help="Run and configure this ARIA node.", no_args_is_help=True)
@@ -15,6 +17,7 @@ app = typer.Typer(help="Run and configure this ARIA node.", no_args_is_help=True
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (shape: docs/cli.md).")]
 profile_app = typer.Typer(help="Show or set the profile preset.", no_args_is_help=True)
 app.add_typer(profile_app, name="profile")
+app.add_typer(consent_app, name="consent")
 
 
 @profile_app.command("show")
@@ -159,59 +162,70 @@ def share(
     ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Show or change what this node shares with peers. The change is saved in the config
-    and sent to the running node, which applies it at once (and republishes its advert)."""
+    """Show or change what this node shares with peers: a shortcut to the consent
+    contract's clauses (``lend.tasks`` inference/split, ``lend.split_peers``,
+    ``use.prompts_may_leave``; all of them: `aria node consent`). A change is signed as a
+    new contract version and sent to the running node, which applies it at once."""
+    from aria.cli.consent import in_force, report_running, sign_and_apply
+
     cli = cli_context(ctx)
-    wanted = {"share_inference": inference, "share_rpc": rpc, "use_peers": use_peers}
-    changes: dict[str, object] = {
-        field: value is Switch.ON for field, value in wanted.items() if value is not None
-    }
+    loaded, _ = in_force(cli)
+    contract = loaded.contract
+    tasks = list(contract.lend.tasks)
+    switches: tuple[tuple[TaskKind, Switch | None], ...] = (
+        ("inference", inference),
+        ("split", rpc),
+    )
+    for task, switch in switches:
+        if switch is Switch.ON and task not in tasks:
+            tasks.append(task)
+        elif switch is Switch.OFF and task in tasks:
+            tasks.remove(task)
+    lend = contract.lend.model_copy(update={"tasks": tuple(tasks)})
     if rpc_peer is not None:
-        changes["rpc_peers"] = list(dict.fromkeys(p.strip() for p in rpc_peer if p.strip()))
-    if changes:
-        cli.update("consent", **changes)
-    consent = cli.settings.consent
-    running = _apply_to_running_node(cli, changes) if changes else None
+        peers = tuple(dict.fromkeys(p.strip() for p in rpc_peer if p.strip()))
+        lend = lend.model_copy(update={"split_peers": peers})
+    use = contract.use
+    if use_peers is not None:
+        use = use.model_copy(update={"prompts_may_leave": use_peers is Switch.ON})
+    changed = contract.model_copy(update={"lend": lend, "use": use})
+    running = None
+    asked = changed != contract
+    if asked:
+        loaded, running = sign_and_apply(cli, changed)
+        contract = loaded.contract
+    lend = contract.lend
+    summary = {
+        "share_inference": contract.lends("inference"),
+        "use_peers": contract.use.prompts_may_leave,
+        "max_remote_jobs": lend.max_jobs,
+        "max_remote_tokens": lend.max_tokens,
+        "share_rpc": contract.lends("split"),
+        "rpc_memory_gb": lend.ram_gb,
+        "rpc_peers": list(lend.split_peers),
+        "rpc_min_reputation": lend.min_reputation,
+        "rpc_idle_timeout_s": cli.settings.consent.rpc_idle_timeout_s,
+        "rpc_session_max_s": cli.settings.consent.rpc_session_max_s,
+        "rpc_session_max_gb": cli.settings.consent.rpc_session_max_gb,
+        "contract": {"version": contract.version, "sha256": contract.sha256},
+        "running_node": running,
+    }
     if as_json:
-        print_json({**consent.model_dump(mode="json"), "running_node": running})
+        print_json(summary)
         return
 
     def word(flag: bool) -> str:
         return "on" if flag else "off"
 
-    borrowers = ", ".join(consent.rpc_peers) if consent.rpc_peers else "nobody yet"
+    borrowers = ", ".join(lend.split_peers) if lend.split_peers else "nobody yet"
     cli.console.print(
-        f"inference sharing {word(consent.share_inference)} "
-        f"(max {consent.max_remote_jobs} jobs, {consent.max_remote_tokens} tokens), "
-        f"rpc sharing {word(consent.share_rpc)} ({consent.rpc_memory_gb:g} GB, "
-        f"borrowers: {borrowers}), use peers {word(consent.use_peers)}",
+        f"inference sharing {word(contract.lends('inference'))} "
+        f"(max {lend.max_jobs} jobs, {lend.max_tokens} tokens), "
+        f"rpc sharing {word(contract.lends('split'))} ({lend.ram_gb:g} GB, "
+        f"borrowers: {borrowers}), use peers {word(contract.use.prompts_may_leave)} "
+        f"(consent contract version {contract.version})",
         highlight=False,
         soft_wrap=True,
     )
-    if not changes:
-        return
-    if running is None:
-        cli.console.print("no node is running: the change applies when it starts")
-        return
-    seq = running["advert_seq"]
-    note = f"advert {seq} published" if seq is not None else "its advert is being republished"
-    cli.console.print(f"the running node applied it ({note})", highlight=False)
-
-
-def _apply_to_running_node(cli: CliContext, changes: dict[str, object]) -> dict[str, Any] | None:
-    """Send saved consent changes to the running node (``None``: no node runs).
-
-    Aborts with one line when a node runs but does not take the change.
-    """
-    from aria.errors import AriaError
-    from aria.p2p.control import NodeClient
-
-    client = NodeClient.connect(cli.paths)
-    if client is None:
-        return None
-    try:
-        applied = client.request("set_consent", consent=changes)
-    except AriaError as exc:
-        abort(f"saved, but the running node did not take the change: {exc.message}")
-    seq = applied.get("advert_seq") if isinstance(applied, dict) else None
-    return {"applied": True, "advert_seq": seq}
+    if asked:
+        report_running(cli, running)

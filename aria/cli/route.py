@@ -3,7 +3,7 @@
 Nothing is loaded or generated: the command asks the node the API and ``aria infer``
 ask (:meth:`aria.node.Node.route`, the one placement decision) — the catalog, the
 store's installed models, the profile, the GPU, the memory budget, the routing table
-with the operator's override and, with ``consent.use_peers``, the peers' offers as the
+with the operator's override and, with ``use.prompts_may_leave``, the peers' offers as the
 node running on this home reports them — and prints the decision and its chain, each
 entry with where it would run: here, on a peer, or split over peers.
 """

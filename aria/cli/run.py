@@ -1,7 +1,7 @@
 """``aria model run ID [PROMPT]``: answer one prompt with one installed model.
 
 Like ``aria infer --model ID`` (the same placement decision: here, on a peer that offers
-it with ``consent.use_peers``, or split) but greedy by default and able to force split
+it with ``use.prompts_may_leave``, or split) but greedy by default and able to force split
 inference:
 ``--distributed`` spreads every block of the model over the peers that lend compute
 (found through the node running on this ARIA home), even when it would fit here. A

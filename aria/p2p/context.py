@@ -4,7 +4,8 @@ The protocol handlers (:mod:`~aria.p2p.remote`, :mod:`~aria.p2p.tunnel`,
 :mod:`~aria.p2p.lending`, :mod:`~aria.p2p.reports`, :mod:`~aria.p2p.membership`) depend
 on this one narrow context instead of the node that wires them
 (:class:`aria.p2p.node.PeerNode`): the peer book, the guard, the clock, the operator's
-settings, the store of shareable models, a way to run background work (``spawn``,
+settings, the store of shareable models, the node's provenance (ledger, consent
+contract in force, peers' standing), a way to run background work (``spawn``,
 ``start``), and the two sequences every protocol repeats — reach a peer and open a
 stream to it (:meth:`PeerContext.open_stream`), and admit an inbound stream
 (:meth:`PeerContext.admit_stream`). The node fills in the host and how it reaches a peer
@@ -29,6 +30,7 @@ from aria.p2p.guard import PeerGuard
 from aria.p2p.keys import NodeKey
 from aria.p2p.local import shareable_models
 from aria.p2p.peers import PeerBook
+from aria.p2p.provenance import NodeProvenance
 from aria.p2p.spec import ProtocolSpec
 from aria.p2p.transport.host import connection_addrs, connection_kind, libp2p_id, ping_rtt_ms
 from aria.p2p.views import ConnectionKind
@@ -61,6 +63,7 @@ class PeerContext:
     book: PeerBook = field(default_factory=PeerBook)
     guard: PeerGuard = field(init=False)
     store: ModelStore = field(init=False)  # the node's one store value (shareable models)
+    provenance: NodeProvenance = field(init=False)  # ledger, contract in force, standing
     active_jobs: int = 0  # peers' inference jobs in flight (reported in the advert's load)
     _host: IHost | None = None
     _reach: Callable[[str], Awaitable[None]] | None = None
@@ -68,6 +71,7 @@ class PeerContext:
     def __post_init__(self) -> None:
         self.guard = PeerGuard(self.spec.guard)
         self.store = ModelStore(self.paths, self.catalog, self.denylist)
+        self.provenance = NodeProvenance(self.paths, self.settings, self.key)
 
     def attach(self, host: IHost, reach: Callable[[str], Awaitable[None]]) -> None:
         """The node's host listens; ``reach(peer)`` connects to a peer found in the DHT."""
@@ -112,6 +116,12 @@ class PeerContext:
         return peer
 
     # -- peers -------------------------------------------------------------------------
+
+    def reputation(self, peer: str) -> float:
+        """0..1: the lower of ``peer``'s spot-check record and its guard standing."""
+        full = self.spec.guard.initial
+        standing = max(0.0, min(1.0, self.guard.score(peer, self.clock()) / full)) if full else 1.0
+        return self.provenance.reputation(peer, standing)
 
     def penalize(self, peer: str, kind: str) -> None:
         """Score ``kind`` against ``peer``; a peer that falls below the line is dropped."""

@@ -42,7 +42,7 @@ from aria.p2p.codec import CodecError, FrameDecoder, Violation, encode_frame
 from aria.p2p.spec import load_spec
 from aria.p2p.views import ModelProvider, NetworkStatus, PeerView
 
-__all__ = ["ControlServer", "NodeClient", "control_file", "new_token"]
+__all__ = ["ControlServer", "NodeClient", "control_file", "control_token", "new_token"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,15 @@ def control_file(paths: AriaPaths) -> Path:
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+def control_token(paths: AriaPaths) -> str | None:
+    """The running node's control token (None without a control file). The node also
+    proves with it, to this machine's API, that a request it relays is a peer's."""
+    try:
+        return _ControlFile.model_validate_json(control_file(paths).read_text("utf-8")).token
+    except (OSError, ValidationError):
+        return None
 
 
 def _frame(obj: Any, limit: int) -> bytes:

@@ -58,6 +58,8 @@ class NodeInfo(BaseModel):
     nonce: str = Field(pattern=r"^[0-9a-f]{32}$")
     echo_nonce: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
     hardware: HardwareSummary = HardwareSummary()
+    # the SHA-256 of the sender's consent contract in force (docs/consent.md)
+    contract: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
 class _Versioned(BaseModel):
@@ -148,8 +150,10 @@ class HandshakeMachine:
         expected_peer: PeerId,
         replay: ReplayGuard,
         spec: ProtocolSpec,
+        contract: str | None = None,
     ) -> None:
         self.initiator = initiator
+        self._contract = contract
         self._key = key
         self._agent = agent
         self._hardware = hardware
@@ -305,6 +309,7 @@ class HandshakeMachine:
             nonce=self._nonce,
             echo_nonce=echo,
             hardware=self._hardware,
+            contract=self._contract,
         )
         return seal("hello", info, self._key)
 

@@ -18,13 +18,15 @@ everything here is pure too. The I/O lives in ``aria.p2p.remote``.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from aria.backends.protocol import GenerationJob, GrammarSpec
-from aria.config import ConsentSettings
+from aria.consent import Ask, Contract, Refuse, evaluate
+from aria.consent import Reason as ConsentReason
 from aria.errors import (
     AriaError,
     AuthenticationError,
@@ -38,12 +40,12 @@ from aria.errors import (
     from_wire,
 )
 from aria.p2p.codec import End, MessageDecoder, WireModel, encode_message
-from aria.p2p.consent import Denied, PeerAsk, decide, terms_from_settings
 
 __all__ = [
     "INFERENCE_PROTOCOL",
     "MAX_CHUNK_FRAME",
     "MAX_REQUEST_FRAME",
+    "CONSENT_REASONS",
     "Admission",
     "Chunk",
     "Done",
@@ -65,16 +67,10 @@ MAX_REQUEST_FRAME = 1_048_576  # an OpenAI request body (the API's own default c
 MAX_CHUNK_FRAME = 262_144  # one SSE event, or a whole non-streamed response
 MAX_FRAME = MAX_REQUEST_FRAME
 
-Reason = Literal[
-    "consent_off",
-    "not_allowed",
-    "busy",
-    "too_many_tokens",
-    "bad_request",
-    "no_model",
-    "no_api",
-    "failed",
-]
+# the consent contract's reasons (aria.consent.evaluate), then the request's or the node's
+Reason = Literal[ConsentReason, "bad_request", "no_model", "no_api", "failed"]
+# Refusals that are the operator's will (a requester reports ConsentRefused), not load.
+CONSENT_REASONS = frozenset(get_args(ConsentReason)) - {"busy", "too_many_tokens"}
 
 
 class Request(WireModel):
@@ -136,10 +132,12 @@ def encode(message: WireModel) -> bytes:
 
 @dataclass(frozen=True)
 class Admission:
-    """The server's decision: run ``body`` (possibly clamped) or refuse with a reason."""
+    """The server's decision: run ``body`` (clamped) under the contract ``contract``
+    (its hash, for the receipt), or refuse with a reason."""
 
     body: dict[str, Any] | None
     reject: Reject | None = None
+    contract: str | None = None
 
 
 # Replaced (max_tokens) or never honoured for a peer (ARIA's memory fields).
@@ -147,48 +145,48 @@ _NOT_FORWARDED = frozenset({"max_completion_tokens", "memory", "conversation_id"
 
 
 def admit(
-    consent: ConsentSettings,
-    active_jobs: int,
-    body: dict[str, Any],
-    shared: Collection[str],
+    contract: Contract, ask: Ask, body: dict[str, Any], shared: Collection[str], now: datetime
 ) -> Admission:
-    """Check the operator's consent (:func:`aria.p2p.consent.decide`) and limits for one
-    peer request.
+    """Check one peer request against the operator's consent contract
+    (:func:`aria.consent.evaluate`, with ``ask`` saying who asks and how busy this node is).
 
     Only a model this node shares (``shared``: installed, verified, licence allows
     sharing — what its advert lists) may be named: never ``auto``, a yellow-licence or
     local-only model, or one this node would itself have to fetch from other peers.
 
-    ``max_tokens`` above ``consent.max_remote_tokens`` is refused (``too_many_tokens``)
-    rather than silently clamped: the requester then knows to ask another peer. A
-    request without ``max_tokens`` gets the limit as its ``max_tokens``. A peer's request
-    is never served with this node's memory: a chat goes on with ``memory: false``.
+    ``max_tokens`` above ``lend.max_tokens`` is refused (``too_many_tokens``) rather than
+    silently clamped: the requester then knows to ask another peer. A request without
+    ``max_tokens`` gets the limit as its ``max_tokens``. A peer's request is never served
+    with this node's memory: a chat goes on with ``memory: false``.
     """
-    decision = decide(terms_from_settings(consent), PeerAsk("infer", "", active_jobs=active_jobs))
-    if isinstance(decision, Denied):
-        return Admission(None, Reject(reason=decision.reason, message=decision.message))
+    if not contract.lends("inference"):  # refused before the body is even read
+        return _refused(evaluate(contract, ask, now))
     model = body.get("model")
     chat = isinstance(body.get("messages"), list)
     if not isinstance(model, str) or not model or chat == isinstance(body.get("prompt"), str):
         message = "a remote request needs a model name and either a messages list or a prompt"
         return Admission(None, Reject(reason="bad_request", message=message))
-    if model.casefold() not in {m.casefold() for m in shared}:
-        message = f"this node does not share a model named {model!r} with peers"
-        return Admission(None, Reject(reason="no_model", message=message))
-    limit = consent.max_remote_tokens
     asked = body.get("max_completion_tokens", body.get("max_tokens"))
     if asked is not None and (not isinstance(asked, int) or isinstance(asked, bool)):
         return Admission(
             None, Reject(reason="bad_request", message="max_tokens must be an integer")
         )
-    if asked is not None and asked > limit:
-        message = f"max_tokens {asked} exceeds this node's limit of {limit} for peer requests"
-        return Admission(None, Reject(reason="too_many_tokens", message=message))
+    decision = evaluate(contract, replace(ask, model=model, max_tokens=asked), now)
+    if isinstance(decision, Refuse):
+        return _refused(decision)
+    if model.casefold() not in {m.casefold() for m in shared}:
+        message = f"this node does not share a model named {model!r} with peers"
+        return Admission(None, Reject(reason="no_model", message=message))
     admitted = {k: v for k, v in body.items() if k not in _NOT_FORWARDED}
-    admitted["max_tokens"] = asked if asked is not None else limit
+    admitted["max_tokens"] = decision.max_tokens
     if chat:  # a peer's chat never reaches this operator's memory
         admitted["memory"] = False
-    return Admission(admitted)
+    return Admission(admitted, contract=decision.contract)
+
+
+def _refused(decision: object) -> Admission:
+    assert isinstance(decision, Refuse)
+    return Admission(None, Reject(reason=decision.reason, message=decision.message))
 
 
 def request_body(job: GenerationJob, model: str) -> dict[str, Any]:
@@ -262,6 +260,6 @@ def peer_failure(peer: str, frame: Reject | Failed) -> AriaError:
             return raised
     verb = "refused the request" if isinstance(frame, Reject) else "failed"
     text = f"peer {peer} {verb} ({frame.reason}): {frame.message}"
-    if frame.reason in ("consent_off", "not_allowed"):
+    if frame.reason in CONSENT_REASONS:
         return ConsentRefused(text)
     return PeerError(text)

@@ -1,8 +1,10 @@
 """The serving side of the RPC tunnel: lending this machine's compute to one peer at a time.
 
 A verified peer opens ``/aria/rpc-tunnel/1.0.0``. The stream is admitted by the guard's
-rate limit, then by the operator's terms (:func:`aria.p2p.consent.decide`: lending on,
-the peer named in ``consent.rpc_peers``, its reputation high enough). ggml-rpc serves
+rate limit, then by the operator's consent contract (:func:`aria.consent.evaluate`:
+``split`` in ``lend.tasks``, the peer allowed, its reputation high enough, within the
+hours and on mains power if the contract says so); the worker gets ``lend.threads``
+threads and offers ``lend.ram_gb``. ggml-rpc serves
 one client at a time, so one session holds the worker: a new stream waits for it a
 little (asking an idle session to give way), then is refused ``busy``.
 
@@ -24,13 +26,14 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import trio
 
+from aria.consent import Ask, Refuse, evaluate, on_mains_power
 from aria.errors import BackendUnavailable, ConfigError
-from aria.p2p.consent import Denied, PeerAsk, decide, terms_from_settings
 from aria.p2p.context import PeerContext
 from aria.p2p.inference import Reason
 from aria.p2p.transport.guarded import guarded_pipe
@@ -86,16 +89,13 @@ class Lending:
 
     # -- admission --------------------------------------------------------------------
 
-    def _reputation(self, peer: str) -> float:
+    def refusal(self, peer: str) -> Refuse | None:
+        """The consent contract's answer for ``peer`` now (None: it may borrow)."""
         ctx = self.ctx
-        full = ctx.spec.guard.initial
-        return max(0.0, min(1.0, ctx.guard.score(peer, ctx.clock()) / full)) if full else 1.0
-
-    def refusal(self, peer: str) -> Denied | None:
-        """The operator's terms for ``peer`` now (None: it may borrow)."""
-        terms = terms_from_settings(self.ctx.settings.consent)
-        decision = decide(terms, PeerAsk("lend", peer, self._reputation(peer)))
-        return decision if isinstance(decision, Denied) else None
+        contract = ctx.provenance.contract().contract
+        ask = Ask("split", peer, ctx.reputation(peer), on_ac_power=on_mains_power())
+        decision = evaluate(contract, ask, datetime.now())
+        return decision if isinstance(decision, Refuse) else None
 
     async def serve(
         self,
@@ -211,10 +211,11 @@ class Lending:
 
     def _start(self) -> RpcWorker:
         ctx = self.ctx
+        lend = ctx.provenance.contract().contract.lend
         return self._start_worker(
             log_path=ctx.paths.logs / "rpc-worker.log",
-            threads=ctx.settings.inference.threads or 1,
-            memory_gb=ctx.settings.consent.rpc_memory_gb,
+            threads=lend.threads or ctx.settings.inference.threads or 1,
+            memory_gb=lend.ram_gb,
             secrets=[ctx.paths.node / "identity.key", ctx.paths.api / "keys.json"],
         )
 
@@ -235,8 +236,8 @@ class Lending:
             log.info("consent changed: ending the RPC session of %s", session.peer)
             session.scope.cancel()
             session = None
-        consent = self.ctx.settings.consent
+        contract = self.ctx.provenance.contract().contract
         worker = self._worker
-        stale = worker is not None and worker.ready.offered_bytes > consent.rpc_memory_gb * _GIB
-        if not consent.share_rpc or (stale and session is None):
+        stale = worker is not None and worker.ready.offered_bytes > contract.lend.ram_gb * _GIB
+        if not contract.lends("split") or (stale and session is None):
             await self.stop_worker()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from aria.config import AriaSettings
+from aria.consent import Contract
 from aria.errors import AriaError
 from aria.p2p.adverts import ConsentSummary, LoadReport, ModelCard, ModelOffer
 from aria.p2p.hardware_summary import HardwareSummary, summarize_hardware
@@ -65,14 +65,18 @@ def shareable_models(store: ModelStore) -> tuple[ModelOffer, ...]:
     )
 
 
-def consent_summary(settings: AriaSettings) -> ConsentSummary:
-    consent = settings.consent
+def consent_summary(contract: Contract) -> ConsentSummary:
+    """What peers learn of the contract in force: what it lends, and its hash."""
+    lend = contract.lend
+    inference, split = contract.lends("inference"), contract.lends("split")
     return ConsentSummary(
-        share_inference=consent.share_inference,
-        share_rpc=consent.share_rpc,
-        max_remote_jobs=consent.max_remote_jobs if consent.share_inference else 0,
-        max_remote_tokens=consent.max_remote_tokens if consent.share_inference else 0,
-        rpc_memory_gb=consent.rpc_memory_gb if consent.share_rpc else 0.0,
+        share_inference=inference,
+        share_rpc=split,
+        max_remote_jobs=lend.max_jobs if inference else 0,
+        max_remote_tokens=lend.max_tokens if inference else 0,
+        rpc_memory_gb=lend.ram_gb if split else 0.0,
+        contract=contract.sha256,
+        contract_version=contract.version,
     )
 
 

@@ -20,7 +20,7 @@ import contextlib
 import json
 import os
 import ssl
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,11 @@ from aria.files import write_atomic
 __all__ = [
     "ApiEndpoint",
     "EndpointReporter",
+    "api_busy",
     "endpoint_file",
     "forward",
     "read_endpoint",
+    "relay_headers",
     "remove_endpoint",
     "write_endpoint",
 ]
@@ -107,10 +109,52 @@ def _node_api_key(paths: AriaPaths) -> str:
     return secret
 
 
-async def forward(paths: AriaPaths, body: dict[str, Any]) -> AsyncGenerator[str, None]:
+def relay_headers(
+    token: str, origin: str, *, peer: str | None = None, contract: str | None = None
+) -> dict[str, str]:
+    """Headers telling this machine's API whom a relayed request is for (its receipt says
+    so): ``origin`` ``peer`` (with the peer id and the contract hash it was admitted
+    under) or ``spotcheck``; ``token`` (the node's control token) proves the node sent it."""
+    headers = {"x-aria-relay": token, "x-aria-origin": origin}
+    if origin == "peer":
+        headers["x-aria-peer-request"] = "1"  # counted by the API as served for a peer
+    if peer is not None:
+        headers["x-aria-peer"] = peer
+    if contract is not None:
+        headers["x-aria-contract"] = contract
+    return headers
+
+
+async def api_busy(paths: AriaPaths) -> bool | None:
+    """Whether the local API has requests waiting or running (None: no API answers)."""
+    endpoint = read_endpoint(paths)
+    if endpoint is None:
+        return None
+    headers = {}
+    if endpoint.keys_required:
+        headers["authorization"] = f"Bearer {_node_api_key(paths)}"
+    try:
+        async with httpx.AsyncClient(
+            base_url=endpoint.url, timeout=5.0, verify=endpoint.verify()
+        ) as client:
+            reply = await client.get("/health", headers=headers)
+        backends = reply.json().get("backends") or []
+        return any(int(b.get("queued") or 0) > 0 for b in backends)
+    except (httpx.HTTPError, OSError, ssl.SSLError, ValueError, AttributeError, TypeError):
+        return None
+
+
+async def forward(
+    paths: AriaPaths,
+    body: dict[str, Any],
+    *,
+    headers: Mapping[str, str] | None = None,
+    on_headers: Callable[[httpx.Headers], None] | None = None,
+) -> AsyncGenerator[str, None]:
     """POST ``body`` to the local API (``/v1/chat/completions`` for ``messages``,
     ``/v1/completions`` for a ``prompt``); yield each SSE ``data`` payload (or, for a
-    non-streamed request, the one JSON response).
+    non-streamed request, the one JSON response). ``headers`` are sent with it
+    (:func:`relay_headers`); ``on_headers`` sees the response's (e.g. its ``x-aria-receipt``).
 
     Closing the generator closes the HTTP connection, which makes the API cancel the
     generation in its worker.
@@ -122,10 +166,10 @@ async def forward(paths: AriaPaths, body: dict[str, Any]) -> AsyncGenerator[str,
     endpoint = read_endpoint(paths)
     if endpoint is None:
         raise BackendUnavailable("no ARIA API runs on the serving node")
-    # local-only: a peer's request runs here; counted by the API as served for a peer.
-    headers = {"x-aria-placement": "local-only", "x-aria-peer-request": "1"}
+    # local-only: a relayed request runs on this machine's own models, never on a peer.
+    sent = {**(headers or {}), "x-aria-placement": "local-only"}
     if endpoint.keys_required:
-        headers["authorization"] = f"Bearer {_node_api_key(paths)}"
+        sent["authorization"] = f"Bearer {_node_api_key(paths)}"
     timeout = httpx.Timeout(10.0, read=300.0)
     try:
         verify = endpoint.verify()
@@ -135,10 +179,12 @@ async def forward(paths: AriaPaths, body: dict[str, Any]) -> AsyncGenerator[str,
     try:
         async with (
             httpx.AsyncClient(base_url=endpoint.url, timeout=timeout, verify=verify) as client,
-            client.stream("POST", path, json=body, headers=headers) as reply,
+            client.stream("POST", path, json=body, headers=sent) as reply,
         ):
             if reply.status_code != 200:
                 raise _api_error(reply.status_code, await reply.aread())
+            if on_headers is not None:
+                on_headers(reply.headers)
             if not reply.headers.get("content-type", "").startswith("text/event-stream"):
                 yield (await reply.aread()).decode("utf-8", errors="replace")
                 return

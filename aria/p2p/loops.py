@@ -158,7 +158,7 @@ class Upkeep:
             profile=ctx.settings.node.profile,
             models=models,
             load=load_report(ctx.active_jobs),
-            consent=consent_summary(ctx.settings),
+            consent=consent_summary(ctx.provenance.contract().contract),
         )
         await self.dht.publish_advert(encode_advert(advert, ctx.key, ctx.spec))
         self.advert = advert

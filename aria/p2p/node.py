@@ -41,9 +41,12 @@ from aria.p2p.loops import Upkeep, survive
 from aria.p2p.membership import Membership
 from aria.p2p.netsize import estimate_network_size
 from aria.p2p.options import NodeOptions
+from aria.p2p.receipt_exchange import serve_receipts
+from aria.p2p.receipts import RECEIPT_PROTOCOL
 from aria.p2p.remote import infer_handler, serve_inference
 from aria.p2p.reports import report_ops
 from aria.p2p.spec import ProtocolSpec
+from aria.p2p.spotchecks import spotcheck_loop
 from aria.p2p.transport.dht import AriaDht
 from aria.p2p.transport.host import HostNet, build_host
 from aria.p2p.transport.mdns import announce_on_lan
@@ -133,11 +136,13 @@ class PeerNode:
                 self.local.summary,
                 members.on_outcome,
                 ctx.clock,
+                contract=lambda: ctx.provenance.contract().sha256,
             )
             members.listening(host, handshakes)
             host.set_stream_handler(TProtocol(ctx.spec.handshake_id), self._accept_handshake)
             host.set_stream_handler(TProtocol(INFERENCE_PROTOCOL), partial(serve_inference, ctx))
             host.set_stream_handler(TProtocol(TUNNEL_PROTOCOL), self.tunnels.serve)
+            host.set_stream_handler(TProtocol(RECEIPT_PROTOCOL), partial(serve_receipts, ctx))
             watch_connections(host, members.on_connected, members.on_disconnected)
             control = ControlServer(ctx.paths, ctx.key.peer_id, self._ops(dht), new_token())
             lan = (
@@ -150,7 +155,10 @@ class PeerNode:
                     self._nursery = upkeep.nursery = nursery
                     await nursery.start(nat.run)
                     await nursery.start(control.serve)
-                    for loop in [*upkeep.loops(self.mdns_active), members.gatekeeper_loop]:
+                    loops = [*upkeep.loops(self.mdns_active), members.gatekeeper_loop]
+                    if ctx.provenance.ledger is not None:
+                        loops.append(partial(spotcheck_loop, ctx))
+                    for loop in loops:
                         self._spawn(loop)
                     nursery.start_soon(self.tunnels.run)
                     task_status.started()

@@ -2,12 +2,14 @@
 
 The node running on this ARIA home reports its peers (the control op ``peers``: each
 verified peer's advert — models offered, load, consent summary, hardware summary — its
-measured RTT and its reputation). :func:`offers_from_peers` keeps the offers a request
-may go to: verified peers whose operator shares inference and has a free slot, offering
-a model whose file is not denylisted and, for a catalog id, is exactly the catalog's
-pinned file. :func:`rank` orders the peers of one model: peers that failed this node
-recently last, then fewest jobs in flight, a machine whose memory comfortably holds the
-model, lowest RTT (unknown last), most reputation.
+measured RTT and its reputation: spot checks and guard standing, 0..1).
+:func:`offers_from_peers` keeps the offers a request may go to: verified peers whose
+operator shares inference and has a free slot, offering a model whose file is not
+denylisted and, for a catalog id, is exactly the catalog's pinned file. :func:`rank`
+orders the peers of one model, leaving out those below this operator's
+``use.min_reputation``: peers that failed this node recently last, then fewest jobs in
+flight, a machine whose memory comfortably holds the model, lowest RTT (unknown last),
+most reputation.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class Offer:
     model: ModelOffer
     active_jobs: int
     rtt_ms: float | None
-    score: float
+    reputation: float
     memory_gb: float
 
     def fits(self, ram_gb: float) -> bool:
@@ -71,7 +73,7 @@ def offers_from_peers(
                 model,
                 peer.load.active_jobs,
                 peer.rtt_ms,
-                peer.score,
+                peer.reputation,
                 peer.hardware.memory_gb,
             )
             found.setdefault(ModelId(model.id), []).append(offer)
@@ -79,18 +81,21 @@ def offers_from_peers(
 
 
 def rank(
-    offers: Iterable[Offer], entry: CatalogEntry | None, recently_failed: Collection[str] = ()
+    offers: Iterable[Offer],
+    entry: CatalogEntry | None,
+    recently_failed: Collection[str] = (),
+    min_reputation: float = 0.0,
 ) -> list[str]:
     """Peer ids to try for one model, best first (see the module docstring)."""
     ram_gb = entry.memory.ram_gb if entry is not None else 0.0
     ordered = sorted(
-        offers,
+        (o for o in offers if o.reputation >= min_reputation),
         key=lambda o: (
             o.peer_id in recently_failed,
             o.active_jobs,
             not o.fits(ram_gb),
             o.rtt_ms if o.rtt_ms is not None else math.inf,
-            -o.score,
+            -o.reputation,
             o.peer_id,
         ),
     )

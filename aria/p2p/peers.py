@@ -108,7 +108,15 @@ class PeerBook:
         ]
 
     def view(
-        self, peer: str, *, connection: ConnectionKind, addrs: list[str], score: float, now: float
+        self,
+        peer: str,
+        *,
+        connection: ConnectionKind,
+        addrs: list[str],
+        score: float,
+        now: float,
+        reputation: float = 0.5,
+        checks: tuple[int, int] = (0, 0),
     ) -> PeerView:
         record = self._record(peer)
         advert = self.advert(peer, now)
@@ -130,5 +138,12 @@ class PeerBook:
                 "relayed_addrs": list(advert.relayed_addrs) if advert else [],
                 "advert_expires_at": advert.expires_at if advert else None,
                 "score": score,
+                "reputation": reputation,
+                "checks_passed": checks[0],
+                "checks_failed": checks[1],
+                # the advert is republished on every change and re-fetched by pings and
+                # refreshes; the handshake's hash is only as new as the connection
+                "contract": (advert.consent.contract if advert else None)
+                or (info.contract if info else None),
             }
         )

@@ -73,9 +73,10 @@ class ProviderView:
             log.debug("no peer offers: %s", exc.message)
             return [], None
 
-    def refusal(self, model: str) -> PeerError | None:
-        """Why no peer takes ``model`` although some offer it (consent off, or every one
-        busy), or None when no verified peer offers it at all."""
+    def refusal(self, model: str, min_reputation: float = 0.0) -> PeerError | None:
+        """Why no peer takes ``model`` although some offer it (their contracts lend no
+        inference, all below ``use.min_reputation``, or every one busy), or None when no
+        verified peer offers it at all."""
         offering = [p for p in self._peers if p.verified and any(m.id == model for m in p.models)]
         if not offering:
             return None
@@ -83,7 +84,12 @@ class ProviderView:
         if not any(p.consent.share_inference for p in offering):
             return ConsentRefused(
                 f"the peers serving {model} ({names}) do not accept inference requests "
-                "from peers (consent_off)"
+                "from peers (task_not_allowed)"
+            )
+        if all(p.reputation < min_reputation for p in offering):
+            return ConsentRefused(
+                f"the peers serving {model} ({names}) are all below this node's "
+                f"use.min_reputation {min_reputation:.2f} (low_reputation)"
             )
         return PeerError(f"the peers serving {model} ({names}) are all at their job limit (busy)")
 
@@ -91,13 +97,15 @@ class ProviderView:
         """``peer`` could not serve this process: rank it last for a while."""
         self._failed[peer] = self._clock()
 
-    def ranked(self, entries: Mapping[ModelId, CatalogEntry]) -> dict[ModelId, list[str]]:
+    def ranked(
+        self, entries: Mapping[ModelId, CatalogEntry], *, min_reputation: float = 0.0
+    ) -> dict[ModelId, list[str]]:
         """For each offered model, its peers best first (``entries``: what is known of
-        the models, for the hardware fit)."""
+        the models, for the hardware fit; peers below ``min_reputation`` left out)."""
         now = self._clock()
         self._failed = {p: t for p, t in self._failed.items() if now - t < self._failure_s}
         return {
-            model: rank(offers, entries.get(model), self._failed)
+            model: rank(offers, entries.get(model), self._failed, min_reputation)
             for model, offers in self._offers.items()
         }
 

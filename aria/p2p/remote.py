@@ -14,20 +14,34 @@ of the API travels in ARIA's wire form.
 Requesting: the control op ``infer {"peer_id", "body"}`` (how the API and the CLI run a
 chain entry placed on a peer) streams the named peer's answer. Which peer, and what to
 try when it cannot serve, is the node's placement decision (:mod:`aria.router`), not
-this module's.
+this module's, except that the contract's ``use`` clauses are checked once more here,
+right before the prompt leaves (``use.prompts_may_leave``, ``use.min_reputation``). Once
+the peer has answered, the work is settled in the background: its receipt cross-signed
+and recorded, the answer maybe kept for a spot check
+(:func:`aria.p2p.receipt_exchange.settle`).
+
+A served request is forwarded with :func:`~aria.p2p.local_api.relay_headers` (origin
+``peer``, the peer id, the contract hash it was admitted under), so the API's receipt
+says whom it was for; the receipt id is remembered for the cross-signing exchange.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from aria.errors import AriaError, InvalidRequest, PeerError
+from aria.consent import Ask, Refuse, evaluate, on_mains_power
+from aria.errors import AriaError, ConsentRefused, InvalidRequest, PeerError
+from aria.ledger import json_digest
 from aria.p2p.context import PeerContext, reset
+from aria.p2p.control import control_token
 from aria.p2p.inference import (
     INFERENCE_PROTOCOL,
     ErrorInfo,
@@ -50,7 +64,8 @@ from aria.p2p.inference_machines import (
     ServiceEvent,
     TimedOut,
 )
-from aria.p2p.local_api import forward, read_endpoint
+from aria.p2p.local_api import forward, read_endpoint, relay_headers
+from aria.p2p.receipt_exchange import settle
 from aria.p2p.transport.pump import drive, flush
 
 if TYPE_CHECKING:
@@ -78,7 +93,15 @@ async def serve_inference(ctx: PeerContext, stream: INetStream) -> None:
         if request is None:
             return
         shared = {offer.id for offer in await ctx.shareable()}
-        admission = admit(ctx.settings.consent, ctx.active_jobs, request.body, shared)
+        ask = Ask(
+            "inference",
+            peer,
+            reputation=ctx.reputation(peer),
+            active_jobs=ctx.active_jobs,
+            on_ac_power=on_mains_power(),
+        )
+        contract = ctx.provenance.contract().contract
+        admission = admit(contract, ask, request.body, shared, datetime.now())
         if admission.reject is not None:
             log.info("refused inference from %s: %s", peer, admission.reject.reason)
             service.refuse(admission.reject)
@@ -88,8 +111,18 @@ async def serve_inference(ctx: PeerContext, stream: INetStream) -> None:
             return
         assert admission.body is not None
         ctx.active_jobs += 1
+        headers = relay_headers(
+            control_token(ctx.paths) or "", "peer", peer=peer, contract=admission.contract
+        )
+        asked = json_digest(request.body)
+
+        def remember(reply_headers: Any) -> None:
+            receipt = reply_headers.get("x-aria-receipt")
+            if receipt:  # for the cross-signing exchange that follows
+                ctx.provenance.remember_served(peer, asked, receipt, ctx.clock())
+
         try:
-            await _answer(ctx, stream, service, events, admission.body)
+            await _answer(ctx, stream, service, events, admission.body, headers, remember)
         except Exception as exc:  # the connection broke
             log.info("inference stream from %s ended early: %s", peer, exc)
             await reset(stream)
@@ -119,8 +152,11 @@ async def _answer(
     service: InferenceService,
     events: AsyncIterator[ServiceEvent],
     body: dict[str, Any],
+    headers: dict[str, str],
+    on_headers: Callable[[Any], None],
 ) -> None:
-    """Relay this machine's API answer to ``body``; stop as soon as the requester leaves."""
+    """Relay this machine's API answer to ``body`` (``headers``: whom it is for); stop as
+    soon as the requester leaves."""
     async with trio.open_nursery() as nursery:
 
         async def watch_requester() -> None:
@@ -132,7 +168,7 @@ async def _answer(
 
         nursery.start_soon(watch_requester)
         failure: Failed | None = None
-        chunks = forward(ctx.paths, body)
+        chunks = forward(ctx.paths, body, headers=headers, on_headers=on_headers)
         try:
             async for data in chunks:
                 service.send(data)
@@ -195,6 +231,8 @@ def infer_handler(
 
     Raises (from the stream):
         InvalidRequest: no peer id, or no body naming a model.
+        ConsentRefused: this node's contract keeps prompts here, or the peer is below
+            ``use.min_reputation`` (reason code in the message).
         ConsentRefused, PeerError, RequestError: see :func:`request_inference`.
     """
 
@@ -213,8 +251,18 @@ def infer_handler(
 async def _relayed(
     ctx: PeerContext, peer: str, body: dict[str, Any]
 ) -> AsyncGenerator[dict[str, Any], None]:
+    contract = ctx.provenance.contract().contract
+    use = evaluate(contract, Ask("use_peer", peer, ctx.reputation(peer)), datetime.now())
+    if isinstance(use, Refuse):
+        raise ConsentRefused(use.message)
     first = True
+    received: list[str] = []
+    started_ms, began = int(time.time() * 1000), time.perf_counter()
     async with contextlib.aclosing(request_inference(ctx, peer, body)) as chunks:
         async for data in chunks:
+            received.append(data)
             yield {"peer": peer, "data": data} if first else {"data": data}
             first = False
+    duration_ms = int((time.perf_counter() - began) * 1000)
+    settled = partial(settle, started_ms=started_ms, duration_ms=duration_ms)
+    ctx.spawn(settled, ctx, peer, body, received)

@@ -83,16 +83,21 @@ def node_peers(ctx: PeerContext) -> list[PeerView]:
     ids = ctx.connected()
     ids |= {r.peer_id for r in ctx.book.known() if ctx.book.advert(r.peer_id, now)}
     ids.discard(ctx.key.peer_id)
-    return [
-        ctx.book.view(
-            peer,
-            connection=ctx.connection(peer),
-            addrs=ctx.addrs(peer),
-            score=ctx.guard.score(peer, now),
-            now=now,
+    views = []
+    for peer in sorted(ids):
+        standing = ctx.provenance.standing(peer)
+        views.append(
+            ctx.book.view(
+                peer,
+                connection=ctx.connection(peer),
+                addrs=ctx.addrs(peer),
+                score=ctx.guard.score(peer, now),
+                now=now,
+                reputation=ctx.reputation(peer),
+                checks=(standing.passed, standing.failed) if standing else (0, 0),
+            )
         )
-        for peer in sorted(ids)
-    ]
+    return views
 
 
 def _catalog_pin(ctx: PeerContext, model_id: str) -> str | None:

@@ -4,10 +4,10 @@ ggml-rpc has no authentication or encryption, so no RPC port ever leaves loopbac
 The requesting node runs a :class:`~aria.p2p.transport.relay.Relay` on 127.0.0.1; each connection
 the orchestrator makes to it becomes one libp2p stream (Noise-encrypted, to a peer
 id the handshake verified). The serving node answers the stream with one frame,
-``accept`` or ``reject`` (``consent_off`` unless ``consent.share_rpc``;
-``not_allowed`` for a peer the operator did not name in ``consent.rpc_peers``;
-``busy`` while another peer's session holds the worker; ``failed`` if its worker
-cannot start), then joins it to its own confined RPC worker on 127.0.0.1 through the
+``accept`` or ``reject`` (the consent contract's reason when it does not lend split
+work to this peer now — ``task_not_allowed``, ``peer_not_allowed``, ``low_reputation``,
+``outside_hours``...; ``busy`` while another peer's session holds the worker; ``failed``
+if its worker cannot start), then joins it to its own confined RPC worker on 127.0.0.1 through the
 ggml-rpc filter (:mod:`aria.p2p.lending`) until either side ends; the end of one side
 closes the other at once, so a dead worker or peer looks like a reset to the
 orchestrator.
@@ -34,7 +34,7 @@ import trio
 from aria.errors import ConsentRefused, InvalidRequest, PeerError
 from aria.p2p.codec import End
 from aria.p2p.context import PeerContext, reset
-from aria.p2p.inference import Reason, Reject
+from aria.p2p.inference import CONSENT_REASONS, Reason, Reject
 from aria.p2p.lending import Lending
 from aria.p2p.transport.pump import pump
 from aria.p2p.transport.relay import Relay, RelayStats
@@ -150,8 +150,8 @@ class Tunnels:
         """A tunnel stream to ``peer`` that its node accepted.
 
         Raises:
-            ConsentRefused: the peer does not lend compute, or not to us
-                (``consent_off``, ``not_allowed``).
+            ConsentRefused: the peer's contract does not lend compute to us now (its
+                reason: ``task_not_allowed``, ``peer_not_allowed``, ...).
             PeerError: unreachable, refused for another reason, or broke the protocol.
         """
         stream = await self.ctx.open_stream(peer, TUNNEL_PROTOCOL, _OPEN_TIMEOUT_S)
@@ -167,7 +167,7 @@ class Tunnels:
         if isinstance(answer, Refused):
             reject = answer.reject
             text = f"peer {peer} refused the RPC tunnel ({reject.reason}): {reject.message}"
-            if reject.reason in ("consent_off", "not_allowed"):
+            if reject.reason in CONSENT_REASONS:
                 raise ConsentRefused(text)
             raise PeerError(text)
         if isinstance(answer, Broken):

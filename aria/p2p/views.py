@@ -38,6 +38,11 @@ class PeerView(_View):
     relayed_addrs: list[str] = []
     advert_expires_at: float | None = None
     score: float = 0.0
+    # 0..1: the lower of its spot-check record here and its protocol standing (the score)
+    reputation: float = 0.5
+    checks_passed: int = 0  # its answers this node re-executed and found equal
+    checks_failed: int = 0  # ... and found different (evidence in the ledger)
+    contract: str | None = None  # the SHA-256 of its consent contract (handshake)
 
 
 class NetworkStatus(_View):

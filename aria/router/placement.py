@@ -11,7 +11,7 @@ The router's chain is a list of :class:`ChainEntry` — a model and *where* it r
 Which entries exist, and in which order, is decided once, in :func:`aria.router.route`
 (and :func:`aria.router.place_named` for a named model); the executor only walks them.
 Peers and splits appear only when the operator lets prompts reach peers
-(``consent.use_peers``): otherwise the node fills in no peer offers at all.
+(``use.prompts_may_leave``): otherwise the node fills in no peer offers at all.
 """
 
 from __future__ import annotations

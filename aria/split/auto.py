@@ -3,10 +3,12 @@
 The node's placement decision (:mod:`aria.router.placement`) marks an installed model
 ``split`` when its memory floor exceeds this node's budget, or when the caller forces it
 (``aria model run --distributed``); :func:`split_lease` then opens that entry. It takes
-the values it needs (the model, its launch options, the dispatcher, the consent flag and
-the home whose node finds lenders), never the node itself. Candidates come from the node
-running on this ARIA home (:mod:`aria.split.network`); the lease is an ordinary backend
-lease, so streaming, cancellation and the fallback chain are unchanged.
+the values it needs (the model, its launch options, the dispatcher, whether prompts may
+leave — ``use.prompts_may_leave`` of the consent contract: the workers see the prompt's
+activations — and the home whose node finds lenders), never the node itself. Candidates
+come from the node running on this ARIA home (:mod:`aria.split.network`); the lease is
+an ordinary backend lease, so streaming, cancellation and the fallback chain are
+unchanged.
 """
 
 from __future__ import annotations
@@ -51,8 +53,9 @@ async def split_lease(
 
     Raises:
         PlacementRefused: the model's licence does not allow sharing it, no node runs
-        here, no peer lends compute, prompts may not reach peers (``use_peers`` off and
-        not ``forced``), or the lenders cannot hold the model (the message says which).
+        here, no peer lends compute, prompts may not reach peers (``use_peers``: the
+        contract's ``use.prompts_may_leave``, off and not ``forced``), or the lenders
+        cannot hold the model (the message says which).
         BackendUnavailable: the split backend failed to load.
     """
     budget = dispatcher.limits.budget_bytes

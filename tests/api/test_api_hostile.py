@@ -223,7 +223,7 @@ def bounded(
     node = make_node(
         tmp_path_factory.mktemp("bounded"),
         {"slow": model_files["slow"], "tiny": model_files["tiny"]},
-        inference={"max_waiting": 2},
+        inference={"max_waiting": 2, "parallel": 1},  # one slot: the next requests wait
     )
     with running(node) as live:
         yield live

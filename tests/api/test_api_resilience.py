@@ -14,6 +14,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
+from aria.convert.synthetic_vocab import build_vocab
 from tests.api.conftest import Server
 
 STORY: list[ChatCompletionMessageParam] = [{"role": "user", "content": "tell me a long story"}]
@@ -69,47 +70,51 @@ def test_client_disconnect_cancels_the_generation(server: Server) -> None:
 
 
 def test_eight_concurrent_streams_complete_uncorrupted(server: Server) -> None:
-    prompts = [f"question number {i}: what is {i} plus {i}?" for i in range(8)]
+    """Eight streams decoded in one batch: each gets its own tokens and only those (a
+    logit bias makes every stream repeat its own word, so a mixed-up token shows)."""
+    words = ["the", "and", "was", "that", "with", "from", "which", "would"]
+    vocab = build_vocab()
 
-    def ask(prompt: str, stream: bool) -> str:
-        client = server.client()
-        messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": prompt}]
-        if not stream:
-            reply = client.chat.completions.create(
-                model="tiny", messages=messages, max_tokens=40, temperature=0
-            )
-            return reply.choices[0].message.content or ""
-        chunks = client.chat.completions.create(
-            model="tiny", messages=messages, max_tokens=40, temperature=0, stream=True
+    def ask(word: str) -> str:
+        chunks = server.client().completions.create(
+            model="tiny",
+            prompt=f"say {word}",
+            max_tokens=40,
+            temperature=0,
+            stream=True,
+            logit_bias={str(vocab.id_of("\u2581" + word)): 100},
         )
-        return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        return "".join(c.choices[0].text for c in chunks if c.choices)
 
-    sequential = [ask(p, stream=False) for p in prompts]
-    assert len(set(sequential)) > 1  # different prompts, different answers
     with ThreadPoolExecutor(max_workers=8) as pool:
-        concurrent = list(pool.map(lambda p: ask(p, stream=True), prompts))
-    assert concurrent == sequential
+        answers = list(pool.map(ask, words))
+    for word, answer in zip(words, answers, strict=True):
+        assert answer.split() == [word] * 40
 
 
-def test_queue_depth_is_visible_while_requests_wait(server: Server) -> None:
+def test_queue_depth_is_visible_while_requests_decode_together(server: Server) -> None:
     with server.http() as http, http.stream("POST", "/v1/chat/completions", json=LONG) as first:
         lines = first.iter_lines()  # kept: dropping the iterator would close the stream
         next(lines)
         with ThreadPoolExecutor(max_workers=2) as pool:
-            waiting = [
+            others = [
                 pool.submit(
                     lambda: server.client().chat.completions.create(
-                        model="slow", max_tokens=2, messages=STORY
+                        model="slow", max_tokens=2000, messages=STORY
                     )
                 )
                 for _ in range(2)
             ]
-            wait_until(lambda: backend(server, "slow")["queued"] == 3)
+            wait_until(lambda: backend(server, "slow")["active"] == 3)
             metrics = server.http().get("/metrics").text
             assert 'aria_backend_queue_depth{model="slow"} 3.0' in metrics
+            assert 'aria_backend_active_requests{model="slow"} 3.0' in metrics
+            assert 'aria_backend_slots{model="slow"} 8.0' in metrics
+            health = backend(server, "slow")
+            assert health["slots"] == 8 and health["kv_cache_bytes"] > 0
             first.close()
-            for future in waiting:
-                assert future.result(timeout=60).choices[0].message.content is not None
+            for future in others:
+                assert future.result(timeout=120).choices[0].message.content is not None
 
 
 def test_streamed_error_event_shape(server: Server) -> None:

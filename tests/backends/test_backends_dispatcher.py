@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -135,19 +136,42 @@ async def test_idle_backends_are_unloaded(tmp_path: Path, launch: WorkerLaunch) 
         assert d.events["idle"] == 1
 
 
-async def test_requests_are_served_first_come_first_served(
+@pytest.mark.parametrize("launch", ["llama"], indirect=True)  # the fake engine has one slot
+async def test_a_backend_serves_as_many_requests_at_once_as_it_has_slots(
     tmp_path: Path, launch: WorkerLaunch
 ) -> None:
     d = dispatcher(tmp_path)
+    three = replace(launch, parallel=3)
+    release = anyio.Event()
+    async with d.running():
+        async with anyio.create_task_group() as group:
+            for _ in range(3):
+                await group.start(hold, d, three, release)
+            (view,) = d.backends()
+            assert (view.state, view.slots, view.active, view.queued) == ("busy", 3, 3, 3)
+            assert view.kv_bytes and view.ram_bytes == GB + view.kv_bytes
+            with anyio.move_on_after(0.5) as waited:  # the fourth waits for a slot
+                async with d.lease(A, three, GB):
+                    pass
+            assert waited.cancelled_caught
+            release.set()
+        assert [(v.state, v.active, v.queued) for v in d.backends()] == [("ready", 0, 0)]
+
+
+async def test_requests_beyond_the_slots_are_served_first_come_first_served(
+    tmp_path: Path, launch: WorkerLaunch
+) -> None:
+    d = dispatcher(tmp_path)
+    one = replace(launch, parallel=1)  # one slot: each request runs alone, in order
     order: list[int] = []
     release = anyio.Event()
 
     async def request(n: int) -> None:
-        async with d.lease(A, launch, GB):
+        async with d.lease(A, one, GB):
             order.append(n)
 
     async with d.running(), anyio.create_task_group() as group:
-        await group.start(hold, d, launch, release)
+        await group.start(hold, d, one, release)
         for n in range(5):
             group.start_soon(request, n)
             await anyio.sleep(0.05)
@@ -195,6 +219,7 @@ async def test_waiting_requests_beyond_the_bound_are_refused_with_a_retry_estima
     tmp_path: Path, launch: WorkerLaunch
 ) -> None:
     d = Dispatcher(Limits(4 * GB, 4, 600), tmp_path / "logs", max_waiting=2)
+    launch = replace(launch, parallel=1)
     release = anyio.Event()
     served: list[int] = []
 

@@ -13,6 +13,7 @@ import pytest
 from aria.backends import GenerationJob, GrammarSpec, ToolCallParser, WorkerLaunch
 from aria.backends.engine import EmbeddingCancelled, Finished
 from aria.backends.fake_engine import FakeEngine
+from aria.backends.sequential import SequentialEngine
 from aria.backends.toolcalls import ParsedToolCall
 from aria.backends.worker import open_engine
 from aria.errors import BackendUnavailable, ContextLengthExceeded
@@ -25,9 +26,9 @@ def engine(tmp_path: Path) -> FakeEngine:
     model = tmp_path / "model.gguf"
     model.write_bytes(b"GGUF")
     launch = WorkerLaunch(model_path=str(model), n_ctx=512, threads=1, engine="fake")
-    opened = open_engine(launch)
-    assert isinstance(opened, FakeEngine) and opened.info.engine == "fake"
-    return opened
+    opened = open_engine(launch)  # served one request at a time, as the bitnet.cpp server is
+    assert isinstance(opened, SequentialEngine) and opened.info.engine == "fake"
+    return FakeEngine(launch)
 
 
 def run(

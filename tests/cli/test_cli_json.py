@@ -124,11 +124,13 @@ def test_node_share() -> None:
         "rpc_idle_timeout_s",
         "rpc_session_max_s",
         "rpc_session_max_gb",
+        "contract",
         "running_node",
     }
+    assert consent["contract"]["version"] == 1 and len(consent["contract"]["sha256"]) == 64
     assert consent["running_node"] is None  # nothing changed, so nothing was sent
     changed = run_json("node", "share", "--inference", "on")
-    assert changed["share_inference"] is True
+    assert changed["share_inference"] is True and changed["contract"]["version"] == 2
     assert changed["running_node"] is None  # saved; no node runs in this test
 
 

@@ -138,30 +138,32 @@ def start_node(home: Path, *args: str, netns: str | None = None, timeout_s: floa
 class Api:
     """A real ``aria api start`` process on 127.0.0.1 (a free port)."""
 
+    home: Path
     proc: subprocess.Popen[bytes]
     url: str
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 20) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
 
 
-def start_api(home: Path) -> Api:
-    """Start ``aria api start`` on ``home`` and wait until it wrote its endpoint file."""
+def start_api(home: Path, *, extra_env: dict[str, str] | None = None) -> Api:
+    """Start ``aria api start`` on ``home`` (``extra_env`` added to its environment) and
+    wait until it wrote its endpoint file."""
     with (home / "api.log").open("wb") as log:  # the child keeps its own descriptor
         proc = subprocess.Popen(
             [sys.executable, "-m", "aria", "api", "start", "--host", "127.0.0.1", "--port", "0"],
-            env=_env(home),
+            env={**_env(home), **(extra_env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
     endpoint = wait_for(lambda: read_endpoint(AriaPaths(home)), 60, f"the API in {home}")
-    return Api(proc, endpoint.url)
+    return Api(home, proc, endpoint.url)
 
 
 def cli(home: Path, *args: str) -> str:
@@ -181,4 +183,16 @@ def install(home: Path, gguf: Path, model_id: str | None = None) -> None:
     """Import ``gguf`` into ``home``'s store (as ``model_id``)."""
     ModelStore(AriaPaths(home), load_catalog(), load_denylist()).import_file(
         gguf, model_id=model_id
+    )
+
+
+def aria_cli(home: Path, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    """``aria ARGS`` for ``home`` (not checked: the caller reads returncode/stderr)."""
+    return subprocess.run(
+        [sys.executable, "-m", "aria", *args],
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
     )

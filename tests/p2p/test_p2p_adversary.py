@@ -106,6 +106,8 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         boot = status["listen_addrs"][0]
         attacker = start_node(root / "attacker", *common, "--bootstrap", boot)
         started.append(attacker)
+        # the honest borrower lets its prompts reach peers (its contract's use clause)
+        update_settings(AriaPaths(root / "honest"), {"consent": {"use_peers": True}})
         honest = start_node(root / "honest", *common, "--bootstrap", boot)
         started.append(honest)
         lender_id = str(status["peer_id"])
@@ -312,7 +314,7 @@ def test_revoking_consent_takes_effect_within_two_seconds(pair: Pair) -> None:
     body = {"model": "anything", "messages": [{"role": "user", "content": "hi"}]}
     with pytest.raises(PeerError) as before:
         list(control.stream("infer", body=body, peer_id=pair.lender_id))
-    assert "consent_off" not in before.value.message  # admitted past consent (no model here)
+    assert "task_not_allowed" not in before.value.message  # admitted (no model here)
 
     started = time.monotonic()
     changed = _cli(pair.lender.home, "node", "share", "--rpc", "off", "--inference", "off")
@@ -324,10 +326,10 @@ def test_revoking_consent_takes_effect_within_two_seconds(pair: Pair) -> None:
     with pytest.raises(PeerError) as refused:
         control.request("tunnel", peer_id=pair.lender_id)
     assert refused.value.code == ConsentRefused.code, refused.value.message
-    assert "consent_off" in refused.value.message
+    assert "task_not_allowed" in refused.value.message
     with pytest.raises(PeerError) as no_inference:
         list(control.stream("infer", body=body, peer_id=pair.lender_id))
-    assert "consent_off" in no_inference.value.message
+    assert "task_not_allowed" in no_inference.value.message
     assert time.monotonic() - started < 2.0 + 3.0  # the CLI run itself takes ~1-2 s here
     wait_for(lambda: pair.worker() is None, 5, "L to stop its RPC worker")
     control.ping(pair.lender_id)  # refetches L's advert

@@ -143,9 +143,9 @@ def test_the_tunnel_answer_is_read_alone_and_what_follows_is_kept() -> None:
     assert dial.receive_data(answer[3:] + b"\x01rpc", clock()) == [Accepted(b"\x01rpc")]
     refused = TunnelDial(60)
     refused.start(clock())
-    frame = encode_answer(Reject(reason="not_allowed", message="no")) + encode_answer(End())
+    frame = encode_answer(Reject(reason="peer_not_allowed", message="no")) + encode_answer(End())
     assert refused.receive_data(frame, clock()) == [
-        Refused(Reject(reason="not_allowed", message="no"))
+        Refused(Reject(reason="peer_not_allowed", message="no"))
     ]
     big = TunnelDial(60)
     big.start(clock())
@@ -199,5 +199,5 @@ def test_a_peer_client_error_stays_itself_and_anything_else_lets_the_chain_move_
     assert type(peer_failure("P", Failed(reason="failed", message="x", error=hop))) is PeerError
     down = ErrorInfo.of(BackendUnavailable("no worker"))
     assert peer_failure("P", Failed(reason="no_api", message="x", error=down)).falls_back
-    refused = peer_failure("P", Reject(reason="consent_off", message="no"))
+    refused = peer_failure("P", Reject(reason="task_not_allowed", message="no"))
     assert isinstance(refused, ConsentRefused) and "refused the request" in refused.message

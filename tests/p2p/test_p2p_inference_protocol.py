@@ -4,52 +4,70 @@ from __future__ import annotations
 
 import contextlib
 import json
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aria.config import AriaPaths, ConsentSettings, load_settings
+from aria.config import AriaPaths, load_settings
+from aria.consent import Ask, Contract, LendTerms
 from aria.p2p.codec import CodecError, End
-from aria.p2p.inference import Chunk, Reject, Request, admit, decoder, encode
+from aria.p2p.inference import Admission, Chunk, Reject, Request, admit, decoder, encode
 from aria.p2p.local import consent_summary
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 SHARED = ("m",)
 
 
-def test_consent_off_by_default_rejects_with_its_reason() -> None:
-    decision = admit(ConsentSettings(), 0, BODY, SHARED)
+NOW = datetime(2026, 12, 4, 12, 0)
+
+
+def _admit(contract: Contract, jobs: int, body: dict[str, Any]) -> Admission:
+    return admit(contract, Ask("inference", "12D3KooWpeer", active_jobs=jobs), body, SHARED, NOW)
+
+
+def _lending(**lend: Any) -> Contract:
+    return Contract(lend=LendTerms(tasks=("inference",), **lend))
+
+
+def test_nothing_lent_by_default_rejects_with_its_reason() -> None:
+    decision = _admit(Contract(), 0, BODY)
     assert decision.body is None and decision.reject is not None
-    assert decision.reject.reason == "consent_off"
+    assert decision.reject.reason == "task_not_allowed"
+    assert _admit(Contract(), 0, {"junk": 1}).reject.reason == "task_not_allowed"  # type: ignore[union-attr]
 
 
 def test_limits_busy_and_too_many_tokens() -> None:
-    consent = ConsentSettings(share_inference=True, max_remote_jobs=1, max_remote_tokens=64)
-    assert admit(consent, 1, BODY, SHARED).reject.reason == "busy"  # type: ignore[union-attr]
-    over = admit(consent, 0, {**BODY, "max_tokens": 65}, SHARED).reject
+    contract = _lending(max_jobs=1, max_tokens=64)
+    assert _admit(contract, 1, BODY).reject.reason == "busy"  # type: ignore[union-attr]
+    over = _admit(contract, 0, {**BODY, "max_tokens": 65}).reject
     assert over is not None and over.reason == "too_many_tokens"
-    assert admit(consent, 0, {**BODY, "max_tokens": "x"}, SHARED).reject.reason == "bad_request"  # type: ignore[union-attr]
-    assert admit(consent, 0, {"model": "m"}, SHARED).reject.reason == "bad_request"  # type: ignore[union-attr]
+    assert _admit(contract, 0, {**BODY, "max_tokens": "x"}).reject.reason == "bad_request"  # type: ignore[union-attr]
+    assert _admit(contract, 0, {"model": "m"}).reject.reason == "bad_request"  # type: ignore[union-attr]
     both = {**BODY, "prompt": "x"}
-    assert admit(consent, 0, both, SHARED).reject.reason == "bad_request"  # type: ignore[union-attr]
+    assert _admit(contract, 0, both).reject.reason == "bad_request"  # type: ignore[union-attr]
     completion = {"model": "m", "prompt": "Once upon"}
-    assert admit(consent, 0, completion, SHARED).body == {**completion, "max_tokens": 64}
+    assert _admit(contract, 0, completion).body == {**completion, "max_tokens": 64}
 
 
-def test_only_models_this_node_shares_may_be_named() -> None:
-    consent = ConsentSettings(share_inference=True)
+def test_only_models_this_node_shares_and_its_contract_lends_may_be_named() -> None:
+    contract = _lending()
     for model in ("auto", "local-only", "not-installed"):
-        refused = admit(consent, 0, {**BODY, "model": model}, SHARED).reject
+        refused = _admit(contract, 0, {**BODY, "model": model}).reject
         assert refused is not None and refused.reason == "no_model"
-    assert admit(consent, 0, {**BODY, "model": "M"}, SHARED).body is not None
+    admitted = _admit(contract, 0, {**BODY, "model": "M"})
+    assert admitted.body is not None and admitted.contract == contract.sha256
+    narrow = _lending(models=("other",))
+    assert _admit(narrow, 0, BODY).reject.reason == "model_not_allowed"  # type: ignore[union-attr]
 
 
 def test_an_admitted_request_gets_the_token_limit_when_it_names_none() -> None:
-    consent = ConsentSettings(share_inference=True, max_remote_tokens=64)
-    assert admit(consent, 0, BODY, SHARED).body == {**BODY, "max_tokens": 64, "memory": False}
-    assert admit(consent, 0, {**BODY, "max_completion_tokens": 10}, SHARED).body == {
+    contract = _lending(max_tokens=64)
+    assert _admit(contract, 0, BODY).body == {**BODY, "max_tokens": 64, "memory": False}
+    assert _admit(contract, 0, {**BODY, "max_completion_tokens": 10}).body == {
         **BODY,
         "max_tokens": 10,
         "memory": False,
@@ -57,9 +75,8 @@ def test_an_admitted_request_gets_the_token_limit_when_it_names_none() -> None:
 
 
 def test_a_peer_request_never_uses_the_serving_operators_memory() -> None:
-    consent = ConsentSettings(share_inference=True)
     asked = {**BODY, "memory": True, "conversation_id": "theirs"}
-    admitted = admit(consent, 0, asked, SHARED).body
+    admitted = _admit(_lending(), 0, asked).body
     assert admitted is not None and admitted["memory"] is False
     assert "conversation_id" not in admitted
 
@@ -88,23 +105,32 @@ def test_a_reject_needs_a_known_reason() -> None:
     assert Reject(reason="busy", message="x").reason == "busy"
 
 
-def test_node_share_persists_consent_and_feeds_the_advert_summary(aria_home: Path) -> None:
+def test_node_share_signs_a_contract_that_feeds_the_advert_summary(aria_home: Path) -> None:
     from typer.testing import CliRunner
 
     from aria.cli.commands import register
     from aria.cli.main import app
+    from aria.consent import load_contract
+    from aria.p2p.identity import load_identity
 
     register(app)
     runner = CliRunner()
     paths = AriaPaths(aria_home)
-    assert consent_summary(load_settings(paths)).share_inference is False  # off by default
+
+    def contract() -> Contract:
+        loaded = load_contract(paths, load_identity(paths).peer_id)
+        assert loaded is not None and loaded.signed
+        return loaded.contract
+
+    assert consent_summary(Contract()).share_inference is False  # nothing lent by default
     shared = runner.invoke(app, ["node", "share", "--inference", "on", "--rpc", "on"])
     assert shared.exit_code == 0, shared.output
     assert "inference sharing on" in shared.output and "rpc sharing on" in shared.output
-    summary = consent_summary(load_settings(paths))
+    summary = consent_summary(contract())
     assert summary.share_inference and summary.share_rpc and summary.max_remote_jobs == 1
+    assert summary.contract == contract().sha256 and summary.contract_version == contract().version
     assert runner.invoke(app, ["node", "share", "--rpc", "off"]).exit_code == 0
-    assert load_settings(paths).consent.share_rpc is False
-    assert load_settings(paths).consent.share_inference is True
+    assert contract().lend.tasks == ("inference",)
     bad = runner.invoke(app, ["node", "share", "--inference", "maybe"])
-    assert bad.exit_code != 0 and load_settings(paths).consent.share_inference is True
+    assert bad.exit_code != 0 and contract().lends("inference")
+    assert load_settings(paths).consent.share_inference is False  # the switches are not used

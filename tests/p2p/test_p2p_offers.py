@@ -13,12 +13,14 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from aria.catalog import DeniedHash, Denylist, load_catalog, load_denylist
-from aria.config import AriaPaths, ConsentSettings
+from aria.config import AriaPaths
+from aria.consent import Ask, Contract, LendTerms
 from aria.convert.synthetic import write_llama_gguf
 from aria.errors import DeniedFile
 from aria.p2p.inference import admit
@@ -118,7 +120,8 @@ def test_a_denylisted_file_is_not_loaded_listed_advertised_or_served(tmp_path: P
     assert shareable_models(ModelStore(AriaPaths(home), load_catalog(), later)) == ()
     body = {"model": HONEST_ID, "messages": [{"role": "user", "content": "hi"}]}
     shared = {o.id for o in shareable_models(ModelStore(AriaPaths(home), load_catalog(), later))}
-    admission = admit(ConsentSettings(share_inference=True), 0, body, shared)
+    lending = Contract(lend=LendTerms(tasks=("inference",)))
+    admission = admit(lending, Ask("inference", "12D3KooWpeer"), body, shared, datetime.now())
     assert admission.reject is not None and admission.reject.reason == "no_model"
     assert shareable_models(
         ModelStore(AriaPaths(home), load_catalog(), load_denylist())

@@ -134,7 +134,7 @@ async def test_a_model_only_unwilling_peers_offer_is_refused_with_the_reason(
     monkeypatch.setattr(providers, "_fetch", lambda: (peers, "me"))
     await providers.refresh()
     refused = providers.refusal("m")
-    assert isinstance(refused, ConsentRefused) and "consent_off" in refused.message
+    assert isinstance(refused, ConsentRefused) and "task_not_allowed" in refused.message
     busy = providers.refusal("n")
     assert type(busy) is PeerError and "busy" in busy.message
     assert providers.refusal("nobody-has-it") is None

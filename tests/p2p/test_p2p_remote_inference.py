@@ -107,16 +107,16 @@ def test_streaming_through_the_requesters_api_is_served_by_the_peer(cluster: Clu
     assert whole.parse().choices[0].finish_reason in ("stop", "length")
 
 
-def test_the_serving_node_rejects_when_consent_is_off(cluster: Cluster) -> None:
+def test_the_serving_node_rejects_what_its_contract_does_not_lend(cluster: Cluster) -> None:
     node = NodeClient.require(cluster.a.paths)
     body = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "stream": True}
     with pytest.raises(Exception) as refused:
         list(node.stream("infer", body=body, peer_id=cluster.c_id))
     assert getattr(refused.value, "code", None) == ConsentRefused.code
-    assert "consent_off" in str(refused.value)
+    assert "task_not_allowed" in str(refused.value)
 
 
-def test_the_api_names_consent_off_when_only_refusing_peers_serve_the_model(
+def test_the_api_names_the_refusal_when_only_refusing_peers_serve_the_model(
     cluster: Cluster,
 ) -> None:
     client = openai.OpenAI(base_url=cluster.api_a.url + "/v1", api_key="unused", max_retries=0)
@@ -125,7 +125,7 @@ def test_the_api_names_consent_off_when_only_refusing_peers_serve_the_model(
             model=ONLY_ON_C, messages=[{"role": "user", "content": "Hi"}], max_tokens=4
         )
     assert refused.value.code == ConsentRefused.code
-    assert "consent_off" in refused.value.message and cluster.c_id in refused.value.message
+    assert "task_not_allowed" in refused.value.message and cluster.c_id in refused.value.message
 
 
 def test_a_model_no_peer_serves_gets_the_local_not_found_error(cluster: Cluster) -> None:

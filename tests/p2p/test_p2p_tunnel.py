@@ -95,7 +95,7 @@ def test_a_peer_without_rpc_consent_refuses_the_tunnel(mesh: Mesh) -> None:
     with pytest.raises(PeerError) as refused:
         control.request("tunnel", peer_id=mesh.peer_id(mesh.refuser))
     assert refused.value.code == ConsentRefused.code
-    assert "consent_off" in refused.value.message
+    assert "task_not_allowed" in refused.value.message
     assert not psutil.Process(mesh.refuser.proc.pid).children()  # no worker was started
 
 

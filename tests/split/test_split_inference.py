@@ -131,6 +131,27 @@ async def test_split_over_two_workers_matches_local_greedy_output(
     assert JOB.max_tokens is not None and relay.stats.round_trips >= JOB.max_tokens
 
 
+async def test_a_split_model_decodes_several_requests_together(
+    tmp_path: Path, split_gguf: Path, rpc_workers: StartWorker
+) -> None:
+    """Continuous batching over ggml-rpc: the workers evaluate every sequence's token of a
+    step in one pass; each request gets its own, complete output."""
+    split = split_model(split_gguf, candidates([rpc_workers(), rpc_workers()]))
+    d = dispatcher(tmp_path)
+    results: list[tuple[str, DoneEvent]] = []
+
+    async def one() -> None:
+        async with split.lease(d) as lease:
+            assert lease.info.slots > 1
+            results.append(await generate(lease))
+
+    async with d.running(), anyio.create_task_group() as group:
+        for _ in range(3):
+            group.start_soon(one)
+    assert [done.completion_tokens for _, done in results] == [JOB.max_tokens] * 3
+    assert all(text.strip() for text, _ in results)
+
+
 async def test_worker_killed_mid_generation_fails_clearly_then_replans(
     tmp_path: Path, split_gguf: Path, rpc_workers: StartWorker
 ) -> None:

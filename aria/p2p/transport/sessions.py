@@ -98,8 +98,10 @@ class Handshakes:
         hardware: HardwareSummary,
         on_outcome: Outcome,
         clock: Callable[[], float] = time.time,
+        contract: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._host = host
+        self._contract = contract
         self._key = key
         self._spec = spec
         self._agent = agent
@@ -117,6 +119,7 @@ class Handshakes:
             expected_peer=PeerId(str(peer)),
             replay=self._replay,
             spec=self._spec,
+            contract=self._contract(),
         )
 
     async def _run(self, stream: INetStream, peer: ID, *, initiator: bool) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from aria.bench.energy import (
+from aria.energy import (
     EnergyMeter,
     counter_delta,
     find_rapl_domains,
