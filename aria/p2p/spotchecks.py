@@ -50,8 +50,15 @@ def _installed(ctx: PeerContext) -> dict[str, str]:
     return {m.model_id: m.sha256 for m in ctx.store.installed()}
 
 
-def _without(request: dict[str, object], *keys: str) -> dict[str, object]:
-    return {k: v for k, v in request.items() if k not in keys}
+def _as_ran(request: dict[str, object]) -> dict[str, object]:
+    """``request`` as the peer ran it, not streamed: a chat never with this node's memory
+    (:func:`aria.p2p.inference.admit`); a text completion has no memory fields."""
+    body = {k: v for k, v in request.items() if k != "conversation_id"}
+    body["stream"] = False
+    body.pop("stream_options", None)
+    if "messages" in body:
+        body["memory"] = False
+    return body
 
 
 async def _reexecute(ctx: PeerContext, request: dict[str, object]) -> tuple[Answer, str | None]:
@@ -63,8 +70,7 @@ async def _reexecute(ctx: PeerContext, request: dict[str, object]) -> tuple[Answ
         data
         async for data in forward(
             ctx.paths,
-            # as the peer ran it: never with this node's memory (aria.p2p.inference.admit)
-            {**_without(request, "conversation_id"), "stream": False, "memory": False},
+            _as_ran(request),
             headers=headers,
             on_headers=lambda h: receipt.extend(h.get_list("x-aria-receipt")),
         )

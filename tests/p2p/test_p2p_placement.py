@@ -69,9 +69,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         install(homes[name], coder, CODER)
         assert "inference sharing on" in cli(homes[name], "node", "share", "--inference", "on")
     assert "use peers on" in cli(homes["a"], "node", "share", "--use-peers", "on")
-    (homes["a"] / "config.toml").write_text(
-        (homes["a"] / "config.toml").read_text() + '\n[node]\nprofile = "balanced"\n'
-    )
+    with (homes["a"] / "config.toml").open("a") as config:  # the contract holds consent
+        config.write('\n[node]\nprofile = "balanced"\n')
     common = ("--port", "0", "--host", "127.0.0.1", "--no-mdns")
     stoppers: list[NodeProc | Api] = []
     try:
@@ -143,14 +142,19 @@ def test_aria_infer_and_aria_chat_take_the_same_chain(cluster: Cluster) -> None:
 
 
 def test_without_use_peers_it_is_answered_here_with_a_notice(cluster: Cluster) -> None:
-    alone = subprocess.run(
-        [sys.executable, "-m", "aria", "infer", QUERY, "--json", "--max-tokens", "8"],
-        env={**_env(cluster.a.home), "ARIA_CONSENT__USE_PEERS": "false"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
+    home = cluster.a.home
+    cli(home, "node", "consent", "set", "use.prompts_may_leave", "false")
+    try:
+        alone = subprocess.run(
+            [sys.executable, "-m", "aria", "infer", QUERY, "--json", "--max-tokens", "8"],
+            env=_env(home),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+    finally:  # the other tests of the module use peers
+        cli(home, "node", "consent", "set", "use.prompts_may_leave", "true")
     answer = json.loads(alone.stdout)
     assert answer["model"] == DEFAULT and answer["served_by"] is None
     assert "note:" in alone.stderr and "last resort" in alone.stderr

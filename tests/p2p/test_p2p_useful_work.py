@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from aria.catalog import load_catalog, load_denylist
@@ -54,16 +55,26 @@ class Trio:
     c_id: str
 
     def infer(self, prompt: str, peer: str | None = None) -> tuple[str, str]:
-        """One greedy request from A; (the peer that served it, the answer text)."""
+        """One greedy request from A; (the peer that served it, the answer text). Named
+        peer: through A's node (the chain entry's control op); otherwise through A's API
+        with ``peers-first``, so A's placement decision (its ranking) picks the peer."""
         body = {
             "model": MODEL,
             "messages": [{"role": "user", "content": prompt}],
             "temperature": 0,
             "max_tokens": 12,
         }
-        args: dict[str, Any] = {"body": body}
-        if peer is not None:
-            args["peer_id"] = peer
+        if peer is None:
+            reply = httpx.post(
+                self.apis[0].url + "/v1/chat/completions",
+                json=body,
+                headers={"x-aria-placement": "peers-first"},
+                timeout=120,
+            )
+            assert reply.status_code == 200, reply.text
+            answer = reply.json()["choices"][0]["message"]["content"]
+            return reply.headers.get("x-aria-served-by", "here"), answer
+        args: dict[str, Any] = {"body": body, "peer_id": peer}
         items = list(NodeClient.require(self.a.paths).stream("infer", **args))
         answer = json.loads(items[0]["data"])["choices"][0]["message"]["content"]
         return items[0]["peer"], answer
@@ -146,7 +157,7 @@ def test_a_cheating_peer_is_caught_and_no_longer_chosen(trio_: Trio) -> None:
     assert caught_after is not None, f"C was not caught within {CATCH_WITHIN} requests"
     passed, failed, reputation = _checks(trio_, trio_.c_id)
     assert reputation < MIN_REPUTATION, (passed, failed, reputation)
-    # the router (A's ranking) now only ever chooses B ...
+    # A's placement decision (its ranking) now only ever chooses B ...
     for number in range(10):
         served_by, _ = trio_.infer(f"Which peer answers question {number}?")
         assert served_by == trio_.b_id
