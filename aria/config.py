@@ -252,6 +252,23 @@ class ConsentSettings(_Section):
     rpc_session_max_gb: float = Field(
         default=64.0, gt=0, description="Most data one borrower's session may send, in GB."
     )
+    share_library: bool = Field(
+        default=False,
+        description="Serve published model files (green licences only) to peers' libraries "
+        "(seeds the first consent contract's library task; then `aria node share --library`).",
+    )
+    library_max_uploads: int = Field(
+        default=4, ge=1, le=64, description="Peers served model files at once."
+    )
+    library_upload_mbps: float = Field(
+        default=0.0, ge=0, description="Upload bandwidth for the library, Mbit/s (0: no cap)."
+    )
+    library_peer_mbps: float = Field(
+        default=0.0, ge=0, description="Upload bandwidth one peer may use, Mbit/s (0: no cap)."
+    )
+    library_peer_gb_per_day: float = Field(
+        default=50.0, gt=0, description="Most model data one peer may fetch from here a day, GB."
+    )
 
 
 class LedgerSettings(_Section):

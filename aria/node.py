@@ -84,6 +84,8 @@ __all__ = ["Node", "Prepare", "Resolution", "Served"]
 log = logging.getLogger(__name__)
 
 _GIB = 1024**3
+# Work a peer may re-execute to check it (spot checks), and those re-executions.
+_CHECKED_ORIGINS = frozenset({"peer", "spotcheck"})
 
 Prepare = Callable[[GenerationJob, int, bool], GenerationJob]
 """Last changes to a job once its model is chosen: ``(job, context window, stays on this
@@ -371,7 +373,9 @@ class Node:
         The generation's receipt (``provenance``: who asked; the API by default) is
         recorded when it ends (:mod:`aria.accounting`) and hashes the job as prepared; a
         job served by a peer is recorded by the node process, which cross-signs the
-        peer's receipt (:func:`aria.p2p.receipt_exchange.settle`).
+        peer's receipt (:func:`aria.p2p.receipt_exchange.settle`). A greedy job served
+        for a peer, or re-executed to check a peer's answer, is decoded ``isolated``
+        (batch-invariant), so that the two agree whatever else either node was doing.
 
         Raises:
             ModelNotFound, ModelNotInstalled, BackendUnavailable, BackendCrashed,
@@ -379,6 +383,8 @@ class Node:
             PlacementRefused (too big here and no peers can hold it), PeerError,
             ConsentRefused, RateLimited.
         """
+        if provenance is not None and provenance.origin in _CHECKED_ORIGINS:
+            job = replace(job, isolated=job.temperature <= 0)
         if self.uses_peers(placement):
             await self.providers.refresh()
         available = self.available(placement)

@@ -9,6 +9,15 @@ grammar), after ARIA's in-place edits of that row (``logit_bias``, the UTF-8 gua
 grammar output). A request that ends leaves its tokens' K/V in its slot, so the next
 prompt sharing their prefix skips them (:mod:`aria.backends.slots`); a cancelled or
 failed one has its cells removed at once.
+
+Batching changes the last bits of the logits (batched kernels and attention over other
+sequences' cells sum in other orders), and with them, where two tokens nearly tie, the
+greedy text. A request marked ``isolated`` (work served for a peer, which the peer may
+re-execute to check it) is therefore decoded as if it were alone: in a second context
+of one sequence (the *lane*, emptied before each such request), its prompt in whole
+batches, one token per ``llama_decode`` call of its own, no reused prefix. Its logits are
+then bit-identical to a solo run's (tests/backends/test_backends_isolation.py). The lane
+holds one more context window of K/V; one isolated request uses it at a time.
 """
 
 from __future__ import annotations
@@ -100,6 +109,7 @@ class _Request:
     pending: list[int] = field(default_factory=list)  # tokens to evaluate next
     produced: int = 0
     cached: int = 0
+    isolated: bool = False  # decoded alone, in the lane
 
     def result(self, reason: FinishReason) -> Finished:
         return Finished(reason, len(self.prompt), self.produced, self.cached)
@@ -117,24 +127,17 @@ class LlamaEngine:
         )
         self._embedder: Any = None
         self._generation: NativeContext | None = None
+        # Where isolated requests decode; None: in the generation context, which then
+        # has one sequence (nothing else decodes beside them) or spans ggml-rpc servers.
+        self._lane: NativeContext | None = None
         if launch.embedding_only:  # an encoder (BERT): one embedding context, no generation
             plan = SlotPlan(slots=1, n_ctx=launch.n_ctx, kv_bytes_per_token=0)
             self._embedder = self._load_embedder()
         else:
-            plan = plan_slots(
-                n_ctx=launch.n_ctx,
-                kv_bytes_per_token=self._model.kv_bytes_per_token(),
-                kv_budget_bytes=launch.kv_budget_bytes,
-                max_slots=launch.parallel,
-            )
-            self._generation = NativeContext(
-                self._model,
-                n_ctx=plan.kv_cells,
-                n_seq_max=plan.slots,
-                n_batch=_BATCH_TOKENS,
-                threads=launch.threads,
-                flash_attn=launch.flash_attn,
-            )
+            plan, lane = self._plan_slots(launch)
+            self._generation = self._new_context(plan.kv_cells, plan.slots)
+            if lane:
+                self._lane = self._new_context(launch.n_ctx, 1)
         self._batch = TokenBatch(_BATCH_TOKENS)
         self._pacer = PrefillPacer(_PREFILL_STALL_S, _PREFILL_MIN_TOKENS, _BATCH_TOKENS)
         self._guard: Utf8Guard | None = None
@@ -157,7 +160,39 @@ class LlamaEngine:
             chat_template=self.template.source is not None,
             pid=os.getpid(),
             slots=plan.slots,
-            kv_bytes=plan.kv_bytes,
+            kv_bytes=plan.kv_bytes + (self._lane_kv_bytes() if self._lane is not None else 0),
+        )
+
+    def _plan_slots(self, launch: WorkerLaunch) -> tuple[SlotPlan, bool]:
+        """The slots, and whether a lane of its own decodes isolated requests (its window
+        of K/V is taken from the budget, so the slots may be one fewer)."""
+        per_token = self._model.kv_bytes_per_token()
+        budget = launch.kv_budget_bytes
+
+        def plan(budget: int | None) -> SlotPlan:
+            return plan_slots(
+                n_ctx=launch.n_ctx,
+                kv_bytes_per_token=per_token,
+                kv_budget_bytes=budget,
+                max_slots=launch.parallel,
+            )
+
+        shared = plan(budget)
+        if shared.slots == 1 or launch.rpc_servers:
+            return shared, False
+        return plan(None if budget is None else budget - launch.n_ctx * per_token), True
+
+    def _lane_kv_bytes(self) -> int:
+        return self._launch.n_ctx * self._model.kv_bytes_per_token()
+
+    def _new_context(self, n_ctx: int, n_seq_max: int) -> NativeContext:
+        return NativeContext(
+            self._model,
+            n_ctx=n_ctx,
+            n_seq_max=n_seq_max,
+            n_batch=_BATCH_TOKENS,
+            threads=self._launch.threads,
+            flash_attn=self._launch.flash_attn,
         )
 
     def _token_text(self, token: int) -> str:
@@ -209,6 +244,7 @@ class LlamaEngine:
                 assembler=TextAssembler(job.stop),
                 guard=self._utf8_guard() if grammar is not None else None,
                 bias=bias,
+                isolated=job.isolated,
             )
         )
 
@@ -245,7 +281,7 @@ class LlamaEngine:
         events: list[StepEvent] = []
         self._end_cancelled(events)
         self._admit()
-        running = self._running.values()
+        running = [r for r in self._running.values() if not r.isolated]
         decoding = [r.request_id for r in running if len(r.pending) == 1]
         prefilling = [(r.request_id, len(r.pending)) for r in running if len(r.pending) > 1]
         plan = plan_step(
@@ -254,37 +290,56 @@ class LlamaEngine:
             capacity=self._batch.capacity,
             prefill_budget=self._pacer.budget(decoding=bool(decoding)),
         )
-        if not plan:
-            return events
+        if plan:
+            self._decode(self._context, plan, events, paced=True)
+        for alone in [r for r in self._running.values() if r.isolated]:
+            # Its own call, its prompt in whole batches: the schedule of a solo run.
+            take = min(len(alone.pending), self._batch.capacity)
+            self._decode(self._lane or self._context, [(alone.request_id, take)], events)
+        return events
+
+    def _decode(
+        self,
+        context: NativeContext,
+        plan: list[tuple[int, int]],
+        events: list[StepEvent],
+        *,
+        paced: bool = False,
+    ) -> None:
+        """One ``llama_decode`` of ``plan``'s tokens, then the next token of each request
+        whose pending tokens are all in."""
         self._batch.clear()
         outputs: dict[int, int] = {}
         for request_id, count in plan:
             request = self._running[request_id]
-            last = self._batch.add(
+            outputs[request_id] = self._batch.add(
                 request.pending[:count],
                 len(request.fed),
-                request.slot,
+                self._seq(request),
                 logits=count == len(request.pending),
             )
-            outputs[request_id] = last
         started = time.perf_counter()
-        status = self._context.decode(self._batch)
-        self._pacer.observe(self._batch.size, time.perf_counter() - started)
+        status = context.decode(self._batch)
+        if paced:
+            self._pacer.observe(self._batch.size, time.perf_counter() - started)
         if status != 0:
             for request_id, _ in plan:
                 error = RequestFailed(f"llama.cpp could not decode this step (status {status})")
                 self._end(self._running[request_id], events, failure=error)
-            return events
+            return
         for request_id, count in plan:
             request = self._running[request_id]
             request.fed.extend(request.pending[:count])
             del request.pending[:count]
             if not request.pending:
                 try:
-                    self._next_token(request, outputs[request_id], events)
+                    self._next_token(request, context, outputs[request_id], events)
                 except Exception as exc:  # this request's failure; the others go on
                     self._end(request, events, failure=exc)
-        return events
+
+    def _seq(self, request: _Request) -> int:
+        """The request's sequence in the context it decodes in (the lane has one)."""
+        return 0 if request.isolated and self._lane is not None else request.slot
 
     def _end_cancelled(self, events: list[StepEvent]) -> None:
         for request_id in self._cancelled:
@@ -300,29 +355,55 @@ class LlamaEngine:
         self._cancelled.clear()
 
     def _admit(self) -> None:
-        """Queued requests take free slots, each the one caching most of its prompt."""
+        """Queued requests take free slots, each the one caching most of its prompt; an
+        isolated request waits while another one is running."""
+        passed: list[_Request] = []
         while self._waiting and self._free:
             request = self._waiting.popleft()
-            choice = choose_slot(request.prompt, self._free)
-            cached = self._free.pop(choice.slot)
-            keep = choice.reused
-            if keep < len(cached) and not self._context.forget(choice.slot, keep):
-                self._context.forget(choice.slot)  # cannot cut in the middle: start afresh
-                keep = 0
-            request.slot = choice.slot
-            request.fed = request.prompt[:keep]
-            request.pending = request.prompt[keep:]
-            request.cached = keep
+            if request.isolated:
+                if any(r.isolated for r in self._running.values()):
+                    passed.append(request)
+                    continue
+                self._isolate(request)
+            else:
+                self._place(request)
             self._running[request.request_id] = request
+        self._waiting.extendleft(reversed(passed))
 
-    def _next_token(self, request: _Request, index: int, events: list[StepEvent]) -> None:
+    def _place(self, request: _Request) -> None:
+        choice = choose_slot(request.prompt, self._free)
+        cached = self._free.pop(choice.slot)
+        keep = choice.reused
+        if keep < len(cached) and not self._context.forget(choice.slot, keep):
+            self._context.forget(choice.slot)  # cannot cut in the middle: start afresh
+            keep = 0
+        request.slot = choice.slot
+        request.fed = request.prompt[:keep]
+        request.pending = request.prompt[keep:]
+        request.cached = keep
+
+    def _isolate(self, request: _Request) -> None:
+        """Take the least recently used slot (it bounds how many requests run) and start
+        from an empty cache, as a solo run does: no reused prefix."""
+        request.slot = next(iter(self._free))
+        del self._free[request.slot]
+        self._context.forget(request.slot)
+        if self._lane is not None:
+            self._lane.clear()
+        elif self.info.slots == 1:
+            self._context.clear()  # nobody else's cells: place its own from the first
+        request.pending = list(request.prompt)
+
+    def _next_token(
+        self, request: _Request, context: NativeContext, index: int, events: list[StepEvent]
+    ) -> None:
         if request.bias is not None or request.guard is not None:
-            logits = self._context.logits(index)
+            logits = context.logits(index)
             if request.bias is not None:
                 logits[request.bias[0]] += request.bias[1]
             if request.guard is not None:
                 logits[request.guard.blocked(request.owed)] = -np.inf
-        token = request.chain.sample(self._context, index)
+        token = request.chain.sample(context, index)
         if self._model.is_eog(token):
             self._end(request, events, "stop")
             return
@@ -351,7 +432,7 @@ class LlamaEngine:
         finished normally: then they are the slot's cache for the next prompt)."""
         del self._running[request.request_id]
         request.chain.close()
-        keep = failure is None and reason != "cancelled"
+        keep = failure is None and reason != "cancelled" and not request.isolated
         if not keep:
             self._context.forget(request.slot)
         self._free[request.slot] = request.fed if keep else []
@@ -435,6 +516,8 @@ class LlamaEngine:
         self._batch.close()
         if self._generation is not None:
             self._generation.close()
+        if self._lane is not None:
+            self._lane.close()
         if self._embedder is not None:
             self._embedder.close()
         self._model.close()

@@ -176,6 +176,10 @@ class NativeContext:
         a sequence in the middle (recurrent models), in which case nothing changed."""
         return bool(native.llama_memory_seq_rm(self._memory, seq, start, -1))
 
+    def clear(self) -> None:
+        """Empty the cache: the next tokens are placed from its first cell on."""
+        native.llama_memory_clear(self._memory, True)
+
     def close(self) -> None:
         if self.ptr:
             native.llama_free(self.ptr)

@@ -107,7 +107,10 @@ class GenerationJob:
 
     Exactly one of ``messages`` (rendered with the model's chat template) and
     ``prompt`` (raw completion) is set. ``max_tokens`` None means "until the
-    context window is full".
+    context window is full". ``isolated`` asks for a batch-invariant decode: the
+    request is decoded on its own (its own llama.cpp context and calls, no reused prompt
+    prefix), so its greedy text is the same as a solo run's whatever else the backend is
+    doing; work served for a peer is, so that the peer's spot checks can reproduce it.
     """
 
     messages: tuple[dict[str, Any], ...] | None = None
@@ -122,6 +125,7 @@ class GenerationJob:
     frequency_penalty: float = 0.0
     logit_bias: dict[int, float] = field(default_factory=dict)
     grammar: GrammarSpec | None = None
+    isolated: bool = False
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
@@ -158,6 +162,7 @@ class GenerationJob:
                 name=grammar.get("name"),
                 single=bool(grammar.get("single", False)),
             ),
+            isolated=bool(data.get("isolated", False)),
         )
 
 

@@ -15,6 +15,7 @@ _GROUPS: tuple[tuple[str, str | None], ...] = (
     ("hardware", "hardware"),
     ("bench", None),
     ("model", "model"),
+    ("library", "library"),
     ("engine", "engine"),
     ("api", "api"),
     ("ledger", "ledger"),

@@ -32,14 +32,11 @@ _TRUE = {"true", "on", "yes", "1"}
 _FALSE = {"false", "off", "no", "0"}
 
 
-def in_force(cli: CliContext) -> tuple[InForce, str]:
-    """The contract in force (created from ``[consent]`` on first use) and the node id."""
-    from aria.cli.recording import contract_in_force, open_ledger
-    from aria.p2p.identity import load_or_create_identity
+def in_force(cli: CliContext) -> InForce:
+    """The contract in force (created from ``[consent]`` on first use)."""
+    from aria.p2p.consent_change import current_contract
 
-    key = load_or_create_identity(cli.paths)
-    with open_ledger(cli.paths, key) as ledger:
-        return contract_in_force(cli.paths, cli.settings, key, ledger), key.peer_id
+    return current_contract(cli.paths, cli.settings)
 
 
 def _payload(
@@ -100,19 +97,18 @@ def with_clause(contract: Contract, clause: str, text: str) -> Contract:
 
 
 def sign_and_apply(cli: CliContext, contract: Contract) -> tuple[InForce, dict[str, Any] | None]:
-    """Sign and save ``contract`` as the next version, record it in the ledger, and send
-    it to the running node; returns it and the node's reply (None: no node runs)."""
-    from aria.cli.recording import open_ledger
-    from aria.consent import save_contract
-    from aria.ledger import record_version
-    from aria.p2p.identity import load_or_create_identity
+    """Sign, save, record and apply ``contract`` (:mod:`aria.p2p.consent_change`); returns
+    it and the running node's reply (None: no node runs).
 
-    key = load_or_create_identity(cli.paths)
-    saved = save_contract(cli.paths, contract, key)
-    if cli.settings.ledger.enabled:
-        with open_ledger(cli.paths, key) as ledger:
-            record_version(ledger, saved.contract)
-    return saved, _send_to_running_node(cli, saved.sha256)
+    Exits with one line when the running node refuses it (it stays saved and signed).
+    """
+    from aria.p2p.consent_change import sign_and_apply as sign
+
+    applied = sign(cli.paths, cli.settings, contract)
+    running = applied.running
+    if running is not None and not running.get("applied"):
+        abort(f"saved and signed, but the running node did not take it: {running.get('error')}")
+    return applied.in_force, running
 
 
 def _apply(cli: CliContext, contract: Contract, as_json: bool) -> None:
@@ -136,27 +132,13 @@ def report_running(cli: CliContext, running: dict[str, Any] | None) -> None:
     cli.console.print(f"the running node applied it ({note})", highlight=False)
 
 
-def _send_to_running_node(cli: CliContext, sha256: str) -> dict[str, Any] | None:
-    from aria.errors import AriaError
-    from aria.p2p.control import NodeClient
-
-    client = NodeClient.connect(cli.paths)
-    if client is None:
-        return None
-    try:
-        applied = client.request("set_consent", contract=sha256)
-    except AriaError as exc:
-        abort(f"saved and signed, but the running node did not take it: {exc.message}")
-    return applied if isinstance(applied, dict) else {"applied": True}
-
-
 @app.command("show")
 def show(ctx: typer.Context, as_json: AsJson = False) -> None:
     """The contract in force, as TOML, with its version, hash and signature status."""
     from aria.consent import render_contract
 
     cli = cli_context(ctx)
-    loaded, _ = in_force(cli)
+    loaded = in_force(cli)
     if as_json:
         print_json(_payload(cli, loaded))
         return
@@ -182,7 +164,7 @@ def set_clause(
 ) -> None:
     """Change one clause; the contract is re-signed and the running node applies it."""
     cli = cli_context(ctx)
-    loaded, _ = in_force(cli)
+    loaded = in_force(cli)
     _apply(cli, with_clause(loaded.contract, clause, value), as_json)
 
 
@@ -199,7 +181,7 @@ def edit(
     from aria.consent import parse_contract_text, render_contract
 
     cli = cli_context(ctx)
-    loaded, _ = in_force(cli)
+    loaded = in_force(cli)
     if file is not None:
         try:
             text = file.read_text(encoding="utf-8")

@@ -23,12 +23,13 @@ from aria.catalog import (
     runnability,
 )
 from aria.cli.context import CliContext, cli_context, print_json
+from aria.cli.download import download_command, installed_line
 from aria.cli.plan import plan_command
 from aria.cli.run import run_command
-from aria.errors import IntegrityError, ModelCannotRun, ModelNotInstalled
+from aria.errors import IntegrityError, ModelNotInstalled
 
 if TYPE_CHECKING:
-    from aria.store import InstalledModel, ModelStore, ProgressCallback
+    from aria.store import InstalledModel, ModelStore
 
 app = typer.Typer(help="Download, import, verify and remove models.", no_args_is_help=True)
 
@@ -90,65 +91,6 @@ def list_models(
             _runs_here(model.entry, bitnet),
         )
     cli.console.print(table)
-
-
-@app.command("download")
-def download(
-    ctx: typer.Context,
-    model_id: Annotated[str, typer.Argument(help="Catalog id.")],
-    anyway: Annotated[
-        bool, typer.Option("--anyway", help="Download even if no engine here can run it.")
-    ] = False,
-) -> None:
-    """Download a catalog model from the hub (resumes; verified before it becomes visible).
-
-    Converted models (1-bit checkpoints) are fetched, verified and converted to TQ2_0 here.
-    """
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    cli = cli_context(ctx)
-    catalog = load_catalog()
-    entry = catalog.get(model_id)  # unknown ids fail here, before any progress bar
-    verdict = runnability(entry, bitnet_cpp=_bitnet_installed(cli))
-    if not verdict.ok and not anyway:
-        raise ModelCannotRun(
-            f"{entry.id} cannot run on this node: {verdict.reason}; run `{verdict.remedy}` "
-            f"first (or `aria model download {entry.id} --anyway` to fetch it regardless)"
-        )
-    store = _store(cli, catalog)
-    remote = isinstance(entry.source, HuggingFaceSource | ConvertedSource)
-    if store.is_installed(entry.id) or not remote:
-        _installed(cli, store.download(entry.id))
-        return
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=cli.err) as bar:
-        task = bar.add_task(escape(entry.id), total=None)
-        started = False
-
-        def on_progress(done: int, total: int) -> None:
-            nonlocal started
-            if not started:  # bytes resumed from a .part must not count as speed
-                bar.reset(task, total=total, completed=done)
-                started = True
-            else:
-                bar.update(task, completed=done)
-
-        callback: ProgressCallback = on_progress
-        model = store.download(entry.id, progress=callback)
-    _installed(cli, model)
 
 
 @app.command("import")
@@ -262,10 +204,7 @@ def ensure_default(ctx: typer.Context) -> None:
 
 
 def _installed(cli: CliContext, model: InstalledModel) -> None:
-    cli.console.print(
-        f"[green]installed[/] [bold]{escape(model.model_id)}[/] ({_size(model.size_bytes)}, "
-        f"sha256 {model.sha256[:16]}..., verified) at {escape(str(model.path))}"
-    )
+    cli.console.print(installed_line(model))
 
 
 def _bitnet_installed(cli: CliContext) -> bool:
@@ -346,5 +285,6 @@ def _size(n: int) -> str:
     return f"{value:,.1f} {unit}"
 
 
+app.command("download")(download_command)
 app.command("plan")(plan_command)
 app.command("run")(run_command)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import typer
 
-from aria.cli.context import cli_context
+from aria.cli.context import CliContext, cli_context
+
+if TYPE_CHECKING:
+    from aria.library.views import LibraryStatus
+    from aria.p2p.control import NodeClient
 
 app = typer.Typer(
     help="Inspect the peer-to-peer network through the running node.", no_args_is_help=True
@@ -17,6 +22,59 @@ def _client(ctx: typer.Context):  # type: ignore[no-untyped-def]
     from aria.p2p.control import NodeClient
 
     return NodeClient.require(cli_context(ctx).paths)
+
+
+def _library_status(client: NodeClient) -> LibraryStatus | None:
+    """The node's library (None for a node without one)."""
+    from aria.errors import PeerError
+    from aria.library.views import LibraryStatus
+
+    try:
+        return LibraryStatus.model_validate(client.request("library_status"))
+    except PeerError as exc:
+        if exc.code == "unknown_op":
+            return None
+        raise
+
+
+def _find_in_libraries(cli: CliContext, client: NodeClient, model_id: str, as_json: bool) -> None:
+    import json
+
+    from rich.table import Table
+
+    from aria.errors import AriaError, NodeNotRunning, RoutingError
+
+    try:
+        found = client.request("library_find", model_id=model_id)
+    except RoutingError as exc:  # nobody offers it: an empty answer, not a failure
+        if as_json:
+            typer.echo("[]")
+        else:
+            cli.console.print(f"library: {exc.message}", highlight=False)
+        return
+    except AriaError as exc:  # e.g. a catalog file peers may not exchange
+        if as_json or isinstance(exc, NodeNotRunning):
+            raise
+        cli.console.print(f"library: {exc.message}", highlight=False)
+        return
+    if as_json:
+        typer.echo(json.dumps(found))
+        return
+    if not found:
+        cli.console.print(f"no peer's library shares {model_id}")
+        return
+    table = Table(title=f"{model_id}: {len(found)} library provider(s)")
+    for column in ("peer", "answer", "chunks held", "why"):
+        table.add_column(column, overflow="fold")
+    for provider in found:
+        held = provider.get("chunks_held")
+        table.add_row(
+            provider["peer_id"],
+            provider["state"],
+            "all" if provider["state"] == "complete" else str(held if held is not None else "-"),
+            provider.get("reason") or "",
+        )
+    cli.console.print(table)
 
 
 @app.command("peers")
@@ -62,11 +120,17 @@ def status(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
-    """Listen addresses, reachability (AutoNAT), relays in use and the DHT's size."""
+    """Listen addresses, reachability (AutoNAT), relays in use, the DHT's size, the library."""
+    import json
+
     cli = cli_context(ctx)
-    info = _client(ctx).status()
+    client = _client(ctx)
+    info = client.status()
+    library = _library_status(client)
     if as_json:
-        typer.echo(info.model_dump_json())
+        shown = info.model_dump(mode="json")
+        shown["library"] = None if library is None else library.model_dump(mode="json")
+        typer.echo(json.dumps(shown))
         return
     uptime = time.time() - info.started_at
     lines = [
@@ -83,6 +147,10 @@ def status(
     ]
     if info.banned_peers:
         lines.append("banned          " + ", ".join(info.banned_peers))
+    if library is not None:
+        from aria.cli.library import status_lines
+
+        lines.extend(status_lines(library, running=True))
     for line in lines:
         cli.console.print(line, highlight=False, soft_wrap=True)
 
@@ -92,15 +160,24 @@ def find(
     ctx: typer.Context,
     model_id: str = typer.Argument(..., help="Catalog id of the model."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    library: bool = typer.Option(
+        False, "--library", help="Only the peers whose library shares the model's file."
+    ),
 ) -> None:
-    """Which peers serve MODEL_ID (a DHT lookup; every advert is verified)."""
+    """Which peers serve MODEL_ID (a DHT lookup; every advert is verified), and which
+    share its file in their library (each is asked for the file's manifest)."""
     from rich.table import Table
 
     cli = cli_context(ctx)
-    providers = _client(ctx).find(model_id)
+    client = _client(ctx)
+    if library:
+        _find_in_libraries(cli, client, model_id, as_json)
+        return
+    providers = client.find(model_id)
     if as_json:
         typer.echo("[" + ",".join(p.model_dump_json() for p in providers) + "]")
         return
+    _find_in_libraries(cli, client, model_id, as_json=False)
     if not providers:
         cli.console.print(f"no peer serves {model_id}")
         return

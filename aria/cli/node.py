@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from aria.cli.consent import app as consent_app
 from aria.cli.context import cli_context, print_json
-from aria.consent import TaskKind
 from aria.profiles import describe_profiles, enabled_tiers
 
 app = typer.Typer(help="Run and configure this ARIA node.", no_args_is_help=True)
@@ -75,6 +74,7 @@ def start(
     no_mdns: bool = typer.Option(False, "--no-mdns", help="Do not discover peers on the LAN."),
 ) -> None:
     """Run the P2P node in the foreground until Ctrl-C or `aria node stop`."""
+    from aria.library.service import library_service
     from aria.p2p.options import NodeOptions
     from aria.p2p.runner import run_node
 
@@ -104,7 +104,7 @@ def start(
         for addr in status.listen_addrs:
             cli.console.print(f"  listening on {addr}", highlight=False, soft_wrap=True)
 
-    run_node(cli.paths, cli.settings, options, on_ready=ready)
+    run_node(cli.paths, cli.settings, options, on_ready=ready, services=(library_service,))
     cli.console.print("node stopped")
 
 
@@ -158,55 +158,53 @@ def share(
         ),
     ] = None,
     use_peers: Annotated[
-        Switch | None, typer.Option("--use-peers", help="Let this machine send prompts to peers.")
+        Switch | None,
+        typer.Option(
+            "--use-peers", help="Let this machine send prompts to peers and fetch models from them."
+        ),
+    ] = None,
+    library: Annotated[
+        Switch | None,
+        typer.Option("--library", help="Serve published model files to peers' libraries."),
     ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Show or change what this node shares with peers: a shortcut to the consent
-    contract's clauses (``lend.tasks`` inference/split, ``lend.split_peers``,
+    contract's clauses (``lend.tasks`` inference/split/library, ``lend.split_peers``,
     ``use.prompts_may_leave``; all of them: `aria node consent`). A change is signed as a
     new contract version and sent to the running node, which applies it at once."""
     from aria.cli.consent import in_force, report_running, sign_and_apply
+    from aria.consent import shares_of, with_shares
 
     cli = cli_context(ctx)
-    loaded, _ = in_force(cli)
-    contract = loaded.contract
-    tasks = list(contract.lend.tasks)
-    switches: tuple[tuple[TaskKind, Switch | None], ...] = (
-        ("inference", inference),
-        ("split", rpc),
-    )
-    for task, switch in switches:
-        if switch is Switch.ON and task not in tasks:
-            tasks.append(task)
-        elif switch is Switch.OFF and task in tasks:
-            tasks.remove(task)
-    lend = contract.lend.model_copy(update={"tasks": tuple(tasks)})
+    contract = in_force(cli).contract
+    changes: dict[str, Any] = {}
+    for name, switch in (
+        ("share_inference", inference),
+        ("share_rpc", rpc),
+        ("use_peers", use_peers),
+        ("share_library", library),
+    ):
+        if switch is not None:
+            changes[name] = switch is Switch.ON
     if rpc_peer is not None:
-        peers = tuple(dict.fromkeys(p.strip() for p in rpc_peer if p.strip()))
-        lend = lend.model_copy(update={"split_peers": peers})
-    use = contract.use
-    if use_peers is not None:
-        use = use.model_copy(update={"prompts_may_leave": use_peers is Switch.ON})
-    changed = contract.model_copy(update={"lend": lend, "use": use})
+        changes["rpc_peers"] = rpc_peer
     running = None
+    changed = with_shares(contract, changes)
     asked = changed != contract
     if asked:
         loaded, running = sign_and_apply(cli, changed)
         contract = loaded.contract
     lend = contract.lend
     summary = {
-        "share_inference": contract.lends("inference"),
-        "use_peers": contract.use.prompts_may_leave,
-        "max_remote_jobs": lend.max_jobs,
-        "max_remote_tokens": lend.max_tokens,
-        "share_rpc": contract.lends("split"),
-        "rpc_memory_gb": lend.ram_gb,
-        "rpc_peers": list(lend.split_peers),
-        "rpc_min_reputation": lend.min_reputation,
+        **shares_of(contract),
         "rpc_idle_timeout_s": cli.settings.consent.rpc_idle_timeout_s,
         "rpc_session_max_s": cli.settings.consent.rpc_session_max_s,
         "rpc_session_max_gb": cli.settings.consent.rpc_session_max_gb,
+        "library_max_uploads": cli.settings.consent.library_max_uploads,
+        "library_upload_mbps": cli.settings.consent.library_upload_mbps,
+        "library_peer_mbps": cli.settings.consent.library_peer_mbps,
+        "library_peer_gb_per_day": cli.settings.consent.library_peer_gb_per_day,
         "contract": {"version": contract.version, "sha256": contract.sha256},
         "running_node": running,
     }
@@ -222,7 +220,8 @@ def share(
         f"inference sharing {word(contract.lends('inference'))} "
         f"(max {lend.max_jobs} jobs, {lend.max_tokens} tokens), "
         f"rpc sharing {word(contract.lends('split'))} ({lend.ram_gb:g} GB, "
-        f"borrowers: {borrowers}), use peers {word(contract.use.prompts_may_leave)} "
+        f"borrowers: {borrowers}), library sharing {word(contract.lends('library'))}, "
+        f"use peers {word(contract.use.prompts_may_leave)} "
         f"(consent contract version {contract.version})",
         highlight=False,
         soft_wrap=True,

@@ -10,23 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aria.config import AriaPaths, AriaSettings
-from aria.consent import Contract, ContractBook, InForce, ensure_contract
-from aria.ledger import Ledger, LedgerRecorder, record_version
-from aria.signing import NodeKey
+from aria.consent import Contract, ContractBook, ensure_contract
+from aria.ledger import LedgerRecorder, record_version
+from aria.p2p.consent_change import open_ledger
 
-__all__ = ["Records", "contract_in_force", "open_ledger", "open_records"]
-
-
-def open_ledger(paths: AriaPaths, key: NodeKey) -> Ledger:
-    """Raises: LedgerError."""
-    return Ledger.open(paths.ledger, key)
-
-
-def contract_in_force(
-    paths: AriaPaths, settings: AriaSettings, key: NodeKey, ledger: Ledger
-) -> InForce:
-    """The signed contract; the first one is made from ``[consent]`` and recorded."""
-    return ensure_contract(paths, settings.consent, key, on_new=lambda c: record_version(ledger, c))
+__all__ = ["Records", "open_records"]
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@
 * ``evaluate`` -- ``evaluate(contract, ask, now) -> Admit | Refuse(reason)``: the one
   decision every peer request and every outgoing prompt goes through (pure);
 * ``book``     -- ``node/consent.toml``, signed by the node's key; live re-reading;
-* ``power``    -- mains or battery, for ``lend.only_on_ac_power``.
+* ``power``    -- mains or battery, for ``lend.only_on_ac_power``;
+* ``shares``   -- the clauses under the plain names of ``aria node share`` and the
+  dashboard (pure).
 
 Clauses and reason codes: docs/consent.md.
 """
@@ -32,10 +34,12 @@ from aria.consent.contract import (
 )
 from aria.consent.evaluate import Admit, Ask, Decision, Reason, Refuse, evaluate
 from aria.consent.power import on_mains_power
+from aria.consent.shares import SHARE_NAMES, share_descriptions, shares_of, with_shares
 
 __all__ = [
     "ANY",
     "CLOSED",
+    "SHARE_NAMES",
     "TASKS",
     "Admit",
     "Ask",
@@ -58,4 +62,7 @@ __all__ = [
     "parse_contract_text",
     "render_contract",
     "save_contract",
+    "share_descriptions",
+    "shares_of",
+    "with_shares",
 ]

@@ -76,6 +76,8 @@ def from_settings(consent: ConsentSettings) -> Contract:
         tasks.append("inference")
     if consent.share_rpc:
         tasks.append("split")
+    if consent.share_library:
+        tasks.append("library")
     return Contract(
         lend=LendTerms(
             tasks=tuple(tasks),

@@ -135,6 +135,7 @@ class ConsentSummary(_Payload):
     max_remote_jobs: int = Field(default=0, ge=0)
     max_remote_tokens: int = Field(default=0, ge=0)
     rpc_memory_gb: float = Field(default=0.0, ge=0)
+    share_library: bool = False
     contract: str = Field(default="", pattern=r"^([0-9a-f]{64})?$")  # its SHA-256
     contract_version: int = Field(default=0, ge=0)
 

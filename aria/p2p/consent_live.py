@@ -4,15 +4,16 @@
 ``node/consent.toml`` and then send its hash here. The node re-reads the contract (the
 next inference request and the next tunnel are decided on it), ends the lending session
 the new terms no longer allow and stops its RPC worker when split lending is off
-(:meth:`aria.p2p.lending.Lending.apply_terms`), and publishes a fresh advert at once,
-so peers see the new consent summary and contract hash. The reply says which contract
+(:meth:`aria.p2p.lending.Lending.apply_terms`), tells the node's services (the library
+ends the uploads the new contract no longer allows), and publishes a fresh advert at
+once, so peers see the new consent summary and contract hash. The reply says which contract
 the node now runs under and whether the advert went out (within ``_PUBLISH_WAIT_S``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import trio
@@ -21,6 +22,7 @@ from aria.errors import ContractError, InvalidRequest
 from aria.p2p.adverts import Advert
 from aria.p2p.context import PeerContext
 from aria.p2p.lending import Lending
+from aria.p2p.services import NodeService
 
 __all__ = ["consent_op"]
 
@@ -32,6 +34,7 @@ _PUBLISH_WAIT_S = 1.5
 def consent_op(
     ctx: PeerContext,
     lending: Lending,
+    services: Sequence[NodeService],
     publish: Callable[[], Awaitable[Advert]],
     request_publish: Callable[[], None],
 ) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
@@ -54,6 +57,8 @@ def consent_op(
             )
         log.info("consent contract version %d applied live", in_force.contract.version)
         await lending.apply_terms()
+        for service in services:
+            await service.consent_changed()
         seq = None
         with trio.move_on_after(_PUBLISH_WAIT_S):
             seq = (await publish()).seq

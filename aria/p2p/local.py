@@ -75,6 +75,7 @@ def consent_summary(contract: Contract) -> ConsentSummary:
         max_remote_jobs=lend.max_jobs if inference else 0,
         max_remote_tokens=lend.max_tokens if inference else 0,
         rpc_memory_gb=lend.ram_gb if split else 0.0,
+        share_library=contract.lends("library"),
         contract=contract.sha256,
         contract_version=contract.version,
     )

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,7 @@ from aria.p2p.receipt_exchange import serve_receipts
 from aria.p2p.receipts import RECEIPT_PROTOCOL
 from aria.p2p.remote import infer_handler, serve_inference
 from aria.p2p.reports import report_ops
+from aria.p2p.services import NodeService, ServiceFactory
 from aria.p2p.spec import ProtocolSpec
 from aria.p2p.spotchecks import spotcheck_loop
 from aria.p2p.transport.dht import AriaDht
@@ -76,6 +77,7 @@ class PeerNode:
         local: LocalFacts,
         start_worker: StartWorker,
         clock: Callable[[], float] = time.time,
+        services: Sequence[ServiceFactory] = (),
     ) -> None:
         self.options, self.local = options, local
         self.agent = f"aria/{__version__}"
@@ -97,6 +99,11 @@ class PeerNode:
         self.mdns_active = False
         self._stopping = trio.Event()
         self._nursery: trio.Nursery | None = None
+        # Pillars running inside the node (the library: aria.library), see aria.p2p.services.
+        self.services: list[NodeService] = [
+            factory(self.ctx, lambda: self.upkeep.dht if self.upkeep else None)
+            for factory in services
+        ]
 
     @property
     def settings(self) -> AriaSettings:
@@ -145,6 +152,9 @@ class PeerNode:
             host.set_stream_handler(TProtocol(RECEIPT_PROTOCOL), partial(serve_receipts, ctx))
             watch_connections(host, members.on_connected, members.on_disconnected)
             control = ControlServer(ctx.paths, ctx.key.peer_id, self._ops(dht), new_token())
+            for service in self.services:
+                for protocol, handler in service.stream_handlers().items():
+                    host.set_stream_handler(TProtocol(protocol), handler)
             lan = (
                 announce_on_lan(host, ctx.spec.mdns_service)
                 if options.mdns
@@ -154,6 +164,8 @@ class PeerNode:
                 async with background_trio_service(dht.kad), trio.open_nursery() as nursery:
                     self._nursery = upkeep.nursery = nursery
                     await nursery.start(nat.run)
+                    for service in self.services:
+                        await nursery.start(service.run)
                     await nursery.start(control.serve)
                     loops = [*upkeep.loops(self.mdns_active), members.gatekeeper_loop]
                     if ctx.provenance.ledger is not None:
@@ -176,16 +188,23 @@ class PeerNode:
         async def status(_: dict[str, Any]) -> dict[str, Any]:
             return self.status().model_dump(mode="json")
 
-        return {
+        ops: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
             **report_ops(self.ctx, dht),
             "status": status,
             "infer": infer_handler(self.ctx),
             "tunnel": self.tunnels.open_op,
             "tunnel_close": self.tunnels.close_op,
             "set_consent": consent_op(
-                self.ctx, self.tunnels.lending, upkeep.publish, upkeep.request_publish
+                self.ctx,
+                self.tunnels.lending,
+                self.services,
+                upkeep.publish,
+                upkeep.request_publish,
             ),
         }
+        for service in self.services:
+            ops.update(service.control_ops())
+        return ops
 
     def _spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Run ``fn`` in the node's nursery; a failure is logged, never fatal to the node."""

@@ -4,12 +4,13 @@ The node running on this ARIA home reports its peers (the control op ``peers``: 
 verified peer's advert — models offered, load, consent summary, hardware summary — its
 measured RTT and its reputation: spot checks and guard standing, 0..1).
 :func:`offers_from_peers` keeps the offers a request may go to: verified peers whose
-operator shares inference and has a free slot, offering a model whose file is not
-denylisted and, for a catalog id, is exactly the catalog's pinned file. :func:`rank`
-orders the peers of one model, leaving out those below this operator's
-``use.min_reputation``: peers that failed this node recently last, then fewest jobs in
-flight, a machine whose memory comfortably holds the model, lowest RTT (unknown last),
-most reputation.
+operator shares inference, offering a model whose file is not denylisted and, for a
+catalog id, is exactly the catalog's pinned file. :func:`rank` orders the peers of one
+model, leaving out those below this operator's ``use.min_reputation``: peers that failed
+this node recently last, then those whose last advert shows no free slot (still tried:
+adverts lag behind the jobs they count, and a full peer answers ``busy`` at once), then
+fewest jobs in flight, a machine whose memory comfortably holds the model, lowest RTT
+(unknown last), most reputation.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Offer:
     rtt_ms: float | None
     reputation: float
     memory_gb: float
+    full: bool = False  # no free slot by the peer's last advert
 
     def fits(self, ram_gb: float) -> bool:
         """Does the peer's machine hold a model of ``ram_gb`` comfortably (unknown: yes)?"""
@@ -62,8 +64,6 @@ def offers_from_peers(
         consent = peer.consent
         if peer.peer_id == own_peer_id or not peer.verified or not consent.share_inference:
             continue
-        if peer.load.active_jobs >= consent.max_remote_jobs:
-            continue
         for model in peer.models:
             pinned = pins.get(ModelId(model.id))
             if offer_fault(model.sha256, pinned=pinned, denied=model.sha256 in denied):
@@ -75,6 +75,7 @@ def offers_from_peers(
                 peer.rtt_ms,
                 peer.reputation,
                 peer.hardware.memory_gb,
+                full=peer.load.active_jobs >= consent.max_remote_jobs,
             )
             found.setdefault(ModelId(model.id), []).append(offer)
     return found
@@ -92,6 +93,7 @@ def rank(
         (o for o in offers if o.reputation >= min_reputation),
         key=lambda o: (
             o.peer_id in recently_failed,
+            o.full,
             o.active_jobs,
             not o.fits(ram_gb),
             o.rtt_ms if o.rtt_ms is not None else math.inf,

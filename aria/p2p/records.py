@@ -23,7 +23,7 @@ from aria.p2p.keys import NodeKey, PeerId, peer_id_from_public_key, verify_signa
 
 __all__ = ["RecordError", "RecordKind", "SignedEnvelope", "open_envelope", "seal"]
 
-RecordKind = Literal["hello", "advert"]
+RecordKind = Literal["hello", "advert", "manifest"]
 
 _B64 = r"^[A-Za-z0-9+/]*={0,2}$"
 
@@ -39,7 +39,9 @@ class RecordError(Exception):
 
 class SignedEnvelope(WireModel):
     kind: RecordKind
-    payload: str = Field(max_length=1_000_000)
+    # A library manifest of the largest file (max_chunks hashes) is ~1.7 MB; the frame
+    # limit of each protocol (adverts 64 KiB, library offers 2 MiB) bounds it further.
+    payload: str = Field(max_length=2_000_000)
     public_key: str = Field(pattern=_B64, max_length=64)
     signature: str = Field(pattern=_B64, max_length=128)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from logging.handlers import RotatingFileHandler
 
 import trio
@@ -21,6 +21,7 @@ from aria.p2p.identity import load_or_create_identity
 from aria.p2p.lifecycle import pid_lock
 from aria.p2p.local import detect_hardware
 from aria.p2p.node import NodeOptions, PeerNode
+from aria.p2p.services import ServiceFactory
 from aria.p2p.spec import load_spec
 from aria.p2p.transport.host import quiet_libp2p_logs
 from aria.p2p.views import NetworkStatus
@@ -56,8 +57,10 @@ def run_node(
     settings: AriaSettings,
     options: NodeOptions,
     on_ready: Callable[[NetworkStatus], None] | None = None,
+    services: Sequence[ServiceFactory] = (),
 ) -> None:
-    """Run the node in the foreground until SIGTERM/SIGINT, then clean up.
+    """Run the node in the foreground until SIGTERM/SIGINT, then clean up; ``services``
+    (e.g. the model library) run inside it.
 
     Raises:
         IdentityError: the identity file exists but is corrupted.
@@ -67,7 +70,9 @@ def run_node(
     with pid_lock(paths):
         _configure_logging(paths)
         local = detect_hardware()
-        node = PeerNode(paths, settings, options, key, load_spec(), local, start_rpc_worker)
+        node = PeerNode(
+            paths, settings, options, key, load_spec(), local, start_rpc_worker, services=services
+        )
 
         async def main() -> None:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

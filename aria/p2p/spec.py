@@ -14,7 +14,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["AdvertSpec", "GuardSpec", "ProtocolSpec", "load_spec", "major_of"]
+__all__ = ["AdvertSpec", "GuardSpec", "LibrarySpec", "ProtocolSpec", "load_spec", "major_of"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,20 @@ class GuardSpec:
 
 
 @dataclass(frozen=True)
+class LibrarySpec:
+    protocol: str
+    key_prefix: str
+    chunk_size: int
+    max_chunks: int
+    message_frame: int
+    piece_size: int
+    max_requests: int
+    offer_timeout_s: float
+    stall_timeout_s: float
+    refresh_s: float
+
+
+@dataclass(frozen=True)
 class ProtocolSpec:
     version: str
     handshake_id: str
@@ -54,6 +68,7 @@ class ProtocolSpec:
     replay_cache_size: int
     adverts: AdvertSpec
     guard: GuardSpec
+    library: LibrarySpec
 
     @property
     def major(self) -> int:
@@ -73,7 +88,7 @@ def major_of(version: str) -> int:
 
 
 def _parse(data: dict[str, Any]) -> ProtocolSpec:
-    ids, limits, guard = data["ids"], data["limits"], data["guard"]
+    ids, limits, guard, library = data["ids"], data["limits"], data["guard"], data["library"]
     return ProtocolSpec(
         version=str(data["protocol"]["version"]),
         handshake_id=ids["handshake"],
@@ -93,6 +108,18 @@ def _parse(data: dict[str, Any]) -> ProtocolSpec:
         guard=GuardSpec(
             **{k: float(v) for k, v in guard.items() if k != "penalties"},
             penalties=MappingProxyType({k: float(v) for k, v in guard["penalties"].items()}),
+        ),
+        library=LibrarySpec(
+            protocol=str(library["protocol"]),
+            key_prefix=str(library["key_prefix"]),
+            chunk_size=int(library["chunk_size"]),
+            max_chunks=int(library["max_chunks"]),
+            message_frame=int(library["message_frame"]),
+            piece_size=int(library["piece_size"]),
+            max_requests=int(library["max_requests"]),
+            offer_timeout_s=float(library["offer_timeout_s"]),
+            stall_timeout_s=float(library["stall_timeout_s"]),
+            refresh_s=float(library["refresh_s"]),
         ),
     )
 

@@ -36,6 +36,7 @@ class HashSource(StrEnum):
     WHEEL = "wheel"  # member of a wheel whose sha256 the catalog pins
     IMPORT = "import"  # computed from the operator's own file, twice (before and while copying)
     CONVERTED = "converted"  # written here from source files that were each verified
+    PEERS = "peers"  # fetched from peers; the sha256 their publisher signed (not a catalog id)
 
 
 class SourceFile(BaseModel):

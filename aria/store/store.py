@@ -9,7 +9,8 @@ re-hashes. Each mutation holds the model's inter-process lock.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +34,7 @@ from aria.store.localmodel import import_entry, read_gguf_info
 from aria.store.manifest import HashSource, Manifest, SourceFile
 from aria.store.transfer import ProgressCallback, RetryPolicy, fetch
 
-__all__ = ["InstalledModel", "ModelStore", "VerifyResult"]
+__all__ = ["Incoming", "InstalledModel", "ModelStore", "VerifyResult"]
 
 
 def _utcnow() -> datetime:
@@ -59,6 +60,14 @@ class InstalledModel:
     @property
     def size_bytes(self) -> int:
         return self.manifest.size_bytes
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """Where a file arriving in pieces is written (``part``) and will be visible (``final``)."""
+
+    part: Path
+    final: Path
 
 
 @dataclass(frozen=True)
@@ -240,6 +249,52 @@ class ModelStore:
                 imported=True,
                 accepted=accepted,
             )
+
+    @contextmanager
+    def incoming(self, model_id: str, file_name: str, *, action: str) -> Iterator[Incoming]:
+        """Hold ``model_id``'s lock while its file arrives in pieces (from peers:
+        aria.library); :meth:`install_part` then checks it and makes it visible.
+
+        Raises:
+            ModelNotFound: ``model_id`` is not a valid id.
+            StoreBusy: another process holds the model's lock.
+            StoreError: a file is installed under this id already.
+        """
+        with self._layout.lock(model_id, action):
+            existing = self._healthy(model_id)
+            if existing is not None:
+                raise StoreError(
+                    f"{model_id} is already installed (sha256 {existing.sha256[:12]}…); "
+                    f"remove it with `aria model rm {model_id}` first"
+                )
+            self._layout.clear_manifest(model_id)
+            final, part = self._layout.part_for(model_id, file_name)
+            yield Incoming(part, final)
+
+    def install_part(
+        self,
+        entry: CatalogEntry,
+        incoming: Incoming,
+        *,
+        actual: str,
+        expected: str,
+        hash_source: HashSource,
+        imported: bool = False,
+    ) -> InstalledModel:
+        """Publish a file that arrived under :meth:`incoming` (same checks as a download).
+
+        Raises:
+            IntegrityError, DeniedFile: the part is deleted and never used.
+        """
+        return self._publish(
+            entry,
+            incoming.part,
+            incoming.final,
+            actual=actual,
+            expected=expected,
+            hash_source=hash_source,
+            imported=imported,
+        )
 
     # -- maintenance ----------------------------------------------------------------------
 

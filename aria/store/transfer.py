@@ -128,9 +128,11 @@ def fetch(
 
 
 def discard_part(part_path: Path) -> None:
-    """Delete a partial download and its note."""
+    """Delete a partial download, its note and its log of verified chunks (a file fetched
+    from peers in chunks, aria.library)."""
     part_path.unlink(missing_ok=True)
     _note(part_path).unlink(missing_ok=True)
+    part_path.with_name(part_path.name + ".chunks").unlink(missing_ok=True)
 
 
 def _attempt(

@@ -149,7 +149,9 @@ def test_network_shows_the_node_and_a_peer_that_joins(
                                 break
                 # the consent page's change reaches the running node at once
                 shared = server.http().put("/api/consent", json={"share_inference": True})
-                assert shared.json()["running_node"]["applied"] is True
+                running_node = shared.json()["running_node"]
+                assert running_node["applied"] is True, running_node
+                assert running_node["contract"] == shared.json()["sha256"]  # signed, then applied
             finally:
                 second.stop()
     finally:

@@ -95,20 +95,40 @@ def test_profile_switch_is_saved_applies_at_once_and_the_cli_agrees(live: Server
     http.put("/api/profile", json={"profile": "efficient"})
 
 
-def test_consent_changes_are_validated_then_saved(live: Server) -> None:
+def test_consent_changes_are_validated_then_signed_into_the_contract(live: Server) -> None:
     http = live.http()
+    before = http.get("/api/consent").json()
+    assert before["signed"] is True and before["settings"]["use_peers"] is False
+    assert (
+        before["descriptions"]["share_rpc"] and before["contract"]["version"] == before["version"]
+    )
     changed = http.put("/api/consent", json={"use_peers": True, "max_remote_jobs": 3})
     assert changed.status_code == 200
-    assert changed.json()["settings"]["use_peers"] is True and live.node.settings.consent.use_peers
-    assert changed.json()["descriptions"]["share_rpc"]
-    assert changed.json()["running_node"] is None  # no node runs on this home
-    config = tomllib.loads(live.node.paths.config_file.read_text())
-    assert config["consent"] == {"use_peers": True, "max_remote_jobs": 3}
-    for bad in ({"max_remote_jobs": -1}, {"share_inference": "maybe"}, {"free_lunch": True}):
+    body = changed.json()
+    assert body["version"] == before["version"] + 1 and body["signed"] is True
+    assert body["settings"]["use_peers"] is True and body["settings"]["max_remote_jobs"] == 3
+    assert body["contract"]["use"]["prompts_may_leave"] is True
+    assert body["running_node"] is None  # no node runs on this home
+    assert live.node.contract().use.prompts_may_leave  # this API follows it at once
+    shown = _cli_json(live.node.paths.home, "node", "consent", "show")  # as the CLI sees it
+    assert shown["sha256"] == body["sha256"] and shown["signed"] is True
+    assert shown["contract"]["lend"]["max_jobs"] == 3
+    config = live.node.paths.config_file
+    assert not config.exists() or "consent" not in tomllib.loads(config.read_text())  # untouched
+    same = http.put("/api/consent", json={"use_peers": True})  # nothing changes: no new version
+    assert same.json()["version"] == body["version"]
+    for bad in (
+        {"max_remote_jobs": -1},
+        {"max_remote_tokens": 0},
+        {"share_inference": "maybe"},
+        {"rpc_peers": "everyone"},
+        {"free_lunch": True},
+    ):
         refused = http.put("/api/consent", json=bad)
         assert refused.status_code == 422, bad
-        assert refused.json()["error"]["param"] == next(iter(bad))
-    assert tomllib.loads(live.node.paths.config_file.read_text())["consent"]["max_remote_jobs"] == 3
+        error = refused.json()["error"]
+        assert error["param"] == next(iter(bad)) and error["type"] == "invalid_request_error"
+    assert http.get("/api/consent").json()["version"] == body["version"]
     http.put("/api/consent", json={"use_peers": False, "max_remote_jobs": 1})
 
 

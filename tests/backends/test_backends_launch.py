@@ -84,6 +84,7 @@ def test_launch_and_job_round_trip_the_wire() -> None:
         seed=7,
         logit_bias={12: -100.0},
         grammar=GrammarSpec(kind="json_schema", schema={"type": "object"}),
+        isolated=True,
     )
     assert GenerationJob.from_wire(decode(encode({"job": job.to_wire()}))["job"]) == job
     with pytest.raises(ValueError):

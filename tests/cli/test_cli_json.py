@@ -124,6 +124,11 @@ def test_node_share() -> None:
         "rpc_idle_timeout_s",
         "rpc_session_max_s",
         "rpc_session_max_gb",
+        "share_library",
+        "library_max_uploads",
+        "library_upload_mbps",
+        "library_peer_mbps",
+        "library_peer_gb_per_day",
         "contract",
         "running_node",
     }
@@ -132,6 +137,10 @@ def test_node_share() -> None:
     changed = run_json("node", "share", "--inference", "on")
     assert changed["share_inference"] is True and changed["contract"]["version"] == 2
     assert changed["running_node"] is None  # saved; no node runs in this test
+    assert consent["share_library"] is False
+    library = run_json("node", "share", "--library", "on")
+    assert library["share_library"] is True and library["share_inference"] is True
+    assert library["contract"]["version"] == 3
 
 
 def test_api_key_create_and_list(aria_paths: AriaPaths) -> None:
@@ -160,3 +169,39 @@ def test_tables_are_not_cut_to_80_columns_in_a_pipe(imported: Path, aria_home: P
     assert max(len(line) for line in lines) > 80
     assert "…" not in result.stdout  # no id or licence shortened
     assert any("SmolLM2-135M-Instruct" in line and "Apache-2.0 (green)" in line for line in lines)
+
+
+LIBRARY_ENTRY_KEYS = {
+    "model_id",
+    "sha256",
+    "size_bytes",
+    "licence",
+    "published",
+    "shareable",
+    "refusal",
+    "chunks",
+}
+
+
+def test_library_without_a_node(imported: Path) -> None:
+    (entry,) = run_json("library", "list")["models"]
+    assert set(entry) == LIBRARY_ENTRY_KEYS and entry["model_id"] == "little"
+    assert not entry["published"] and entry["chunks"] is None
+    assert entry["shareable"] and entry["licence"] == "Apache-2.0"  # the generated model's
+    published = run_json("library", "publish", "little")
+    assert published == {
+        "model_id": "little",
+        "sha256": entry["sha256"],
+        "chunks": 1,
+        "published": True,
+        "sharing": False,
+        "node_running": False,
+    }
+    status = run_json("library", "status")
+    assert status["published"] == 1 and status["node_running"] is False
+    assert set(status) >= {"sharing", "uploads_active", "max_uploads", "served_bytes", "fetching"}
+    assert run_json("library", "unpublish", "little") == {
+        "model_id": "little",
+        "published": False,
+        "changed": True,
+    }

@@ -36,6 +36,7 @@ def test_first_contract_comes_from_the_old_switches(aria_paths: AriaPaths) -> No
     assert lend.peers == ("*",)  # inference: any verified peer, as before
     assert lend.max_tokens == 77 and not loaded.contract.use.prompts_may_leave
     assert from_settings(ConsentSettings()).lend.tasks == ()  # nothing lent by default
+    assert from_settings(ConsentSettings(share_library=True)).lend.tasks == ("library",)
     # a second call reads the file, it does not re-create it
     assert ensure_contract(aria_paths, ConsentSettings(), key) == loaded
 

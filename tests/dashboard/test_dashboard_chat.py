@@ -60,8 +60,19 @@ def test_the_embedded_model_streams_into_the_page_with_a_badge(page: Page, smoll
     assert dash.foreign() == []
 
 
+NO_END = {"2": -100, "4": -100}  # </s> and <|im_end|> of the generated models
+
+
+def _never_ends(route: Route) -> None:
+    """The untrained ``slow`` model may end its answer at once; with its end tokens banned
+    it streams until the page stops it."""
+    body = json.loads(route.request.post_data or "{}")
+    route.continue_(post_data=json.dumps({**body, "logit_bias": NO_END}))
+
+
 def test_stop_ends_an_answer_and_keeps_what_came(dash: Dash) -> None:
     page = dash.open("chat")
+    page.route("**/v1/chat/completions", _never_ends)
     page.click("#chat-new")
     _ask(page, "Count from one to a thousand.", model="slow")
     page.wait_for_selector(".msg.assistant[data-streaming] .content:not(:empty)")

@@ -6,23 +6,28 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tomllib
+from typing import Any
 
 from aria.apikeys import KeyStore
 from tests.api.conftest import Server
 from tests.dashboard.conftest import Dash
 
 
-def _cli_profile(server: Server) -> str:
+def _cli_json(server: Server, *args: str) -> dict[str, Any]:
     result = subprocess.run(
-        [sys.executable, "-m", "aria", "node", "profile", "show", "--json"],
+        [sys.executable, "-m", "aria", *args, "--json"],
         capture_output=True,
         text=True,
         env={"ARIA_HOME": str(server.node.paths.home), "PATH": "/usr/bin:/bin"},
         timeout=60,
         check=True,
     )
-    active: str = json.loads(result.stdout)["active"]
+    parsed: dict[str, Any] = json.loads(result.stdout)
+    return parsed
+
+
+def _cli_profile(server: Server) -> str:
+    active: str = _cli_json(server, "node", "profile", "show")["active"]
     return active
 
 
@@ -45,19 +50,23 @@ def test_profile_switch_persists_across_reload_and_the_cli_agrees(
     assert _cli_profile(server) == "efficient"
 
 
-def test_consent_is_saved_in_plain_words(dash: Dash, server: Server) -> None:
+def test_consent_is_signed_into_the_contract_in_plain_words(dash: Dash, server: Server) -> None:
     page = dash.open("node")
     page.wait_for_selector("#consent-use_peers")
     words = page.inner_text("#consent-form")
     assert "your prompt is sent to a peer" in words.lower() or "prompt is sent to a peer" in words
+    version = _cli_json(server, "node", "consent", "show")["version"]
+    assert f"version {version}, signed" in words
     page.check("#consent-use_peers")
     page.fill("#consent-max_remote_tokens", "256")
     page.fill("#consent-rpc_peers", " *, ")
     page.click("#consent-form button[type=submit]")
-    page.wait_for_selector("#consent-status:has-text('Saved')")
-    config = tomllib.loads(server.node.paths.config_file.read_text())
-    assert config["consent"]["use_peers"] is True and config["consent"]["max_remote_tokens"] == 256
-    assert config["consent"]["rpc_peers"] == ["*"]
+    page.wait_for_selector(f"#consent-status:has-text('Saved as version {version + 1}')")
+    shown = _cli_json(server, "node", "consent", "show")  # the CLI sees the signed contract
+    assert shown["signed"] is True and shown["version"] == version + 1
+    clauses = shown["contract"]
+    assert clauses["use"]["prompts_may_leave"] is True and clauses["lend"]["max_tokens"] == 256
+    assert clauses["lend"]["split_peers"] == ["*"]
     page.fill("#consent-rpc_peers", "")
     sent = len([url for url in dash.requests if url.endswith("/api/consent")])
     page.fill("#consent-max_remote_tokens", "0")  # below the bound: the form itself refuses

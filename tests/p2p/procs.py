@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,11 +43,20 @@ def verified(node: NodeProc, peer_id: str) -> bool:
     return bool((node.peer(peer_id) or {}).get("verified"))
 
 
+# ``aria`` with the test overrides of tests/helpers/patched_aria.py (catalog, denylist...).
+PATCHED_ARIA = str(Path(__file__).resolve().parents[1] / "helpers" / "patched_aria.py")
+
+
+def aria_command(patched: bool) -> list[str]:
+    return [sys.executable, PATCHED_ARIA] if patched else [sys.executable, "-m", "aria"]
+
+
 @dataclass
 class NodeProc:
     home: Path
     proc: subprocess.Popen[bytes]
     netns: str | None = None
+    env: dict[str, str] = field(default_factory=dict)  # ARIA_TEST_* overrides
 
     @property
     def paths(self) -> AriaPaths:
@@ -58,10 +67,10 @@ class NodeProc:
 
     def cli(self, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*self._prefix(), sys.executable, "-m", "aria", *args],
+            [*self._prefix(), *aria_command(bool(self.env)), *args],
             capture_output=True,
             text=True,
-            env=_env(self.home),
+            env={**_env(self.home), **self.env},
             timeout=timeout_s,
             check=False,
         )
@@ -108,18 +117,25 @@ def _env(home: Path) -> dict[str, str]:
     return env
 
 
-def start_node(home: Path, *args: str, netns: str | None = None, timeout_s: float = 60) -> NodeProc:
-    """Start ``aria node start ARGS`` and wait until its control channel answers."""
+def start_node(
+    home: Path,
+    *args: str,
+    netns: str | None = None,
+    timeout_s: float = 60,
+    env: dict[str, str] | None = None,
+) -> NodeProc:
+    """Start ``aria node start ARGS`` and wait until its control channel answers
+    (``env``: ``ARIA_TEST_*`` overrides, which run tests/helpers/patched_aria.py)."""
     home.mkdir(parents=True, exist_ok=True)
     prefix = ["ip", "netns", "exec", netns] if netns else []
-    with (home / "stdout.log").open("wb") as out:  # the child keeps its own descriptor
+    with (home / "stdout.log").open("ab") as out:  # the child keeps its own descriptor
         proc = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "aria", "node", "start", *args],
+            [*prefix, *aria_command(bool(env)), "node", "start", *args],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=_env(home),
+            env={**_env(home), **(env or {})},
         )
-    node = NodeProc(home, proc, netns)
+    node = NodeProc(home, proc, netns, dict(env or {}))
 
     def ready() -> bool:
         if proc.poll() is not None:

@@ -36,6 +36,15 @@ def test_protocol_spec_quotes_every_constant() -> None:
         spec.guard.ban_below,
         spec.guard.ban_s,
         spec.guard.recover_per_s,
+        spec.library.protocol,
+        spec.library.chunk_size,
+        spec.library.max_chunks,
+        spec.library.message_frame,
+        spec.library.piece_size,
+        spec.library.max_requests,
+        spec.library.offer_timeout_s,
+        spec.library.stall_timeout_s,
+        spec.library.refresh_s,
     ]
     missing = [value for value in quoted if str(value) not in text]
     assert missing == []

@@ -131,6 +131,12 @@ def test_node_share_signs_a_contract_that_feeds_the_advert_summary(aria_home: Pa
     assert summary.contract == contract().sha256 and summary.contract_version == contract().version
     assert runner.invoke(app, ["node", "share", "--rpc", "off"]).exit_code == 0
     assert contract().lend.tasks == ("inference",)
+    assert consent_summary(contract()).share_library is False
+    assert runner.invoke(app, ["node", "share", "--library", "on"]).exit_code == 0
+    assert contract().lend.tasks == ("inference", "library")
+    assert consent_summary(contract()).share_library  # the advert says so, from the contract
+    assert runner.invoke(app, ["node", "share", "--library", "off"]).exit_code == 0
+    assert not consent_summary(contract()).share_library
     bad = runner.invoke(app, ["node", "share", "--inference", "maybe"])
     assert bad.exit_code != 0 and contract().lends("inference")
     assert load_settings(paths).consent.share_inference is False  # the switches are not used

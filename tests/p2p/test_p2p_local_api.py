@@ -19,7 +19,7 @@ from aria.convert.synthetic import write_llama_gguf
 from aria.errors import BackendUnavailable, ModelNotFound
 from aria.hardware import detect
 from aria.node import Node
-from aria.p2p.local_api import endpoint_file, forward, read_endpoint
+from aria.p2p.local_api import endpoint_file, forward, read_endpoint, relay_headers
 
 BODY = {"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 6}
 
@@ -31,6 +31,11 @@ def _collect(paths: AriaPaths, body: dict[str, object]) -> list[str]:
         return [data async for data in forward(paths, body, headers=marked)]
 
     return trio.run(run)
+
+
+def test_only_a_peers_request_is_marked_as_served_for_a_peer() -> None:
+    assert relay_headers("t", "peer", peer="p")["x-aria-peer-request"] == "1"
+    assert "x-aria-peer-request" not in relay_headers("t", "spotcheck")
 
 
 def test_the_node_streams_from_its_api_with_its_own_key(aria_home: Path, tmp_path: Path) -> None:

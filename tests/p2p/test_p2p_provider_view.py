@@ -61,7 +61,7 @@ def view(
     )
 
 
-def test_only_willing_verified_peers_with_a_free_slot_and_the_right_file_are_offers() -> None:
+def test_only_willing_verified_peers_with_the_right_file_are_offers() -> None:
     pinned = load_catalog().default
     peers = [
         view("off", "m", share=False),
@@ -76,7 +76,7 @@ def test_only_willing_verified_peers_with_a_free_slot_and_the_right_file_are_off
         peers, pins={pinned.id: pinned.sha256}, denied=load_denylist(), own_peer_id="me"
     )
     assert {m: [o.peer_id for o in found] for m, found in offers.items()} == {
-        ModelId("m"): ["good"],
+        ModelId("m"): ["full", "good"],  # full by its advert: still an offer (ranked last)
         pinned.id: ["good"],
     }
 
@@ -90,11 +90,12 @@ def test_ranking_failed_last_then_load_fit_rtt_score() -> None:
         view("near-bad", "m", rtt=5.0, score=40.0),
         view("unknown-rtt", "m"),
         view("failed", "m", rtt=0.1),
+        view("full", "m", jobs=2, rtt=0.5),  # no free slot by its last advert, which may lag
     ]
     offers = offers_from_peers(peers, pins={}, denied=())[ModelId("m")]
     entry = CARD.entry("m", "1" * 64)
     order = rank(offers, entry, recently_failed={"failed"})
-    assert order == ["near", "near-bad", "far", "unknown-rtt", "small", "busy", "failed"]
+    assert order == ["near", "near-bad", "far", "unknown-rtt", "small", "busy", "full", "failed"]
 
 
 async def test_the_view_ranks_remembers_failures_and_builds_entries_from_cards(

@@ -59,7 +59,9 @@ def test_two_nodes_exchange_verified_adverts_and_find_models(two_nodes) -> None:
     assert [m["id"] for m in seen_by_a["models"]] == ["tiny-p2p"]  # the Llama-3 model stays local
     assert seen_by_a["hardware"]["cpu_cores"] >= 1 and seen_by_a["rtt_ms"] is not None
 
-    providers = a.query("find", "tiny-p2p")
+    # B's provider records reach the DHT with its first publish that finds A in its routing
+    # table (a publish racing the bootstrap dial goes nowhere; the next one is seconds later).
+    providers = wait_for(lambda: a.query("find", "tiny-p2p"), 60, "A to find B's tiny-p2p")
     assert [(p["peer_id"], p["model"]["sha256"]) for p in providers] == [(b_id, sha)]
     assert a.query("find", "tiny-local") == []
     status = a.status()

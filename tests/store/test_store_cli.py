@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aria.catalog import Catalog
+from aria.cli import download as download_cli
 from aria.cli import model as model_cli
 from aria.cli.commands import register
 from aria.cli.main import app
@@ -36,6 +37,7 @@ MakeGguf = Callable[..., Path]
 def _use_catalog(monkeypatch: pytest.MonkeyPatch, catalog: Catalog) -> None:
     """Make the CLI load a test catalog instead of the packaged one."""
     monkeypatch.setattr(model_cli, "load_catalog", lambda: catalog)
+    monkeypatch.setattr(download_cli, "load_catalog", lambda: catalog)
 
 
 def test_empty_store_lists_nothing_and_points_to_the_default() -> None:

@@ -11,7 +11,6 @@ served over the network come from this API's metrics.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from functools import partial
 from typing import Any, Final
 
 import anyio
@@ -25,10 +24,10 @@ from aria.errors import NodeNotRunning, PeerError
 from aria.node import Node
 from aria.p2p.control import NodeClient
 
-__all__ = ["REFRESH_S", "apply_consent", "network_snapshot", "router"]
+__all__ = ["CONTROL_TIMEOUT_S", "REFRESH_S", "network_snapshot", "router"]
 
 REFRESH_S: Final = 2.0
-_CONTROL_TIMEOUT_S: Final = 3.0
+CONTROL_TIMEOUT_S: Final = 3.0
 
 router = APIRouter(tags=["network"])
 
@@ -52,7 +51,7 @@ async def network_snapshot(node: Node, metrics: Metrics) -> dict[str, Any]:
         "traffic": metrics.peer_traffic(),
         "error": None,
     }
-    client = NodeClient.located(node.paths, timeout_s=_CONTROL_TIMEOUT_S)
+    client = NodeClient.located(node.paths, timeout_s=CONTROL_TIMEOUT_S)
     if client is None:
         return snapshot
     try:
@@ -62,25 +61,6 @@ async def network_snapshot(node: Node, metrics: Metrics) -> dict[str, Any]:
     except PeerError as exc:
         snapshot.update(running=True, error=exc.message)
     return snapshot
-
-
-async def apply_consent(node: Node, changes: dict[str, Any]) -> dict[str, Any] | None:
-    """Send saved consent changes to the node running on this ARIA home, which applies
-    them at once (as ``aria node share`` does): ``None`` when no node runs, else
-    ``{"applied": True, "advert_seq"}`` or ``{"applied": False, "error"}``."""
-    client = NodeClient.located(node.paths, timeout_s=_CONTROL_TIMEOUT_S)
-    if client is None:
-        return None
-    try:
-        applied = await anyio.to_thread.run_sync(
-            partial(client.request, "set_consent", consent=changes)
-        )
-    except NodeNotRunning:
-        return None  # a control file left by a node that stopped
-    except PeerError as exc:
-        return {"applied": False, "error": exc.message}
-    seq = applied.get("advert_seq") if isinstance(applied, dict) else None
-    return {"applied": True, "advert_seq": seq}
 
 
 @router.get("/network")

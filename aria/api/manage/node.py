@@ -2,28 +2,32 @@
 
 The dashboard's node view: what the machine is, which tiers the profile turns on (a
 change is written to ``config.toml`` like ``aria node profile set`` and applies to the
-next request at once), what the operator consents to share, and the API keys (a new
+next request at once), the signed consent contract (a change is signed and applied like
+``aria node share``), and the API keys (a new
 key's secret is in the creating response only).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 from aria.api.errors import UnprocessableRequest
 from aria.api.manage.context import hub_of, node_of
 from aria.api.manage.events import sse_response
-from aria.api.manage.network import apply_consent
+from aria.api.manage.network import CONTROL_TIMEOUT_S
 from aria.apikeys import KeyStore
-from aria.config import ConsentSettings, update_settings
-from aria.errors import InvalidRequest
+from aria.config import update_settings
+from aria.consent import ContractBook, InForce, share_descriptions, shares_of, with_shares
+from aria.errors import ContractError, InvalidRequest
 from aria.hardware import hardware_report
 from aria.node import Node
+from aria.p2p.consent_change import current_contract, sign_and_apply
+from aria.p2p.identity import load_or_create_identity
 from aria.profiles import PROFILES, describe_profiles
 
 __all__ = ["router"]
@@ -96,38 +100,73 @@ async def set_profile(body: ProfileChange, request: Request) -> JSONResponse:
     return JSONResponse(payload)
 
 
-def _consent(node: Node) -> dict[str, Any]:
-    fields = ConsentSettings.model_fields
+class ShareChange(BaseModel):
+    """``PUT /api/consent``: the clauses to change, under the names of ``aria node share``
+    (the contract checks the bounds; see :mod:`aria.consent.shares`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    share_inference: StrictBool | None = None
+    max_remote_jobs: StrictInt | None = None
+    max_remote_tokens: StrictInt | None = None
+    use_peers: StrictBool | None = None
+    share_rpc: StrictBool | None = None
+    rpc_memory_gb: StrictFloat | StrictInt | None = None
+    rpc_peers: list[Annotated[str, Field(max_length=128)]] | None = Field(
+        default=None, max_length=256
+    )
+    rpc_min_reputation: StrictFloat | StrictInt | None = None
+    share_library: StrictBool | None = None
+
+
+def _consent(loaded: InForce) -> dict[str, Any]:
+    contract = loaded.contract
     return {
-        "settings": node.settings.consent.model_dump(mode="json"),
-        "descriptions": {name: field.description for name, field in fields.items()},
+        "version": contract.version,
+        "sha256": loaded.sha256,
+        "signed": loaded.signed,
+        "problem": loaded.problem,
+        "settings": shares_of(contract),
+        "descriptions": share_descriptions(),
+        "contract": contract.model_dump(mode="json"),
     }
 
 
 @router.get("/consent")
 async def get_consent(request: Request) -> JSONResponse:
-    """What this node shares with peers and whether it may send prompts to them."""
-    return JSONResponse(_consent(node_of(request)))
+    """The signed consent contract in force (made from ``[consent]`` on first use): its
+    version, hash and clauses, and the ones the dashboard shows under plain names."""
+    node = node_of(request)
+    loaded = await anyio.to_thread.run_sync(current_contract, node.paths, node.settings)
+    return JSONResponse(_consent(loaded))
 
 
 @router.put("/consent")
-async def set_consent(body: dict[str, Any], request: Request) -> JSONResponse:
-    """Change some consent settings (same names and bounds as ``[consent]`` in config):
-    saved, then sent to a running node, which applies them at once (``running_node``:
-    ``null`` when no node runs, else whether it applied them)."""
+async def set_consent(body: ShareChange, request: Request) -> JSONResponse:
+    """Change clauses as ``aria node share`` does: the next contract version is signed
+    with the node's key, saved, recorded in the ledger and sent to the node running on
+    this home, which applies it at once (``running_node``: ``null`` when no node runs or
+    nothing changed, else whether it applied it)."""
     node = node_of(request)
-    try:
-        merged = ConsentSettings.model_validate({**node.settings.consent.model_dump(), **body})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(part) for part in first["loc"]) or None
-        raise UnprocessableRequest(f"{param}: {first['msg']}", param=param) from None
-    changes = {name: getattr(merged, name) for name in body}  # validated values, not raw
-    saved = await anyio.to_thread.run_sync(update_settings, node.paths, {"consent": changes})
-    node.settings.consent = saved.consent
-    running = await apply_consent(node, changes) if changes else None
-    hub_of(request).publish("consent", saved.consent.model_dump(mode="json"))
-    return JSONResponse({**_consent(node), "running_node": running})
+    changes = body.model_dump(exclude_unset=True)
+
+    def change() -> tuple[InForce, dict[str, Any] | None]:
+        loaded = current_contract(node.paths, node.settings)
+        try:
+            changed = with_shares(loaded.contract, changes)
+        except ContractError as exc:
+            raise UnprocessableRequest(exc.message, param=exc.param) from None
+        if changed == loaded.contract:
+            return loaded, None
+        applied = sign_and_apply(node.paths, node.settings, changed, timeout_s=CONTROL_TIMEOUT_S)
+        if node.contracts is None:  # this API follows the signed contract from now on
+            signer = load_or_create_identity(node.paths).peer_id
+            node.contracts = ContractBook(node.paths, signer, fallback=applied.in_force.contract)
+        return applied.in_force, applied.running
+
+    loaded, running = await anyio.to_thread.run_sync(change)
+    payload = _consent(loaded)
+    hub_of(request).publish("consent", {"version": loaded.contract.version, **payload["settings"]})
+    return JSONResponse({**payload, "running_node": running})
 
 
 def _keys(request: Request) -> KeyStore:

@@ -26,6 +26,7 @@ function shares(peer) {
   const parts = [];
   if (c.share_inference) parts.push(`answers prompts (up to ${c.max_remote_jobs} at once)`);
   if (c.share_rpc) parts.push(`lends ${c.rpc_memory_gb} GB for split inference`);
+  if (c.share_library) parts.push("shares model files");
   return parts.length ? parts.join("; ") : "nothing";
 }
 

@@ -1,5 +1,5 @@
-// The node view: hardware and what it means per tier, the profile switcher, consent
-// settings in plain words, and API keys (a new key is shown once).
+// The node view: hardware and what it means per tier, the profile switcher, the consent
+// contract's main clauses in plain words, and API keys (a new key is shown once).
 
 import { get, request } from "./api.js";
 import { byId, h, replace, say } from "./dom.js";
@@ -26,6 +26,8 @@ const CONSENT = [
   ["rpc_memory_gb", "number", "Memory lent for split inference (GB)", "The most memory split inference may use here.", { min: 0.1, step: 0.1 }],
   ["rpc_peers", "list", "Peers that may borrow this machine",
     "Their peer ids, separated by spaces or commas; * lets any verified peer borrow. Nobody borrows until someone is listed here."],
+  ["share_library", "checkbox", "Share published model files",
+    "Peers may download the model files you publish with `aria library publish`, in verified pieces. Only green-licensed files are ever served; it uses your upload bandwidth."],
 ];
 
 const READINESS = { ready: "ok", limited: "warn", unavailable: "bad", detected: "info" };
@@ -91,7 +93,7 @@ async function setProfile(name) {
 }
 
 async function showConsent() {
-  const { settings } = await get("/api/consent");
+  const { settings, version, signed, problem } = await get("/api/consent");
   const form = byId("consent-form");
   replace(form,
     CONSENT.map(([name, kind, label, words, bounds]) => h("div", { class: kind === "checkbox" ? "choice" : "field" },
@@ -104,7 +106,8 @@ async function showConsent() {
             : h("input", { type: "number", id: `consent-${name}`, name, value: String(settings[name]), "aria-describedby": `consent-${name}-desc`, ...bounds })],
       h("p", { id: `consent-${name}-desc`, class: "small muted" }, words))),
     h("p", { class: "small muted" },
-      "Saved in config.toml and applied at once, by this API and by a node running here (aria node start)."),
+      `Consent contract version ${version}${signed ? ", signed" : ` (not in force: ${problem})`}. `,
+      "A change is signed as the next version, recorded in the ledger and applied at once by this API and by a node running here (aria node start)."),
     h("button", { type: "submit" }, "Save what this node shares"));
 }
 
@@ -122,7 +125,7 @@ async function saveConsent(event) {
     const saved = await request("PUT", "/api/consent", body);
     const running = saved.running_node;
     if (running && !running.applied) say(status, `Saved, but the running node did not take it: ${running.error}`, "error");
-    else say(status, running ? "Saved, and the running node applied it." : "Saved.");
+    else say(status, `Saved as version ${saved.version}${running ? ", and the running node applied it" : ""}.`);
   } catch (error) {
     say(status, error.message, "error");
   }

@@ -30,7 +30,8 @@ class ByteStream(Protocol):
 
 
 class Machine(Protocol[E]):
-    deadline: float | None
+    @property
+    def deadline(self) -> float | None: ...
 
     @property
     def done(self) -> bool: ...
