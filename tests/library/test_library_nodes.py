@@ -245,7 +245,7 @@ def test_a_killed_fetcher_resumes_without_fetching_verified_chunks_again(
         wait_for(lambda: chunks_logged(fetcher.home) >= 4, 120, "4 verified chunks", 0.1)
         fetcher.proc.send_signal(signal.SIGKILL)
         fetcher.proc.wait(timeout=10)
-        download.wait(timeout=60)
+        download.communicate(timeout=60)  # reads and closes its pipes
         assert download.returncode != 0
         kept = chunks_logged(fetcher.home)
         assert kept >= 4 and installed_sha(fetcher.home, cluster.catalog) is None
