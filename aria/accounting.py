@@ -1,6 +1,6 @@
 """What one generation cost and produced, recorded once when it ends.
 
-:class:`Accounting` rides along with a served generation (:class:`aria.node.Served`):
+:class:`Accounting` rides along with a served generation (:class:`aria.served.Served`):
 it sees each event, and at the end — done, cancelled by the client, or failed — it
 closes the request's energy share and hands one receipt (model and file hash, where it
 ran, tokens, timing, energy, hashes of prompt and output, who it was for) to the
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from aria.backends import DoneEvent, GenerationJob, TokenEvent
+from aria.backends import DoneEvent, GenerationJob, TokenEvent, ToolCallDelta
 from aria.energy import EnergyReading, OpenShare
 from aria.errors import LedgerError
 from aria.ledger import (
@@ -84,7 +84,7 @@ class Accounting:
         """The id the receipt will have (None when this node records nothing)."""
         return self.provenance.receipt_id if self._recorder is not None else None
 
-    def saw(self, event: TokenEvent | DoneEvent) -> None:
+    def saw(self, event: TokenEvent | ToolCallDelta | DoneEvent) -> None:
         if isinstance(event, TokenEvent):
             self._parts.append(event.text)
 

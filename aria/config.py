@@ -24,7 +24,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 import tomli_w
@@ -49,6 +49,7 @@ __all__ = [
     "MemorySettings",
     "NodeSettings",
     "P2PSettings",
+    "PlacementPreference",
     "load_settings",
     "update_settings",
 ]
@@ -115,6 +116,10 @@ class AriaPaths:
                 directory.chmod(0o700)
 
 
+# Where a request runs first (aria.router.placement explains each choice).
+PlacementPreference = Literal["local-first", "peers-first", "local-only"]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -122,6 +127,14 @@ class _Section(BaseModel):
 class NodeSettings(_Section):
     profile: str = Field(
         default="efficient", description="Profile preset deciding the enabled tiers."
+    )
+    placement: PlacementPreference = Field(
+        default="local-first",
+        description=(
+            "Where a request runs first: this machine's models, then peers' (local-first), "
+            "peers' first (peers-first), or this machine's alone (local-only). Peers are "
+            "used only with consent.use_peers on."
+        ),
     )
 
 

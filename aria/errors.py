@@ -5,6 +5,18 @@ each boundary needs to render it: the HTTP status and OpenAI error ``type``/``co
 for the API, and a stable exit code for the CLI. Boundaries translate exactly once:
 ``aria.api`` renders ``{"error": {...}}`` and ``aria.cli`` prints one line.
 
+Between processes (a model worker's pipe, the node's control channel, the inference
+protocol between peers, the node forwarding a peer's request to this machine's API) an
+error travels in one wire form, :meth:`AriaError.to_wire` (OpenAI's error object plus the
+HTTP status), and comes back as the same class with :func:`from_wire`, which resolves
+the code over the whole tree: a peer's ``context_length_exceeded`` is a 400
+``ContextLengthExceeded`` on the client's side too.
+
+``falls_back`` marks *availability* errors: this candidate cannot serve now (not
+installed, its backend did not start or crashed, the peer is unreachable or refused, no
+placement), so a fallback chain tries its next entry. Every other error is about the
+request itself and reaches the client at once.
+
     AriaError
     ├── ConfigError
     ├── CatalogError
@@ -38,7 +50,7 @@ for the API, and a stable exit code for the CLI. Boundaries translate exactly on
     ├── BackendError
     │   ├── BackendUnavailable       could not start or load (503)
     │   ├── BackendCrashed           died with a request in flight (503)
-    │   └── RequestFailed            one request failed; the backend lives on (500)
+    │   └── RequestFailed            one request failed; the backend lives on (500, no fallback)
     ├── PeerError
     │   ├── IdentityError            unreadable or corrupted node key
     │   ├── NodeNotRunning           no local node answers its control channel (503)
@@ -50,6 +62,9 @@ for the API, and a stable exit code for the CLI. Boundaries translate exactly on
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 __all__ = [
     "AriaError",
@@ -97,6 +112,7 @@ __all__ = [
     "StoreBusy",
     "StoreError",
     "UnsupportedMediaType",
+    "from_wire",
 ]
 
 
@@ -111,11 +127,22 @@ class AriaError(Exception):
     openai_type: str = "server_error"
     code: str = "internal_error"
     exit_code: int = 1
+    falls_back: ClassVar[bool] = False
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+
+    def to_wire(self) -> dict[str, Any]:
+        """The error as it crosses a process boundary (read back with :func:`from_wire`)."""
+        return {
+            "code": self.code,
+            "message": self.message,
+            "param": self.param,
+            "type": self.openai_type,
+            "status": self.http_status,
+        }
 
 
 class ConfigError(AriaError):
@@ -129,6 +156,7 @@ class CatalogError(AriaError):
     openai_type = "invalid_request_error"
     code = "catalog_error"
     exit_code = 3
+    falls_back = True
 
 
 class ModelNotFound(CatalogError):
@@ -162,6 +190,7 @@ class DeniedFile(CatalogError):
 class StoreError(AriaError):
     code = "store_error"
     exit_code = 4
+    falls_back = True
 
 
 class DownloadError(StoreError):
@@ -259,6 +288,9 @@ class RateLimited(AriaError):
         super().__init__(message, param=param)
         self.retry_after_s = retry_after_s
 
+    def to_wire(self) -> dict[str, Any]:
+        return {**super().to_wire(), "retry_after_s": self.retry_after_s}
+
 
 class ServerBusy(RateLimited):
     """Too many requests in progress on this server (its connection cap)."""
@@ -293,6 +325,7 @@ class RoutingError(AriaError):
     openai_type = "server_error"
     code = "no_route"
     exit_code = 5
+    falls_back = True
 
 
 class PlacementRefused(RoutingError):
@@ -304,6 +337,7 @@ class BackendError(AriaError):
     openai_type = "server_error"
     code = "backend_error"
     exit_code = 5
+    falls_back = True
 
 
 class BackendUnavailable(BackendError):
@@ -320,12 +354,14 @@ class RequestFailed(BackendError):
 
     http_status = 500
     code = "request_failed"
+    falls_back = False  # the request's own failure: another model would not be asked
 
 
 class PeerError(AriaError):
     http_status = 502
     code = "peer_error"
     exit_code = 6
+    falls_back = True
 
 
 class IdentityError(PeerError):
@@ -362,3 +398,61 @@ class MemoryNotFound(MemoryStoreError):
     http_status = 404
     openai_type = "invalid_request_error"
     code = "memory_not_found"
+
+
+_MAX_CODE = 64
+_MAX_MESSAGE = 2000
+_MAX_PARAM = 256
+
+
+def _classes_by_code() -> dict[str, type[AriaError]]:
+    """Every public class below the root (subclasses defined elsewhere too) by its code; of
+    classes sharing a code the most derived wins (``InvalidRequest`` over ``RequestError``).
+    The root's ``internal_error`` is left out: it names no kind, so the caller's
+    ``fallback`` says what such a failure is on its side."""
+    found: dict[str, type[AriaError]] = {}
+    pending: list[type[AriaError]] = list(AriaError.__subclasses__())
+    while pending:
+        cls = pending.pop(0)
+        if not cls.__name__.startswith("_"):
+            found[cls.code] = cls
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def _text(value: object, limit: int) -> str | None:
+    return value[:limit] if isinstance(value, str) and value else None
+
+
+def from_wire(wire: Mapping[str, Any], *, fallback: type[AriaError] = AriaError) -> AriaError:
+    """The error a wire form (:meth:`AriaError.to_wire`, or an OpenAI error object with
+    ``status`` added) describes: the class its ``code`` names anywhere in the tree, with
+    the wire's message, param, status and type. An unknown code gives ``fallback``
+    carrying the wire's code, status and type, so nothing the sender said is lost.
+    Untrusted input is fine: fields of the wrong type or size are cut or ignored.
+    """
+    code = _text(wire.get("code"), _MAX_CODE)
+    message = _text(wire.get("message"), _MAX_MESSAGE) or "the other side reported an error"
+    param = _text(wire.get("param"), _MAX_PARAM)
+    cls = _classes_by_code().get(code or "", fallback)
+    error = (
+        cls(message, param=param, retry_after_s=_retry_after(wire))
+        if issubclass(cls, RateLimited)
+        else cls(message, param=param)
+    )
+    status = wire.get("status")
+    if isinstance(status, int) and not isinstance(status, bool) and 400 <= status <= 599:
+        error.http_status = status
+    kind = _text(wire.get("type"), _MAX_CODE)
+    if kind is not None:
+        error.openai_type = kind
+    if code is not None:
+        error.code = code
+    return error
+
+
+def _retry_after(wire: Mapping[str, Any]) -> float:
+    value = wire.get("retry_after_s")
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 3600:
+        return float(value)
+    return 1.0

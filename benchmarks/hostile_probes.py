@@ -27,8 +27,8 @@ import httpx
 import psutil
 
 from aria.api.background import serve_in_thread
-from aria.bench.synthetic import write_llama_gguf
 from aria.config import AriaPaths, AriaSettings
+from aria.convert.synthetic import write_llama_gguf
 from aria.hardware import detect
 from aria.node import Node
 

@@ -79,9 +79,9 @@ def start_api(home: Path, threads: int) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def install_model(home: Path, gguf: Path | None) -> None:
-    from aria.bench.synthetic import write_llama_gguf
     from aria.catalog import load_catalog, load_denylist
     from aria.config import AriaPaths
+    from aria.convert.synthetic import write_llama_gguf
     from aria.store import ModelStore
 
     if gguf is None:  # the API tests' "slow" model: a few ms per token on two cores

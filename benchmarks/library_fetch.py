@@ -47,9 +47,9 @@ import tomli_w
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aria.bench.synthetic import write_llama_gguf  # noqa: E402
 from aria.catalog import load_denylist  # noqa: E402
 from aria.config import AriaPaths, update_settings  # noqa: E402
+from aria.convert.synthetic import write_llama_gguf  # noqa: E402
 from aria.p2p.control import NodeClient  # noqa: E402
 from aria.store import HubConfig, ModelStore  # noqa: E402
 from tests.p2p.procs import NodeProc, start_node, wait_for  # noqa: E402

@@ -2,7 +2,7 @@
 
 Everything runs the product path: the dispatcher starts an ``aria.backends`` worker
 process per configuration (the orchestrator, for split ones), RPC workers are
-``python -m aria.split.worker`` processes on 127.0.0.1, placement comes from the planner
+``python -m aria.rpc.worker`` processes on 127.0.0.1, placement comes from the planner
 (all blocks on the workers, ``max_local_layers=0``).
 
 The machine this runs on may be shared, so every split configuration is measured
@@ -16,7 +16,7 @@ Per configuration:
   :class:`aria.split.Relay` (the shape of the libp2p tunnel) that counts bytes at load
   time and per generated token (decode phase only), and round trips;
 * ``*-filtered`` configurations add, inside that relay, the ggml-rpc filter a lender runs
-  on every borrowed session (:class:`aria.split.rpc_filter.RpcFilter`). Filtered and
+  on every borrowed session (:class:`aria.rpc.filter.RpcFilter`). Filtered and
   unfiltered relays alternate over ``--rounds`` rounds in the same run, and the filter's
   cost is the ratio of their median decode rates (and of their paired ratios to local).
 
@@ -44,24 +44,20 @@ import anyio
 
 from aria.backends import Dispatcher, DoneEvent, GenerationJob, Lease, Limits, WorkerLaunch
 from aria.catalog import ModelId
+from aria.p2p.transport.guarded import guarded
+from aria.p2p.transport.relay import Relay, RelayStats, TcpFarSide
+from aria.rpc import RpcWorker, measure_rtt, start_rpc_worker
+from aria.rpc.filter import FilterLimits, RpcFilter
+from aria.rpc.ggml_rpc import parse_endpoint
 from aria.split import (
     Candidate,
     LocalNode,
     ModelLayout,
     PlanPolicy,
-    Relay,
-    RelayStats,
-    RpcWorker,
     SplitModel,
-    TcpFarSide,
     candidate_from_worker,
-    measure_rtt,
     read_layout,
-    start_rpc_worker,
 )
-from aria.split.ggml_rpc import parse_endpoint
-from aria.split.guarded import guarded
-from aria.split.rpc_filter import FilterLimits, RpcFilter
 
 RESULTS = Path(__file__).resolve().parent / "results" / "split_inference.json"
 DEV_COPY = Path("/work/models/SmolLM2-135M-Instruct.Q4_1.gguf")

@@ -4,7 +4,7 @@ Question (from the project's seed): at equal parameter count, does a native tern
 model (bitnet architecture, TQ1_0/TQ2_0) decode faster than the same shape stored as
 F16 / Q8_0 / Q4_0 (llama architecture)? Decode on a CPU is memory-bound, so the answer
 should follow the bytes read per token — this script measures both and reports what it
-sees. Weights are random (aria.bench.synthetic): speed does not depend on their values.
+sees. Weights are random (aria.convert.synthetic): speed does not depend on their values.
 
     .venv/bin/python benchmarks/ternary_study.py                 # ~100M, ~200M, ~700M
     .venv/bin/python benchmarks/ternary_study.py --sizes 100M --runs 2   # quick look
@@ -21,13 +21,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from aria.bench import SyntheticSpec, write_gguf
 from aria.bench.bandwidth import measure_read_bandwidth
 from aria.bench.charts import ternary_chart
 from aria.bench.machine import describe_machine
 from aria.bench.service import BenchPlan, ModelTarget, run_bench
-from aria.bench.synthetic_checkpoint import CheckpointSpec, write_bitnet_checkpoint
-from aria.convert import convert_llama_bitnet
+from aria.convert import SyntheticSpec, convert_llama_bitnet, write_gguf
+from aria.convert.synthetic_checkpoint import CheckpointSpec, write_bitnet_checkpoint
 from aria.energy import EnergyMeter
 from aria.hardware import detect
 

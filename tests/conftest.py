@@ -10,6 +10,8 @@ import pytest
 
 from aria.config import AriaPaths
 
+pytest_plugins = ["tests.helpers.rpc_workers"]
+
 
 @pytest.fixture(autouse=True)
 def aria_home(
@@ -29,6 +31,12 @@ def aria_paths(aria_home: Path) -> AriaPaths:
     paths = AriaPaths(aria_home)
     paths.ensure()
     return paths
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on trio, like the API and the node."""
+    return "trio"
 
 
 @pytest.fixture(scope="session")

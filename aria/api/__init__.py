@@ -7,21 +7,17 @@
 * ``errors``     -- OpenAI-style error rendering; ``guards`` -- connection cap, Host and
   Origin checks, API keys and per-key limit, body size and deadline;
 * ``disconnect`` -- cancelling a request's work when its client leaves;
-* ``peers``      -- relaying a peer's answer (checked, bounded) when the model is not here;
-* ``keys``       -- hashed API keys; ``metrics`` -- Prometheus;
+* ``metrics``    -- Prometheus (the key store itself is :mod:`aria.apikeys`);
 * ``server``     -- hypercorn on trio (TLS off loopback); ``background`` -- the same in a
   thread (tests, benchmarks).
 """
 
 from aria.api.app import OPEN_PATHS, create_app, openapi_document
 from aria.api.background import serve_in_thread
-from aria.api.keys import ApiKey, KeyStore
 from aria.api.server import ServerConfig, is_loopback, serve
 
 __all__ = [
     "OPEN_PATHS",
-    "ApiKey",
-    "KeyStore",
     "ServerConfig",
     "create_app",
     "is_loopback",

@@ -33,9 +33,8 @@ from aria.api.guards import (
     OriginCheck,
     PerKeyLimit,
 )
-from aria.api.keys import KeyStore
 from aria.api.metrics import CountRequests, Metrics
-from aria.api.peers import Relays
+from aria.apikeys import KeyStore
 from aria.dashboard import Site
 from aria.errors import ConfigError
 from aria.memory import MemoryHub, NodeModels, embedder_for, known_users, watch_reminders
@@ -111,7 +110,6 @@ def create_app(node: Node, *, require_keys: bool = False, host: str = "127.0.0.1
     app.state.metrics = metrics
     app.state.keys = keys
     app.state.require_keys = require_keys
-    app.state.relays = Relays()
     app.state.memory = memory
     app.state.started = time.time()
     install_error_handlers(app)

@@ -26,8 +26,8 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aria.api.errors import error_response
-from aria.api.keys import KeyStore
 from aria.api.metrics import Metrics
+from aria.apikeys import KeyStore
 from aria.errors import (
     AriaError,
     AuthenticationError,

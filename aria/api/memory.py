@@ -17,8 +17,8 @@ from typing import Any
 
 from fastapi import Request
 
-from aria.api.keys import ApiKey, KeyStore
 from aria.api.schemas import ChatCompletionRequest
+from aria.apikeys import ApiKey, KeyStore
 from aria.backends import GenerationJob
 from aria.errors import AriaError, MemoryDisabled
 from aria.memory import (
@@ -32,7 +32,8 @@ from aria.memory import (
     learn_from_answer,
     user_for_key,
 )
-from aria.node import Node, Served
+from aria.node import Node
+from aria.served import Served
 
 log = logging.getLogger("aria.api")
 
@@ -97,7 +98,7 @@ class ChatMemory:
         """Let the model that answered find facts in the message, when it is capable and
         ran here (meant to run after the response is sent; failures are only logged)."""
         settings = node.settings.memory
-        if not settings.extract or served.split is not None:
+        if not settings.extract or served.split is not None or served.served_by is not None:
             return
         if not can_extract(served.entry, settings.extract_min_params_b):
             return

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from aria.backends import ContentDelta, DoneEvent, ParsedToolCall, ToolCallParser
+from aria.backends import ContentDelta, DoneEvent, ParsedToolCall, ToolCallDelta, ToolCallParser
 
 __all__ = ["DONE", "ChatOutput", "Chunks", "finish_reason", "sse", "usage"]
 
@@ -54,7 +54,7 @@ class ChatOutput:
 
     tools: bool
     content: list[str] = field(default_factory=list)
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    _calls: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._parser = ToolCallParser() if self.tools else None
@@ -81,14 +81,30 @@ class ChatOutput:
                     self.content.append(event.text)
                     deltas.append({"content": event.text})
                 continue
-            call = {
-                "id": f"call_{secrets.token_hex(12)}",
-                "type": "function",
-                "function": {"name": event.name, "arguments": event.arguments},
-            }
-            self.tool_calls.append(call)
-            deltas.append({"tool_calls": [{"index": event.index, **call}]})
+            head = ToolCallDelta(event.index, f"call_{secrets.token_hex(12)}", event.name, "")
+            deltas += self.call(head)
+            if event.arguments:
+                deltas += self.call(ToolCallDelta(event.index, None, None, event.arguments))
         return deltas
+
+    def call(self, fragment: ToolCallDelta) -> list[dict[str, Any]]:
+        """One fragment of a tool call, as the delta that streams it (and kept whole for
+        the non-streamed message)."""
+        function: dict[str, Any] = {"arguments": fragment.arguments}
+        delta: dict[str, Any] = {"index": fragment.index}
+        if fragment.id is not None or fragment.name is not None:
+            call = {"id": fragment.id or f"call_{secrets.token_hex(12)}", "type": "function"}
+            function = {"name": fragment.name or "", **function}
+            delta.update(call)
+            self._calls[fragment.index] = {**call, "function": dict(function)}
+        elif fragment.index in self._calls:
+            self._calls[fragment.index]["function"]["arguments"] += fragment.arguments
+        delta["function"] = function
+        return [{"tool_calls": [delta]}]
+
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        return [self._calls[index] for index in sorted(self._calls)]
 
     def finish_reason(self, done: DoneEvent | None) -> str:
         return "tool_calls" if self.tool_calls else finish_reason(done)

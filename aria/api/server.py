@@ -27,7 +27,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 
 from aria.api.app import create_app
-from aria.api.keys import KeyStore
+from aria.apikeys import KeyStore
 from aria.errors import ConfigError
 from aria.node import Node
 from aria.p2p.local_api import EndpointReporter, remove_endpoint

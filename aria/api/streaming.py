@@ -10,7 +10,8 @@ error, client gone), :class:`EventStream` closes the generation in a shielded
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 
 import anyio
@@ -20,9 +21,9 @@ from starlette.types import Receive, Scope, Send
 from aria.api.errors import error_body
 from aria.api.metrics import Metrics, RequestTracker
 from aria.api.payloads import sse
-from aria.backends import DoneEvent, TokenEvent
+from aria.backends import DoneEvent, TokenEvent, ToolCallDelta
 from aria.errors import AriaError
-from aria.node import Served
+from aria.served import Served
 
 __all__ = ["EventStream", "Final", "error_event", "generated", "route_headers"]
 
@@ -36,7 +37,7 @@ class EventStream(StreamingResponse):
 
     def __init__(
         self,
-        content: AsyncIterator[bytes],
+        content: AsyncGenerator[bytes, None],
         *,
         headers: Mapping[str, str],
         on_close: Callable[[], Awaitable[None]],
@@ -45,12 +46,14 @@ class EventStream(StreamingResponse):
             content, headers={**headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
         )
         self._on_close = on_close
+        self._content = content
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
             with anyio.CancelScope(shield=True):
+                await self._content.aclose()  # a client that left stops it mid-way
                 await self._on_close()
 
 
@@ -63,20 +66,25 @@ class Final:
 
 async def generated(
     served: Served, tracker: RequestTracker, stop: Callable[[], bool]
-) -> AsyncIterator[str | Final]:
-    """Each generated text piece, then one :class:`Final`; ``stop()`` ends early."""
-    async for event in served.events():
-        if isinstance(event, TokenEvent):
-            tracker.token()
-            yield event.text
+) -> AsyncGenerator[str | ToolCallDelta | Final, None]:
+    """Each generated text piece (or a peer's parsed tool-call fragment), then one
+    :class:`Final`; ``stop()`` ends early."""
+    async with aclosing(served.events()) as events:
+        async for event in events:
+            if isinstance(event, DoneEvent):
+                tracker.done(event, served.accounting.energy)
+                yield Final(event)
+                return
+            if isinstance(event, TokenEvent):
+                tracker.token()
+                yield event.text
+            else:
+                yield event
             if stop():
                 done = await served.cancel()
                 tracker.done(done, served.accounting.energy)
                 yield Final(done)
                 return
-        else:
-            tracker.done(event, served.accounting.energy)
-            yield Final(event)
 
 
 def error_event(exc: Exception, metrics: Metrics) -> bytes:
@@ -89,13 +97,17 @@ def error_event(exc: Exception, metrics: Metrics) -> bytes:
 
 
 def route_headers(served: Served, metrics: Metrics) -> dict[str, str]:
-    """``x-aria-route`` (and ``x-aria-notice``, ``x-aria-split``, ``x-aria-receipt``: the id of
-    the generation's ledger receipt), counting decisions and fallbacks taken."""
+    """``x-aria-route``, and ``x-aria-served-by`` (a peer served it), ``x-aria-split`` (split
+    over peers), ``x-aria-notice``, ``x-aria-receipt`` (the id of the generation's ledger
+    receipt); decisions and fallbacks taken are counted."""
     for attempt in served.skipped:
         metrics.fallbacks.labels(attempt.model_id, attempt.code).inc()
     if served.resolution.category is not None:
         metrics.route_decisions.labels(served.resolution.category, served.model_id).inc()
     headers = {"x-aria-route": _header_safe(served.route_header())}
+    if served.served_by is not None:
+        headers["x-aria-served-by"] = _header_safe(served.served_by)
+        metrics.peer_requests.labels("used", "remote").inc()
     if served.resolution.notice:
         headers["x-aria-notice"] = _header_safe(served.resolution.notice)
     receipt = served.accounting.receipt_id

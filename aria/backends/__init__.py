@@ -25,7 +25,14 @@ from aria.backends.chain import Attempt, Opened, open_first
 from aria.backends.dispatcher import BackendView, Dispatcher
 from aria.backends.engine import Embeddings, Finished
 from aria.backends.launch import WorkerLaunch, choose_launch
-from aria.backends.lease import DoneEvent, Generation, Lease, TokenEvent
+from aria.backends.lease import (
+    DoneEvent,
+    Generation,
+    GenerationStream,
+    Lease,
+    TokenEvent,
+    ToolCallDelta,
+)
 from aria.backends.plan import Limits
 from aria.backends.protocol import FinishReason, GenerationJob, GrammarSpec, WorkerInfo
 from aria.backends.states import BackendState, Busy, Failed, Loading, Ready, Starting
@@ -46,6 +53,7 @@ __all__ = [
     "Finished",
     "Generation",
     "GenerationJob",
+    "GenerationStream",
     "GrammarSpec",
     "Lease",
     "Limits",
@@ -55,6 +63,7 @@ __all__ = [
     "Ready",
     "Starting",
     "TokenEvent",
+    "ToolCallDelta",
     "ToolCallParser",
     "WorkerInfo",
     "WorkerLaunch",

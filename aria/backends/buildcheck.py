@@ -70,7 +70,7 @@ def check_build() -> BuildReport:
     """Inspect the installed llama-cpp-python and run the quantized-model probe."""
     import llama_cpp
 
-    from aria.bench.synthetic import write_llama_gguf
+    from aria.convert.synthetic import write_llama_gguf
 
     failures = []
     with tempfile.TemporaryDirectory(prefix="aria-buildcheck-") as tmp:

@@ -1,9 +1,11 @@
 """Serve a request from the first model of a fallback chain that can take it.
 
 A candidate is skipped when it cannot serve for a reason that is not the client's
-fault: not installed, its backend failed to start or does not fit, or it crashed
-before producing anything. Errors in the request itself (too long, bad grammar)
-are raised at once: another model would refuse them too.
+fault (an *availability* error, ``AriaError.falls_back``): not installed, its backend
+failed to start or does not fit, it crashed before producing anything, the peer that
+offers it is unreachable or refused, no placement over peers holds it. Errors in the
+request itself (too long, bad grammar) are raised at once, wherever they happened (a
+peer's ``context_length_exceeded`` too): another candidate would refuse them as well.
 """
 
 from __future__ import annotations
@@ -11,28 +13,30 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import anyio
 
 from aria.catalog.entries import ModelId
-from aria.errors import (
-    AriaError,
-    BackendError,
-    CatalogError,
-    ModelNotInstalled,
-    PlacementRefused,
-    RoutingError,
-    StoreError,
-)
+from aria.errors import AriaError, ModelNotInstalled, RoutingError
 
-__all__ = ["Attempt", "Opened", "open_first"]
+__all__ = ["Attempt", "Candidate", "Opened", "open_first"]
 
 T = TypeVar("T")
 
-# Failures after which the next candidate is tried (PlacementRefused: too big for this
-# node and its peers).
-_FALLBACK_ERRORS = (BackendError, CatalogError, StoreError, PlacementRefused)
+
+class Candidate(Protocol):
+    """A chain entry: a model, and where it runs (``str(where)``: ``local``, ``peer …``)."""
+
+    @property
+    def model_id(self) -> ModelId: ...
+
+    @property
+    def where(self) -> object: ...
+
+
+C = TypeVar("C", bound=Candidate)
+
 _MISSING = ModelNotInstalled.code
 
 
@@ -41,8 +45,14 @@ class Attempt:
     """A candidate that was skipped, and why (its error code)."""
 
     model_id: ModelId
+    where: str
     code: str
     message: str
+
+    @property
+    def candidate(self) -> str:
+        """``model`` for a local candidate, ``model@where`` otherwise."""
+        return self.model_id if self.where == "local" else f"{self.model_id}@{self.where}"
 
 
 @dataclass
@@ -60,8 +70,8 @@ class Opened(Generic[T]):
 
 
 async def open_first(
-    candidates: Sequence[ModelId],
-    open_one: Callable[[ModelId, AsyncExitStack], Awaitable[T]],
+    candidates: Sequence[C],
+    open_one: Callable[[C, AsyncExitStack], Awaitable[T]],
 ) -> Opened[T]:
     """Call ``open_one`` on each candidate until one succeeds.
 
@@ -72,23 +82,22 @@ async def open_first(
     """
     skipped: list[Attempt] = []
     last: AriaError | None = None
-    for model_id in candidates:
+    for candidate in candidates:
+        model_id = candidate.model_id
         stack = AsyncExitStack()
         try:
-            value = await open_one(model_id, stack)
-        except _FALLBACK_ERRORS as exc:
+            value = await open_one(candidate, stack)
+        except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await stack.aclose()
-            skipped.append(Attempt(model_id, exc.code, exc.message))
+            if not isinstance(exc, AriaError) or not exc.falls_back:
+                raise
+            skipped.append(Attempt(model_id, str(candidate.where), exc.code, exc.message))
             last = exc
             continue
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await stack.aclose()
-            raise
         return Opened(model_id, value, tuple(skipped), stack)
     # Nothing installed at all: the last resort's own error says what to download.
     if last is not None and (len(skipped) == 1 or all(a.code == _MISSING for a in skipped)):
         raise last
-    reasons = "; ".join(f"{a.model_id}: {a.message}" for a in skipped) or "no candidate model"
+    reasons = "; ".join(f"{a.candidate}: {a.message}" for a in skipped) or "no candidate model"
     raise RoutingError(f"no model could serve the request ({reasons})")

@@ -25,7 +25,9 @@ __all__ = [
     "choose_launch",
 ]
 
-Engine = Literal["llama", "bitnet-server"]
+# "fake": aria.backends.fake_engine, a model-less engine for tests (never chosen by
+# choose_launch; a test selects it, e.g. Node(engine="fake")).
+Engine = Literal["llama", "bitnet-server", "fake"]
 
 # Requests one backend decodes together unless settings say otherwise.
 DEFAULT_PARALLEL = 8

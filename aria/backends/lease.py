@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import anyio
 
@@ -26,7 +26,7 @@ from aria.errors import AriaError, BackendCrashed
 if TYPE_CHECKING:
     from aria.backends.process import WorkerProcess
 
-__all__ = ["DoneEvent", "Generation", "Lease", "TokenEvent"]
+__all__ = ["DoneEvent", "Generation", "GenerationStream", "Lease", "TokenEvent", "ToolCallDelta"]
 
 _DRAIN_TIMEOUT_S = 10.0
 
@@ -42,6 +42,30 @@ class DoneEvent:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int = 0  # prompt tokens the worker reused from its cache
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """A tool call another node's API already parsed, in OpenAI's streaming shape: the
+    first fragment of call ``index`` names it (``id``, ``name``), later ones continue its
+    ``arguments``. Local backends stream text; only generations on peers produce these."""
+
+    index: int
+    id: str | None
+    name: str | None
+    arguments: str
+
+
+class GenerationStream(Protocol):
+    """What serving a request reads, whether it runs here or on a peer."""
+
+    finished: bool
+
+    async def next_event(self) -> TokenEvent | ToolCallDelta | DoneEvent: ...
+
+    async def cancel(self) -> DoneEvent | None: ...
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True)

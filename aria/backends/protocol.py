@@ -21,7 +21,8 @@ Worker -> node (``ev``)::
     {"id": n, "ev": "emb", "data": [[...]], "prompt_tokens": p}
     {"id": n, "ev": "cancelled"}              an embedding request stopped by ``cancel``
     {"id": n, "ev": "error", "code": "context_length_exceeded", "message": "...",
-     "param": "max_tokens"}
+     "param": "max_tokens", "type": "invalid_request_error", "status": 400}
+                                              (``AriaError.to_wire``)
 
 An ``error`` is that request's: ``backend_crashed`` alone means the engine is gone (the
 node retires the backend); ``request_failed`` is an unexpected failure of one request.
@@ -36,14 +37,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from aria.errors import (
-    AriaError,
-    BackendCrashed,
-    BackendUnavailable,
-    ContextLengthExceeded,
-    InvalidRequest,
-    RequestFailed,
-)
+from aria.errors import AriaError, BackendCrashed, from_wire
 
 __all__ = [
     "FinishReason",
@@ -57,18 +51,6 @@ __all__ = [
 ]
 
 FinishReason = Literal["stop", "length", "cancelled"]
-
-# Errors a worker may report, by their stable code; anything else is a backend failure.
-_WIRE_ERRORS: dict[str, type[AriaError]] = {
-    cls.code: cls
-    for cls in (
-        ContextLengthExceeded,
-        InvalidRequest,
-        BackendUnavailable,
-        BackendCrashed,
-        RequestFailed,
-    )
-}
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -92,20 +74,13 @@ def decode(line: bytes) -> dict[str, Any]:
 
 
 def error_to_wire(request_id: int, exc: AriaError) -> dict[str, Any]:
-    return {
-        "id": request_id,
-        "ev": "error",
-        "code": exc.code,
-        "message": exc.message,
-        "param": exc.param,
-    }
+    """Request ``request_id``'s error event (the error in its wire form)."""
+    return {"id": request_id, "ev": "error", **exc.to_wire()}
 
 
 def error_from_wire(message: dict[str, Any]) -> AriaError:
-    """Rebuild the typed error a worker reported."""
-    cls = _WIRE_ERRORS.get(str(message.get("code")), BackendCrashed)
-    param = message.get("param")
-    return cls(str(message.get("message", "backend error")), param=param and str(param))
+    """Rebuild the typed error a worker reported (an unknown code: the backend failed)."""
+    return from_wire(message, fallback=BackendCrashed)
 
 
 @dataclass(frozen=True)

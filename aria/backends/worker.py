@@ -100,13 +100,18 @@ def _claim_stdout() -> int:
 
 def open_engine(launch: WorkerLaunch) -> Engine:
     """Load the model with the engine ``launch`` asks for."""
+    if launch.engine == "fake":
+        from aria.backends.fake_engine import FakeEngine
+        from aria.backends.sequential import SequentialEngine
+
+        return SequentialEngine(FakeEngine(launch))
     if launch.engine == "bitnet-server":
         from aria.backends.bitnet_engine import BitnetServerEngine
         from aria.backends.sequential import SequentialEngine
 
         return SequentialEngine(BitnetServerEngine(launch))
     if launch.rpc_servers:  # before llama_cpp loads ggml: split inference setup
-        from aria.split.ggml_rpc import prepare_orchestrator
+        from aria.rpc.ggml_rpc import prepare_orchestrator
 
         prepare_orchestrator(launch.rpc_servers)
     from aria.backends.llama_engine import LlamaEngine

@@ -1,6 +1,5 @@
-"""Throughput, energy and roofline measurement, and the synthetic GGUF generator.
+"""Throughput, energy and roofline measurement (synthetic models: :mod:`aria.convert.synthetic`).
 
-* ``synthetic``  -- tiny deterministic GGUFs (llama F16/Q8_0/Q4_x, bitnet TQ1_0/TQ2_0);
 * ``service``    -- ``run_bench(BenchPlan)``: what ``aria bench`` and ``benchmarks/`` call;
 * ``runner`` / ``measure`` -- one model in-process through llama.cpp, timed per phase;
 * ``api_mode``   -- the same measurement through a running ARIA API (streaming);
@@ -17,19 +16,9 @@ from aria.bench.roofline import ModelFootprint, Roofline, decode_roofline
 from aria.bench.runner import LlamaRunner, RunnerOptions
 from aria.bench.service import BenchPlan, BenchReport, ModelResult, ModelTarget, run_bench
 from aria.bench.stats import Summary, summarize
-from aria.bench.synthetic import (
-    BITNET_QUANTS,
-    LLAMA_QUANTS,
-    SyntheticSpec,
-    write_bitnet_gguf,
-    write_gguf,
-    write_llama_gguf,
-)
 from aria.energy import EnergyMeter, EnergyReading
 
 __all__ = [
-    "BITNET_QUANTS",
-    "LLAMA_QUANTS",
     "ApiResult",
     "Bandwidth",
     "BenchPlan",
@@ -43,7 +32,6 @@ __all__ = [
     "Roofline",
     "RunnerOptions",
     "Summary",
-    "SyntheticSpec",
     "bench_api",
     "bench_chart",
     "decode_roofline",
@@ -52,7 +40,4 @@ __all__ = [
     "run_bench",
     "summarize",
     "ternary_chart",
-    "write_bitnet_gguf",
-    "write_gguf",
-    "write_llama_gguf",
 ]

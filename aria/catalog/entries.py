@@ -22,6 +22,7 @@ __all__ = [
     "LocalSource",
     "MemoryFloor",
     "ModelId",
+    "PeerSource",
     "Source",
     "Tier",
     "WheelSource",
@@ -94,6 +95,13 @@ class LocalSource(_Frozen):
     path: str
 
 
+class PeerSource(_Frozen):
+    """A model this node does not hold but peers offer (its entry comes from their
+    adverts, for routing only); never in catalog data, never downloaded."""
+
+    kind: Literal["peer"] = "peer"
+
+
 class CheckpointFile(_Frozen):
     """One file of a published checkpoint; ``sha256``/``size`` pinned where known."""
 
@@ -125,7 +133,8 @@ class ConvertedSource(_Frozen):
 
 
 Source = Annotated[
-    HuggingFaceSource | WheelSource | LocalSource | ConvertedSource, Field(discriminator="kind")
+    HuggingFaceSource | WheelSource | LocalSource | ConvertedSource | PeerSource,
+    Field(discriminator="kind"),
 ]
 
 

@@ -13,7 +13,7 @@ from aria.cli.context import CliContext, cli_context, print_json
 from aria.errors import ConfigError
 
 if TYPE_CHECKING:
-    from aria.api.keys import KeyStore
+    from aria.apikeys import KeyStore
     from aria.cheat import PeerAnswerCheat
     from aria.node import Node
 
@@ -26,7 +26,7 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (shape: docs/cl
 
 def _keys(cli: CliContext) -> KeyStore:
     # aria.api pulls in FastAPI: imported here to keep `aria --help` fast.
-    from aria.api.keys import KeyStore
+    from aria.apikeys import KeyStore
 
     cli.paths.ensure()
     return KeyStore(cli.paths.api)

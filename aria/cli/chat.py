@@ -1,10 +1,13 @@
-"""``aria chat`` and ``aria infer``: talk to a local model without starting a server.
+"""``aria chat`` and ``aria infer``: talk to a model without starting a server.
 
 Both run a :class:`~aria.node.Node` in this process (the model itself runs in its
-worker process, as behind the API) and stream tokens as they are generated. ``aria chat``
-uses the local memory unless ``--no-memory`` (docs/memory.md): it recalls what matters
-for each message, learns what the user asks it to remember, fits a long conversation to
-the model's window and shows reminders the moment they fire.
+worker process, as behind the API) and stream tokens as they are generated. Where the
+answer runs is the node's one placement decision, as for the API: here, on a peer (with
+``use.prompts_may_leave``, through the node running on this home) or split over peers; a
+note on stderr says where when it is not this machine alone. ``aria chat`` uses the local
+memory unless ``--no-memory`` (docs/memory.md): it recalls what matters for each message,
+learns what the user asks it to remember, fits a long conversation to the model's window
+and shows reminders the moment they fire; a message answered by a peer carries no memory.
 """
 
 from __future__ import annotations
@@ -13,19 +16,21 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from aria.cli.context import CliContext, cli_context, console_for
+from aria.cli.context import CliContext, cli_context, console_for, parse_placement
 from aria.errors import RequestError
 
 if TYPE_CHECKING:
     from aria.backends import DoneEvent, GenerationJob
     from aria.catalog import CatalogEntry
     from aria.node import Node, Prepare
+    from aria.router import Preference
     from aria.split import Placement
 
 _EXIT_COMMANDS = frozenset({"/exit", "/quit"})
@@ -35,6 +40,14 @@ ModelOption = Annotated[
 ]
 MaxTokens = Annotated[int, typer.Option("--max-tokens", min=1, help="Most tokens per answer.")]
 Temperature = Annotated[float, typer.Option(min=0.0, max=2.0, help="Sampling temperature.")]
+PlacementOption = Annotated[
+    str | None,
+    typer.Option(
+        "--placement",
+        help="Where to run first: local-first, peers-first or local-only "
+        "(default: node.placement; peers only with use.prompts_may_leave).",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -51,6 +64,8 @@ class Answer:
     ttft_s: float | None
     decode_s: float
     split: Placement | None = None  # set when the model ran split over peers
+    served_by: str | None = None  # the peer that ran it
+    route: str = ""
     entry: CatalogEntry | None = None  # the model that answered
 
     @property
@@ -62,7 +77,8 @@ class Answer:
         tokens = self.done.completion_tokens if self.done else 0
         rate = self.tokens_per_second
         speed = f"{rate:.1f} tok/s" if rate is not None else "- tok/s"
-        return f"{self.model} · {self.tier} · {tokens} tokens · {speed}"
+        where = f" · peer {self.served_by}" if self.served_by else ""
+        return f"{self.model} · {self.tier}{where} · {tokens} tokens · {speed}"
 
 
 async def _answer(
@@ -72,9 +88,10 @@ async def _answer(
     on_text: Callable[[str], None],
     *,
     distributed: bool = False,
+    placement: Preference | None = None,
     prepare: Prepare | None = None,
 ) -> Answer:
-    from aria.backends import TokenEvent
+    from aria.backends import DoneEvent, TokenEvent
 
     started = time.perf_counter()
     first: float | None = None
@@ -82,23 +99,31 @@ async def _answer(
     done = None
     from aria.ledger import Provenance
 
-    generation = await node.generate(
-        job, model, distributed=distributed, provenance=Provenance("cli"), prepare=prepare
+    generating = node.generate(
+        job,
+        model,
+        distributed=distributed,
+        placement=placement,
+        provenance=Provenance("cli"),
+        prepare=prepare,
     )
-    async with generation as served:
+    async with await generating as served:
         if served.resolution.notice:
             _note(served.resolution.notice)
+        if served.served_by is not None:
+            _note(f"served by peer {served.served_by} ({served.model_id})")
         if served.split is not None:
             _note(f"split over peers ({served.split_header()}):")
             for line in served.split.explanation:
                 _note(f"  {line}")
-        async for event in served.events():
-            if isinstance(event, TokenEvent):
-                first = first or time.perf_counter()
-                parts.append(event.text)
-                on_text(event.text)
-            else:
-                done = event
+        async with aclosing(served.events()) as events:
+            async for event in events:
+                if isinstance(event, TokenEvent):
+                    first = first or time.perf_counter()
+                    parts.append(event.text)
+                    on_text(event.text)
+                elif isinstance(event, DoneEvent):
+                    done = event
     end = time.perf_counter()
     return Answer(
         text="".join(parts),
@@ -108,6 +133,8 @@ async def _answer(
         ttft_s=None if first is None else first - started,
         decode_s=0.0 if first is None else end - first,
         split=served.split,
+        served_by=served.served_by,
+        route=served.route_header(),
         entry=served.entry,
     )
 
@@ -139,8 +166,9 @@ def infer(
     max_tokens: MaxTokens = 512,
     temperature: Temperature = 0.7,
     seed: Annotated[int | None, typer.Option(help="Sampling seed (reproducible output).")] = None,
+    placement: PlacementOption = None,
 ) -> None:
-    """Answer one prompt, streaming the tokens (offline, no server needed)."""
+    """Answer one prompt, streaming the tokens (no server needed; peers only if allowed)."""
     answer_prompt(
         cli_context(ctx),
         prompt,
@@ -149,6 +177,7 @@ def infer(
         max_tokens=max_tokens,
         temperature=temperature,
         seed=seed,
+        placement=parse_placement(placement),
     )
 
 
@@ -162,6 +191,7 @@ def answer_prompt(
     temperature: float,
     seed: int | None = None,
     distributed: bool | None = None,
+    placement: Preference | None = None,
 ) -> None:
     """Answer one prompt in-process: stream it (or print one JSON object) plus stats.
 
@@ -183,7 +213,9 @@ def answer_prompt(
     async def run() -> Answer:
         async with node.running():
             on_text = (lambda _: None) if as_json else _write
-            return await _answer(node, job, model, on_text, distributed=bool(distributed))
+            return await _answer(
+                node, job, model, on_text, distributed=bool(distributed), placement=placement
+            )
 
     answer = trio.run(run)
     if as_json:
@@ -209,6 +241,8 @@ def _as_json(answer: Answer) -> dict[str, Any]:
         },
         "ttft_s": answer.ttft_s,
         "tokens_per_second": answer.tokens_per_second,
+        "served_by": answer.served_by,
+        "route": answer.route,
     }
 
 
@@ -225,6 +259,7 @@ def chat(
     system: Annotated[str | None, typer.Option(help="A system prompt for the session.")] = None,
     max_tokens: MaxTokens = 512,
     temperature: Temperature = 0.7,
+    placement: PlacementOption = None,
     memory: Annotated[
         bool | None,
         typer.Option("--memory/--no-memory", help="Use your local memory (default: on)."),
@@ -236,6 +271,7 @@ def chat(
     from aria.backends import GenerationJob
 
     cli = cli_context(ctx)
+    prefer = parse_placement(placement)
     node = _node(cli)
     settings = cli.settings.memory
     remembering = settings.enabled and (settings.chat if memory is None else memory)
@@ -266,16 +302,21 @@ def chat(
                 )
                 prepare = recall.prepare(turn) if recall and turn else None
                 try:
-                    answer = await _answer(node, job, model, _write, prepare=prepare)
+                    answer = await _answer(
+                        node, job, model, _write, placement=prefer, prepare=prepare
+                    )
                 except RequestError as exc:  # e.g. the conversation outgrew the context
                     history.pop()
                     cli.err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
                     continue
                 history.append({"role": "assistant", "content": answer.text})
                 _write("\n")
+                if turn and answer.served_by is not None:
+                    turn.withhold()  # the peer got the conversation without any memory
                 stats = answer.stats() + (recall.stats(turn) if recall and turn else "")
                 cli.console.print(f"[dim]\\[{escape(stats)}][/]", highlight=False)
                 if recall and turn:
-                    await recall.end(turn, answer.text, answer.entry, local=answer.split is None)
+                    here = answer.split is None and answer.served_by is None
+                    await recall.end(turn, answer.text, answer.entry, local=here)
 
     trio.run(session)

@@ -17,9 +17,17 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from aria.config import AriaPaths, AriaSettings, load_settings, update_settings
+from aria.config import AriaPaths, AriaSettings, PlacementPreference, load_settings, update_settings
 
-__all__ = ["CliContext", "abort", "cli_context", "console_for", "print_error", "print_json"]
+__all__ = [
+    "CliContext",
+    "abort",
+    "cli_context",
+    "console_for",
+    "parse_placement",
+    "print_error",
+    "print_json",
+]
 
 # Wide enough for any table ARIA prints; lines only take the width they need.
 _UNBOUNDED_WIDTH = 1000
@@ -30,6 +38,23 @@ def console_for(*, stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     piped = not stream.isatty() and not os.environ.get("COLUMNS")
     return Console(stderr=stderr, width=_UNBOUNDED_WIDTH if piped else None)
+
+
+def parse_placement(text: str | None) -> PlacementPreference | None:
+    """A ``--placement`` flag's value (None: the node's ``node.placement``).
+
+    Raises:
+        InvalidRequest: not one of the preferences.
+    """
+    from aria.errors import InvalidRequest
+    from aria.router import PREFERENCES, parse_preference
+
+    if text is None:
+        return None
+    preference = parse_preference(text)
+    if preference is None:
+        raise InvalidRequest(f"--placement must be one of {', '.join(PREFERENCES)}")
+    return preference
 
 
 def print_json(payload: Any) -> None:

@@ -32,7 +32,7 @@ def install_command(
     ] = None,
 ) -> None:
     """Build bitnet.cpp from its pinned sources (clang >= 18), check it, register it."""
-    from aria.bench.synthetic import write_llama_gguf
+    from aria.convert.synthetic import write_llama_gguf
     from aria.engines.bitnet import install, register, verify_server
 
     cli = cli_context(ctx)

@@ -75,7 +75,7 @@ def start(
 ) -> None:
     """Run the P2P node in the foreground until Ctrl-C or `aria node stop`."""
     from aria.library.service import library_service
-    from aria.p2p.node import NodeOptions
+    from aria.p2p.options import NodeOptions
     from aria.p2p.runner import run_node
 
     cli = cli_context(ctx)

@@ -58,9 +58,14 @@ def plan_command(
     )
     with cli.err.status(f"probing {len(specs)} worker(s)..."):
         candidates, unreachable = probe_candidates(specs)
-    local_bytes = None if local_memory_gb is None else int(local_memory_gb * 1024**3)
+    local_bytes = (
+        node.dispatcher.limits.budget_bytes
+        if local_memory_gb is None
+        else int(local_memory_gb * 1024**3)
+    )
+    model = node.installed(model_id)
     split = split_model_for(
-        node, model_id, lambda: candidates, policy, local_memory_bytes=local_bytes
+        model, node.launch_for(model), lambda: candidates, policy, local_memory_bytes=local_bytes
     )
     try:
         placement = split.plan()

@@ -25,6 +25,7 @@ import gguf
 import numpy as np
 
 from aria.convert.checkpoint import Checkpoint
+from aria.convert.hparams import LlamaHparams, write_llama_header
 from aria.convert.ternary import TERNARY_ROW, TernaryQuant, ternary_blocks
 from aria.convert.vocab import read_bpe_vocabulary
 from aria.errors import StoreError
@@ -41,19 +42,9 @@ _FLOAT_TYPES = {
 
 
 @dataclass(frozen=True)
-class LlamaShape:
+class LlamaShape(LlamaHparams):
     """The hyper-parameters of the checkpoint, as the converter and the reference need."""
 
-    n_vocab: int
-    n_embd: int
-    n_layers: int
-    n_head: int
-    n_head_kv: int
-    head_dim: int
-    n_ff: int
-    n_ctx: int
-    rope_theta: float
-    rms_eps: float
     tied: bool
     scale_divides: bool  # BitLinear divides by weight_scale; AutoBitLinear multiplies
 
@@ -271,21 +262,8 @@ def _gguf_name(names: gguf.TensorNameMap, source: str) -> str:
 def _metadata(
     writer: gguf.GGUFWriter, shape: LlamaShape, quant: str, name: str, licence: str
 ) -> None:
-    writer.add_name(name)
-    writer.add_license(licence)
-    writer.add_description("Converted by ARIA from the published ternary checkpoint")
-    writer.add_file_type(int(_FILE_TYPES[quant]))
-    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    writer.add_vocab_size(shape.n_vocab)
-    writer.add_context_length(shape.n_ctx)
-    writer.add_embedding_length(shape.n_embd)
-    writer.add_block_count(shape.n_layers)
-    writer.add_feed_forward_length(shape.n_ff)
-    writer.add_head_count(shape.n_head)
-    writer.add_head_count_kv(shape.n_head_kv)
-    writer.add_rope_dimension_count(shape.head_dim)
-    if shape.head_dim * shape.n_head != shape.n_embd:
-        writer.add_key_length(shape.head_dim)
-        writer.add_value_length(shape.head_dim)
-    writer.add_rope_freq_base(shape.rope_theta)
-    writer.add_layer_norm_rms_eps(shape.rms_eps)
+    description = "Converted by ARIA from the published ternary checkpoint"
+    file_type = int(_FILE_TYPES[quant])
+    write_llama_header(
+        writer, shape, name=name, licence=licence, description=description, file_type=file_type
+    )

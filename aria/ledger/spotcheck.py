@@ -51,8 +51,9 @@ class Answer:
 
 
 def answer_from_chunks(chunks: Iterable[str]) -> Answer:
-    """Rebuild the answer from a chat response's SSE ``data`` payloads (or the single JSON
-    body of a non-streamed response). Payloads that are not JSON objects are skipped."""
+    """Rebuild the answer from a chat or text completion's SSE ``data`` payloads (or the
+    single JSON body of a non-streamed response). Payloads that are not JSON objects are
+    skipped."""
     content: list[str] = []
     calls: dict[int, list[str]] = {}
     finish: str | None = None
@@ -66,6 +67,8 @@ def answer_from_chunks(chunks: Iterable[str]) -> Answer:
         for choice in payload.get("choices") or []:
             if not isinstance(choice, dict):
                 continue
+            if isinstance(choice.get("text"), str):  # a text completion (``prompt``)
+                content.append(choice["text"])
             part = choice.get("delta") or choice.get("message") or {}
             if isinstance(part.get("content"), str):
                 content.append(part["content"])

@@ -39,12 +39,13 @@ from aria.catalog import (
     Denylist,
     HuggingFaceSource,
     LocalSource,
+    PeerSource,
     Use,
     WheelSource,
     canonical_licence,
     evaluate,
 )
-from aria.errors import AriaError, LicenceRejected, PeerError, RoutingError
+from aria.errors import AriaError, LicenceRejected, ModelNotFound, PeerError, RoutingError
 from aria.library.bitmap import Bitmap, BitmapError
 from aria.library.gate import fetch_refusal
 from aria.library.machines import (
@@ -105,6 +106,8 @@ def file_name_of(entry: CatalogEntry) -> str:
             return source.file_name
         case LocalSource(path=path):
             return path.rsplit("/", 1)[-1]
+        case PeerSource():  # an entry built from peers' adverts, for routing only
+            raise ModelNotFound(f"{entry.id} is only offered by peers: it has no file of its own")
 
 
 class FileBans:

@@ -4,24 +4,25 @@ The library's fetcher and server depend on :class:`PeerNet` (open a library stre
 peer, admit an inbound one, penalise a peer, the DHT's provider records, which peers say
 they share a library, the consent contract in force, a peer's reputation) rather than on
 the node that wires them; :class:`NodeNet` is that view of a running
-:class:`aria.p2p.node.Node`, and tests give the library a fake one.
+node's :class:`aria.p2p.context.PeerContext` and DHT, and tests give the library a fake one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
 from aria.config import ConsentSettings
 from aria.consent import Contract
-from aria.errors import PeerError
 from aria.p2p.adverts import provider_key
 
 if TYPE_CHECKING:
-    from aria.p2p.node import Node
+    from aria.p2p.context import PeerContext
+    from aria.p2p.transport.dht import AriaDht
 
 __all__ = ["LibraryStream", "NodeNet", "PeerNet", "end_stream"]
 
@@ -61,29 +62,30 @@ class PeerNet(Protocol):
 
 
 class NodeNet:
-    """:class:`PeerNet` over a running node."""
+    """:class:`PeerNet` over a running node: its narrow context and its DHT (None until
+    the node listens)."""
 
-    def __init__(self, node: Node) -> None:
-        self._node = node
+    def __init__(self, ctx: PeerContext, dht: Callable[[], AriaDht | None]) -> None:
+        self._ctx, self._dht = ctx, dht
 
     @property
     def peer_id(self) -> str:
-        return self._node.key.peer_id
+        return self._ctx.key.peer_id
 
     def now(self) -> float:
-        return self._node.clock()
+        return self._ctx.clock()
 
     def consent(self) -> ConsentSettings:
-        return self._node.settings.consent
+        return self._ctx.settings.consent
 
     def contract(self) -> Contract:
-        return self._node.provenance.contract().contract
+        return self._ctx.provenance.contract().contract
 
     def reputation(self, peer: str) -> float:
-        return self._node.reputation(peer)
+        return self._ctx.reputation(peer)
 
     def _key(self, sha256: str) -> bytes:
-        return provider_key(self._node.spec.library.key_prefix + sha256)
+        return provider_key(self._ctx.spec.library.key_prefix + sha256)
 
     async def open_stream(self, peer: str, timeout_s: float) -> LibraryStream:
         """A library stream to ``peer``, reaching it first when not connected.
@@ -91,65 +93,40 @@ class NodeNet:
         Raises:
             PeerError: not a peer id, unreachable, or no stream in time.
         """
-        from libp2p.custom_types import TProtocol
-
-        from aria.p2p.transport.host import connection_kind, libp2p_id
-
-        node = self._node
-        if node.host is None:
-            raise PeerError("the node is not running")
-        try:
-            pid = libp2p_id(peer)
-        except ValueError:
-            raise PeerError(f"{peer!r} is not a peer id") from None
-        protocol = TProtocol(node.spec.library.protocol)
-        try:
-            with trio.fail_after(timeout_s):
-                if connection_kind(node.host, pid) == "none":
-                    await node.reach(peer)
-                stream: LibraryStream = await node.host.new_stream(pid, [protocol])
-                return stream
-        except Exception as exc:  # py-libp2p raises many types for an unreachable peer
-            raise PeerError(f"cannot open a library stream to peer {peer}: {exc}") from None
+        stream: LibraryStream = await self._ctx.open_stream(
+            peer, self._ctx.spec.library.protocol, timeout_s
+        )
+        return stream
 
     async def admit(self, stream: Any) -> str | None:
         """The peer of an inbound stream when it is a verified ARIA node within its rate
         limit; otherwise the stream is reset and None returned."""
-        node = self._node
-        peer = str(stream.muxed_conn.peer_id)
-        record = node.book.get(peer)
-        if record is None or record.verified_at is None or not node.guard.admit(peer, node.clock()):
-            with trio.CancelScope(shield=True), contextlib.suppress(Exception):
-                await stream.reset()
-            return None
-        return peer
+        return await self._ctx.admit_stream(stream)
 
     def penalize(self, peer: str, kind: str) -> None:
-        node = self._node
-        if node.guard.penalize(peer, kind, node.clock()) is not None:
-            log.warning("banning %s for %.0f s", peer, node.spec.guard.ban_s)
-            node.drop_peer(peer)
+        self._ctx.penalize(peer, kind)
 
     async def provide(self, sha256: str) -> None:
-        if self._node.dht is not None:
-            await self._node.dht.provide(self._key(sha256))
+        dht = self._dht()
+        if dht is not None:
+            await dht.provide(self._key(sha256))
 
     async def find_providers(self, sha256: str) -> list[str]:
-        if self._node.dht is None:
+        dht = self._dht()
+        if dht is None:
             return []
-        found = await self._node.dht.find_providers(self._key(sha256), 50)
+        found = await dht.find_providers(self._key(sha256), 50)
         return [p for p in found if p != self.peer_id]
 
     def verified_peers(self) -> list[str]:
-        return [record.peer_id for record in self._node.book.verified()]
+        return [record.peer_id for record in self._ctx.book.verified()]
 
     def sharing_peers(self) -> list[str]:
         """Verified peers whose current advert says they share their library."""
-        node = self._node
-        now = node.clock()
+        book, now = self._ctx.book, self._ctx.clock()
         out = []
-        for record in node.book.verified():
-            advert = node.book.advert(record.peer_id, now)
+        for record in book.verified():
+            advert = book.advert(record.peer_id, now)
             if advert is not None and advert.consent.share_library:
                 out.append(record.peer_id)
         return out
@@ -159,4 +136,7 @@ class NodeNet:
         the denylist already applied, :func:`aria.p2p.reports.find_providers`)."""
         from aria.p2p.reports import find_providers
 
-        return [(p.peer_id, p.model.sha256) for p in await find_providers(self._node, model_id)]
+        dht = self._dht()
+        if dht is None:
+            return []
+        return [(p.peer_id, p.model.sha256) for p in await find_providers(self._ctx, dht, model_id)]

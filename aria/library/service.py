@@ -45,7 +45,8 @@ from aria.p2p.transport.driver import drive
 from aria.store import ModelStore
 
 if TYPE_CHECKING:
-    from aria.p2p.node import Node
+    from aria.p2p.context import PeerContext
+    from aria.p2p.transport.dht import AriaDht
 
 __all__ = ["LibraryService", "library_service"]
 
@@ -58,15 +59,15 @@ _MAX_MODEL_ID = 128
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
-def library_service(node: Node) -> LibraryService:
+def library_service(ctx: PeerContext, dht: Callable[[], AriaDht | None]) -> LibraryService:
     """The node's library (a :data:`aria.p2p.services.ServiceFactory`)."""
     return LibraryService(
-        NodeNet(node),
-        paths=node.paths,
-        key=node.key,
-        spec=node.spec.library,
-        catalog=node.catalog,
-        denylist=node.denylist,
+        NodeNet(ctx, dht),
+        paths=ctx.paths,
+        key=ctx.key,
+        spec=ctx.spec.library,
+        catalog=ctx.catalog,
+        denylist=ctx.denylist,
     )
 
 

@@ -72,6 +72,10 @@ class TurnMemory:
         self.dropped = len(fitted.dropped)
         return with_memory(fitted.messages, block)
 
+    def withhold(self) -> None:
+        """Record that the request went elsewhere without any memory (served by a peer)."""
+        self.withheld, self.used = True, ()
+
     def header(self) -> str:
         """``x-aria-memory``: what the memory did for this request (ASCII)."""
         if self.withheld:

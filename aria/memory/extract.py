@@ -69,7 +69,9 @@ async def extract_facts(node: Node, model_id: str, message: str) -> list[str]:
         grammar=GrammarSpec(kind="json_schema", schema=SCHEMA),
     )
     parts = []
-    async with await node.generate(job, model_id, prepare=_here_only) as served:
+    # local-only: never a peer, never a split (and the hook checks it once placed).
+    generating = node.generate(job, model_id, placement="local-only", prepare=_here_only)
+    async with await generating as served:
         async for event in served.events():
             if isinstance(event, TokenEvent):
                 parts.append(event.text)

@@ -22,6 +22,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from aria.catalog import (
+    Capability,
+    CatalogEntry,
+    LicenceId,
+    MemoryFloor,
+    ModelId,
+    PeerSource,
+    Tier,
+)
 from aria.p2p.hardware_summary import HardwareSummary
 from aria.p2p.keys import NodeKey
 from aria.p2p.records import RecordError, SignedEnvelope, open_envelope, seal
@@ -32,6 +41,7 @@ __all__ = [
     "AdvertError",
     "ConsentSummary",
     "LoadReport",
+    "ModelCard",
     "ModelOffer",
     "advert_key",
     "build_advert",
@@ -52,10 +62,66 @@ class _Payload(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
 
 
+class ModelCard(_Payload):
+    """What another node's router needs to know of an offered model it does not hold (an
+    operator's import has no entry in the reader's catalog)."""
+
+    name: str = Field(default="", max_length=128)
+    tier: Tier
+    architecture: str = Field(default="", max_length=64)
+    params_b: float = Field(gt=0, le=100_000)
+    quantization: str = Field(default="", max_length=32)
+    licence: str = Field(max_length=64)
+    context_length: int = Field(gt=0, le=100_000_000)
+    capabilities: frozenset[Capability] = Field(max_length=16)
+    ram_gb: float = Field(gt=0, le=1_000_000)
+    native_1bit: bool = False
+
+    @classmethod
+    def of(cls, entry: CatalogEntry) -> ModelCard:
+        return cls(
+            name=entry.name[:128],
+            tier=entry.tier,
+            architecture=entry.architecture[:64],
+            params_b=entry.params_b,
+            quantization=entry.quantization[:32],
+            licence=entry.licence[:64],
+            context_length=entry.context_length,
+            capabilities=entry.capabilities,
+            ram_gb=entry.memory.ram_gb,
+            native_1bit=entry.native_1bit,
+        )
+
+    def entry(self, model_id: str, sha256: str) -> CatalogEntry | None:
+        """The entry routing reads for a model only peers hold (None: an unusable id)."""
+        try:
+            return CatalogEntry(
+                id=ModelId(model_id),
+                name=self.name or model_id,
+                family=self.architecture or "unknown",
+                tier=self.tier,
+                architecture=self.architecture or "unknown",
+                params_b=self.params_b,
+                quantization=self.quantization or "unknown",
+                licence=LicenceId(self.licence),
+                source=PeerSource(),
+                size_bytes=None,
+                sha256=sha256,
+                context_length=self.context_length,
+                capabilities=self.capabilities,
+                memory=MemoryFloor(ram_gb=self.ram_gb, vram_gb=0.0),
+                native_1bit=self.native_1bit,
+                notes="offered by peers",
+            )
+        except ValidationError:
+            return None
+
+
 class ModelOffer(_Payload):
     id: str = Field(min_length=1, max_length=128)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     licence_class: str = Field(max_length=32)
+    card: ModelCard | None = None  # adverts of older nodes carry none
 
 
 class LoadReport(_Payload):

@@ -13,15 +13,16 @@ the node now runs under and whether the advert went out (within ``_PUBLISH_WAIT_
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import trio
 
 from aria.errors import ContractError, InvalidRequest
-
-if TYPE_CHECKING:
-    from aria.p2p.node import Node
+from aria.p2p.adverts import Advert
+from aria.p2p.context import PeerContext
+from aria.p2p.lending import Lending
+from aria.p2p.services import NodeService
 
 __all__ = ["consent_op"]
 
@@ -30,7 +31,13 @@ log = logging.getLogger(__name__)
 _PUBLISH_WAIT_S = 1.5
 
 
-def consent_op(node: Node) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
+def consent_op(
+    ctx: PeerContext,
+    lending: Lending,
+    services: Sequence[NodeService],
+    publish: Callable[[], Awaitable[Advert]],
+    request_publish: Callable[[], None],
+) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
     """``set_consent {"contract": sha256}`` -> ``{"contract", "version", "advert_seq"}``.
 
     Raises:
@@ -42,21 +49,21 @@ def consent_op(node: Node) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any
         wanted = args.get("contract")
         if not isinstance(wanted, str) or not wanted:
             raise InvalidRequest("set_consent needs the hash of the contract to apply")
-        in_force = node.provenance.contract()
+        in_force = ctx.provenance.contract()
         if in_force.sha256 != wanted:
             raise ContractError(
                 in_force.problem
                 or f"the contract on disk is {in_force.sha256[:16]}…, not {wanted[:16]}…"
             )
         log.info("consent contract version %d applied live", in_force.contract.version)
-        await node.tunnels.lending.apply_terms()
-        for service in node.services:
+        await lending.apply_terms()
+        for service in services:
             await service.consent_changed()
         seq = None
         with trio.move_on_after(_PUBLISH_WAIT_S):
-            seq = (await node.publish()).seq
+            seq = (await publish()).seq
         if seq is None:
-            node.request_publish()  # the DHT is slow: publish in the background
+            request_publish()  # the DHT is slow: publish in the background
         return {
             "applied": True,
             "contract": in_force.sha256,

@@ -7,7 +7,10 @@ can reach the port. Each connection carries one request frame and one response
 frame (the framing of ``aria.p2p.codec``, JSON bodies):
 
     request   {"token": "...", "op": "status" | "peers" | "find", "args": {...}}
-    response  {"ok": true, "result": ...}  or  {"ok": false, "error": {"code", "message"}}
+    response  {"ok": true, "result": ...}  or  {"ok": false, "error": <AriaError.to_wire()>}
+
+Errors keep their class across the channel (``aria.errors.from_wire``): a peer's
+``context_length_exceeded`` reaches the API as ``ContextLengthExceeded``.
 
 New operations register a handler under a new ``op`` name; ``NodeClient`` is the
 synchronous client the CLI uses; the API relays streams with :meth:`NodeClient.astream`
@@ -33,7 +36,7 @@ import trio
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from aria.config import AriaPaths
-from aria.errors import AriaError, NodeNotRunning, PeerError
+from aria.errors import AriaError, NodeNotRunning, PeerError, from_wire
 from aria.files import write_atomic
 from aria.p2p.codec import CodecError, FrameDecoder, Violation, encode_frame
 from aria.p2p.spec import load_spec
@@ -124,12 +127,12 @@ class ControlServer:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 raise
             except AriaError as exc:
-                await stream.send_all(_frame(_error(exc.code, exc.message), self._limit))
+                await stream.send_all(_frame(_error(exc), self._limit))
                 return
             except Exception:
                 log.exception("streaming control operation failed")
                 await stream.send_all(
-                    _frame(_error("internal_error", "stream failed"), self._limit)
+                    _frame(_refused("internal_error", "stream failed"), self._limit)
                 )
                 return
             await stream.send_all(_frame({"ok": True, "end": True}, self._limit))
@@ -152,33 +155,38 @@ class ControlServer:
         try:
             request = await self._read_request(stream)
         except (CodecError, ValidationError, trio.TooSlowError, trio.BrokenResourceError):
-            return _error("bad_request", "the control request was malformed or incomplete")
+            return _refused("bad_request", "the control request was malformed or incomplete")
         if not hmac.compare_digest(request.token.encode(), self._token.encode()):
-            return _error("unauthorized", "wrong control token")
+            return _refused("unauthorized", "wrong control token")
         handler = self._handlers.get(request.op)
         if handler is None:
-            return _error("unknown_op", f"unknown control operation {request.op!r}")
+            return _refused("unknown_op", f"unknown control operation {request.op!r}")
         try:
             result = await handler(request.args)
         except AriaError as exc:
-            return _error(exc.code, exc.message)
+            return _error(exc)
         except Exception:
             log.exception("control operation %s failed", request.op)
-            return _error("internal_error", f"the node failed to run {request.op!r}")
+            return _refused("internal_error", f"the node failed to run {request.op!r}")
         if isinstance(result, AsyncIterator):
             return result
         return {"ok": True, "result": result}
 
 
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"ok": False, "error": {"code": code, "message": message}}
+def _error(exc: AriaError) -> dict[str, Any]:
+    return {"ok": False, "error": exc.to_wire()}
+
+
+def _refused(code: str, message: str) -> dict[str, Any]:
+    """The channel's own refusal (no handler ran): a ``PeerError`` with its own code."""
+    return {"ok": False, "error": {**PeerError(message).to_wire(), "code": code}}
 
 
 def _reply(frame: bytes) -> dict[str, Any]:
     """A control answer frame: the reply object, or the node's error raised.
 
     Raises:
-        PeerError: malformed, or the node's error (``code`` kept from the node).
+        PeerError: malformed; AriaError: the node's error, as the node raised it.
     """
     try:
         reply = json.loads(frame)
@@ -187,12 +195,9 @@ def _reply(frame: bytes) -> dict[str, Any]:
     if isinstance(reply, dict) and (reply.get("ok") or "item" in reply):
         return reply
     error = reply.get("error") if isinstance(reply, dict) else None
-    message = error.get("message") if isinstance(error, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    failure = _error_class(code)(str(message or "the node refused the request"))
-    if isinstance(code, str) and type(failure) is PeerError:
-        failure.code = code[:64]  # e.g. `no_route`: callers may tell such cases apart
-    raise failure
+    if not isinstance(error, dict):
+        raise PeerError("the node refused the request")
+    raise from_wire(error, fallback=PeerError)
 
 
 def _stream_items(decoder: FrameDecoder, data: bytes) -> tuple[list[Any], bool]:
@@ -209,18 +214,6 @@ def _stream_items(decoder: FrameDecoder, data: bytes) -> tuple[list[Any], bool]:
         elif reply.get("end"):
             return items, True
     return items, False
-
-
-def _error_class(code: object) -> type[PeerError]:
-    """The ``PeerError`` subclass the node raised (by its code, e.g. ``ConsentRefused``),
-    so the API answers with the same HTTP status; plain ``PeerError`` otherwise."""
-    pending: list[type[PeerError]] = [PeerError]
-    while pending:
-        cls = pending.pop()
-        if cls.code == code:
-            return cls
-        pending.extend(cls.__subclasses__())
-    return PeerError
 
 
 # The node bounds every operation itself (a tunnel opens within 60 s, a peer's first

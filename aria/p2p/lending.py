@@ -9,9 +9,10 @@ one client at a time, so one session holds the worker: a new stream waits for it
 little (asking an idle session to give way), then is refused ``busy``.
 
 An admitted stream is answered ``accept`` and joined to the RPC worker through a fresh
-ggml-rpc filter (:class:`aria.split.rpc_filter.RpcFilter`) sized by the operator's
-offer and session limits; the worker is started on first use, confined
-(:mod:`aria.split.sandbox`), and restarted after it stops. Every accepted and closed
+ggml-rpc filter (:class:`aria.rpc.filter.RpcFilter`) sized by the operator's
+offer and session limits; the worker is started on first use with the starter the node
+injects (:func:`aria.rpc.workers.start_rpc_worker`: confined by :mod:`aria.rpc.sandbox`),
+and restarted after it stops. Every accepted and closed
 session is one log line (peer, bytes both ways, duration, why it ended). A peer whose
 session was cut by the filter, or ended with the worker dead, is penalised.
 
@@ -23,36 +24,46 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
 from aria.consent import Ask, Refuse, evaluate, on_mains_power
 from aria.errors import BackendUnavailable, ConfigError
+from aria.p2p.context import PeerContext
 from aria.p2p.inference import Reason
-from aria.split.ggml_rpc import parse_endpoint
-from aria.split.guarded import guarded_pipe
-from aria.split.relay import RelayStats, TcpFarSide
-from aria.split.rpc_filter import FilterLimits, RpcFilter
+from aria.p2p.transport.guarded import guarded_pipe
+from aria.p2p.transport.relay import RelayStats, TcpFarSide
+from aria.rpc.filter import FilterLimits, RpcFilter
+from aria.rpc.ggml_rpc import parse_endpoint
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from libp2p.abc import INetStream
 
-    from aria.p2p.node import Node
-    from aria.split.relay import Duplex
-    from aria.split.workers import RpcWorker
+    from aria.p2p.transport.relay import Duplex
+    from aria.rpc.workers import RpcWorker
 
-__all__ = ["Lending"]
+__all__ = ["Lending", "StartWorker"]
 
 log = logging.getLogger(__name__)
 
 _SLOT_WAIT_S = 30.0  # how long a new session waits for the one in progress
 _YIELD_IDLE_S = 10.0  # a session idle this long gives way to a waiting peer
 _GIB = 1024**3
+
+
+class StartWorker(Protocol):
+    """How the node starts its RPC worker (:func:`aria.rpc.workers.start_rpc_worker`)."""
+
+    def __call__(
+        self, *, log_path: Path, threads: int, memory_gb: float, secrets: Sequence[Path]
+    ) -> RpcWorker: ...
 
 
 @dataclass
@@ -67,8 +78,9 @@ class _Session:
 class Lending:
     """This node's RPC worker and the peer session using it."""
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, ctx: PeerContext, start_worker: StartWorker) -> None:
+        self.ctx = ctx
+        self._start_worker = start_worker
         self.served = RelayStats()  # every session's bytes, for reports
         self._worker: RpcWorker | None = None
         self._worker_lock = trio.Lock()
@@ -79,9 +91,9 @@ class Lending:
 
     def refusal(self, peer: str) -> Refuse | None:
         """The consent contract's answer for ``peer`` now (None: it may borrow)."""
-        node = self.node
-        contract = node.provenance.contract().contract
-        ask = Ask("split", peer, node.reputation(peer), on_ac_power=on_mains_power())
+        ctx = self.ctx
+        contract = ctx.provenance.contract().contract
+        ask = Ask("split", peer, ctx.reputation(peer), on_ac_power=on_mains_power())
         decision = evaluate(contract, ask, datetime.now())
         return decision if isinstance(decision, Refuse) else None
 
@@ -160,7 +172,7 @@ class Lending:
         self._penalize(peer, session, worker)
 
     def _limits(self, worker: RpcWorker) -> FilterLimits:
-        consent = self.node.settings.consent
+        consent = self.ctx.settings.consent
         return FilterLimits(
             max_alloc_bytes=worker.ready.offered_bytes,
             idle_s=consent.rpc_idle_timeout_s,
@@ -180,15 +192,10 @@ class Lending:
 
     def _penalize(self, peer: str, session: _Session, worker: RpcWorker) -> None:
         refusal = session.machine.refusal
-        kind = None
         if not worker.alive():
-            kind = "crashed_worker"
+            self.ctx.penalize(peer, "crashed_worker")
         elif refusal is not None and refusal.reason not in ("idle", "duration", "quota", "worker"):
-            kind = "malformed"
-        node = self.node
-        if kind is not None and node.guard.penalize(peer, kind, node.clock()) is not None:
-            log.warning("banning %s for %.0f s", peer, node.spec.guard.ban_s)
-            node.drop_peer(peer)
+            self.ctx.penalize(peer, "malformed")
 
     # -- the worker -------------------------------------------------------------------
 
@@ -199,19 +206,17 @@ class Lending:
                     code = self._worker.process.returncode
                     log.warning("the RPC worker stopped (exit %s); starting a new one", code)
                     self._worker.stop()
-                self._worker = await trio.to_thread.run_sync(self._start_worker)
+                self._worker = await trio.to_thread.run_sync(self._start)
             return self._worker
 
-    def _start_worker(self) -> RpcWorker:
-        from aria.split.workers import start_rpc_worker
-
-        node = self.node
-        lend = node.provenance.contract().contract.lend
-        return start_rpc_worker(
-            log_path=node.paths.logs / "rpc-worker.log",
-            threads=lend.threads or node.settings.inference.threads or 1,
+    def _start(self) -> RpcWorker:
+        ctx = self.ctx
+        lend = ctx.provenance.contract().contract.lend
+        return self._start_worker(
+            log_path=ctx.paths.logs / "rpc-worker.log",
+            threads=lend.threads or ctx.settings.inference.threads or 1,
             memory_gb=lend.ram_gb,
-            secrets=[node.paths.node / "identity.key", node.paths.api / "keys.json"],
+            secrets=[ctx.paths.node / "identity.key", ctx.paths.api / "keys.json"],
         )
 
     async def stop_worker(self) -> None:
@@ -231,7 +236,7 @@ class Lending:
             log.info("consent changed: ending the RPC session of %s", session.peer)
             session.scope.cancel()
             session = None
-        contract = self.node.provenance.contract().contract
+        contract = self.ctx.provenance.contract().contract
         worker = self._worker
         stale = worker is not None and worker.ready.offered_bytes > contract.lend.ram_gb * _GIB
         if not contract.lends("split") or (stale and session is None):

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 
 import psutil
 
-from aria.catalog import Catalog, Denylist
-from aria.config import AriaPaths
 from aria.consent import Contract
 from aria.errors import AriaError
-from aria.p2p.adverts import ConsentSummary, LoadReport, ModelOffer
+from aria.p2p.adverts import ConsentSummary, LoadReport, ModelCard, ModelOffer
 from aria.p2p.hardware_summary import HardwareSummary, summarize_hardware
+from aria.store import ModelStore
 
 __all__ = ["LocalFacts", "consent_summary", "detect_hardware", "load_report", "shareable_models"]
 
@@ -44,21 +43,23 @@ def detect_hardware() -> LocalFacts:
     return LocalFacts(summary=summarize_hardware(snapshot))
 
 
-def shareable_models(
-    paths: AriaPaths, catalog: Catalog, denylist: Denylist
-) -> tuple[ModelOffer, ...]:
+def shareable_models(store: ModelStore) -> tuple[ModelOffer, ...]:
     """Installed, verified models whose licence allows serving them to peers (a file the
-    denylist blocks is never among them)."""
+    denylist blocks is never among them), each with the card peers route by."""
     from aria.catalog import Allowed, Use, evaluate
-    from aria.store import ModelStore
 
     try:
-        installed = ModelStore(paths, catalog, denylist).installed()
+        installed = store.installed()
     except AriaError as exc:
         log.warning("cannot read the model store, advertising no models: %s", exc.message)
         return ()
     return tuple(
-        ModelOffer(id=m.model_id, sha256=m.sha256, licence_class=str(m.manifest.licence_class))
+        ModelOffer(
+            id=m.model_id,
+            sha256=m.sha256,
+            licence_class=str(m.manifest.licence_class),
+            card=ModelCard.of(m.entry),
+        )
         for m in installed
         if isinstance(evaluate(m.manifest.licence, Use.SHARE), Allowed)
     )

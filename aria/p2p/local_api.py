@@ -2,8 +2,11 @@
 
 The node process has no dispatcher of its own: it forwards an admitted peer request
 to the running ``aria api start`` over loopback and relays the SSE chunks unchanged,
-so remote requests share the API's model workers, memory budget, routing, metrics
-and chat formatting instead of a second copy of all of them. The API writes
+so remote requests share the API's model workers, memory budget, placement decision,
+metrics and chat formatting instead of a second copy of all of them. A forwarded
+request says ``x-aria-placement: local-only``: it runs on this machine's own models,
+never on yet another peer. An error status comes back as the API's error itself
+(``aria.errors.from_wire`` over the OpenAI error body and the status). The API writes
 ``ARIA_HOME/api/endpoint.json`` (mode 0600: URL, pid, whether keys are required, the
 TLS certificate when it serves HTTPS) when it starts and removes it when it stops.
 When keys are required, the node uses its own API key ``aria-node-peers`` (created on
@@ -25,18 +28,18 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from aria.config import AriaPaths
+from aria.errors import AriaError, BackendUnavailable, RequestError, from_wire
 from aria.files import write_atomic
 
 __all__ = [
     "ApiEndpoint",
     "EndpointReporter",
-    "LocalApiError",
     "api_busy",
     "endpoint_file",
+    "forward",
     "read_endpoint",
     "relay_headers",
     "remove_endpoint",
-    "stream_chat",
     "write_endpoint",
 ]
 
@@ -58,15 +61,6 @@ class ApiEndpoint(BaseModel):
         context.check_hostname = False  # the pinned certificate, reached on loopback
         context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
         return context
-
-
-class LocalApiError(Exception):
-    """The local API refused or failed a forwarded request (``status`` 0: unreachable)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def endpoint_file(paths: AriaPaths) -> Path:
@@ -100,7 +94,7 @@ def read_endpoint(paths: AriaPaths) -> ApiEndpoint | None:
 
 def _node_api_key(paths: AriaPaths) -> str:
     """The node's own API key secret (created in the API's key store on first need)."""
-    from aria.api.keys import KeyStore
+    from aria.apikeys import KeyStore
 
     secret_file = paths.node / "api_key"
     store = KeyStore(paths.api)
@@ -150,41 +144,45 @@ async def api_busy(paths: AriaPaths) -> bool | None:
         return None
 
 
-async def stream_chat(
+async def forward(
     paths: AriaPaths,
     body: dict[str, Any],
     *,
     headers: Mapping[str, str] | None = None,
     on_headers: Callable[[httpx.Headers], None] | None = None,
 ) -> AsyncGenerator[str, None]:
-    """POST ``body`` to the local API's chat completions; yield each SSE ``data`` payload
-    (or, for a non-streamed request, the one JSON response). ``headers`` are sent with
-    it; ``on_headers`` sees the response's (e.g. its ``x-aria-receipt``).
+    """POST ``body`` to the local API (``/v1/chat/completions`` for ``messages``,
+    ``/v1/completions`` for a ``prompt``); yield each SSE ``data`` payload (or, for a
+    non-streamed request, the one JSON response). ``headers`` are sent with it
+    (:func:`relay_headers`); ``on_headers`` sees the response's (e.g. its ``x-aria-receipt``).
 
     Closing the generator closes the HTTP connection, which makes the API cancel the
     generation in its worker.
 
     Raises:
-        LocalApiError: no API runs here, or it answered with an error status.
+        BackendUnavailable: no API runs here, or it cannot be reached.
+        AriaError: the API's own error for the request (its class, status and code).
     """
     endpoint = read_endpoint(paths)
     if endpoint is None:
-        raise LocalApiError(0, "no ARIA API runs on the serving node")
-    headers = dict(headers or {})
+        raise BackendUnavailable("no ARIA API runs on the serving node")
+    # local-only: a relayed request runs on this machine's own models, never on a peer.
+    sent = {**(headers or {}), "x-aria-placement": "local-only"}
     if endpoint.keys_required:
-        headers["authorization"] = f"Bearer {_node_api_key(paths)}"
+        sent["authorization"] = f"Bearer {_node_api_key(paths)}"
     timeout = httpx.Timeout(10.0, read=300.0)
     try:
         verify = endpoint.verify()
     except (OSError, ssl.SSLError) as exc:
-        raise LocalApiError(0, f"cannot read the local API's TLS certificate: {exc}") from None
+        raise BackendUnavailable(f"cannot read the local API's TLS certificate: {exc}") from None
+    path = "/v1/chat/completions" if "messages" in body else "/v1/completions"
     try:
         async with (
             httpx.AsyncClient(base_url=endpoint.url, timeout=timeout, verify=verify) as client,
-            client.stream("POST", "/v1/chat/completions", json=body, headers=headers) as reply,
+            client.stream("POST", path, json=body, headers=sent) as reply,
         ):
             if reply.status_code != 200:
-                raise LocalApiError(reply.status_code, _error_message(await reply.aread()))
+                raise _api_error(reply.status_code, await reply.aread())
             if on_headers is not None:
                 on_headers(reply.headers)
             if not reply.headers.get("content-type", "").startswith("text/event-stream"):
@@ -194,14 +192,19 @@ async def stream_chat(
                 if line.startswith("data:"):
                     yield line[5:].strip()
     except httpx.HTTPError as exc:
-        raise LocalApiError(0, f"the serving node's API failed: {exc}") from None
+        raise BackendUnavailable(f"the serving node's API failed: {exc}") from None
 
 
-def _error_message(raw: bytes) -> str:
+def _api_error(status: int, raw: bytes) -> AriaError:
+    """The API's error response as the error it rendered (OpenAI body plus status)."""
     try:
-        return str(json.loads(raw)["error"]["message"])[:500]
+        error = json.loads(raw)["error"]
     except (ValueError, KeyError, TypeError):
-        return "the serving node's API refused the request"
+        error = None
+    if not isinstance(error, dict):
+        error = {"message": "the serving node's API refused the request"}
+    fallback = RequestError if status < 500 else BackendUnavailable
+    return from_wire({**error, "status": status}, fallback=fallback)
 
 
 class EndpointReporter:

@@ -36,6 +36,7 @@ from aria.ledger import (
     sign_ack,
 )
 from aria.p2p.codec import CodecError, End, MessageDecoder, Violation, WireModel
+from aria.p2p.context import PeerContext, reset
 from aria.p2p.receipts import (
     RECEIPT_PROTOCOL,
     AckFrame,
@@ -51,12 +52,9 @@ from aria.p2p.receipts import (
     decoder,
     encode,
 )
-from aria.p2p.transport.host import connection_kind, libp2p_id
 
 if TYPE_CHECKING:
     from libp2p.abc import INetStream
-
-    from aria.p2p.node import Node
 
 __all__ = ["serve_receipts", "settle"]
 
@@ -100,20 +98,13 @@ async def _expect(
     return message
 
 
-async def _reset(stream: INetStream) -> None:
-    with trio.CancelScope(shield=True), contextlib.suppress(Exception):
-        await stream.reset()
-
-
 # -- serving side ----------------------------------------------------------------------
 
 
-async def serve_receipts(node: Node, stream: INetStream) -> None:
+async def serve_receipts(ctx: PeerContext, stream: INetStream) -> None:
     """Handle one inbound receipt stream (registered on the node's host)."""
-    peer = str(stream.muxed_conn.peer_id)
-    record = node.book.get(peer)
-    if record is None or record.verified_at is None or not node.guard.admit(peer, node.clock()):
-        await _reset(stream)
+    peer = await ctx.admit_stream(stream)
+    if peer is None:
         return
     messages = decoder()
     buffer: list[ReceiptMessage] = []
@@ -121,7 +112,7 @@ async def serve_receipts(node: Node, stream: INetStream) -> None:
         with trio.fail_after(_STEP_TIMEOUT_S):
             ask = await _expect(stream, messages, buffer, (AskFrame,))
         assert isinstance(ask, AskFrame)
-        entry = node.provenance.served_entry(peer, ask.request_sha256, node.clock())
+        entry = ctx.provenance.served_entry(peer, ask.request_sha256, ctx.clock())
         if entry is None:
             await stream.write(
                 encode(Missing(message="no receipt of that request")) + encode(End())
@@ -135,23 +126,23 @@ async def serve_receipts(node: Node, stream: INetStream) -> None:
             frame = await _expect(stream, messages, buffer, (AckFrame,))
         assert isinstance(frame, AckFrame)
     except CodecError as exc:
-        node.guard.penalize(peer, exc.violation.value, node.clock())
-        await _reset(stream)
+        ctx.penalize(peer, exc.violation.value)
+        await reset(stream)
         return
     except trio.TooSlowError:
-        await _reset(stream)  # no ack: the receipt stays without countersignature
+        await reset(stream)  # no ack: the receipt stays without countersignature
         return
     except Exception as exc:  # the connection broke
         log.info("receipt stream from %s ended early: %s", peer, exc)
-        await _reset(stream)
+        await reset(stream)
         return
     receipt_id = str(entry.decoded()["body"]["id"])
     countersign = check_ack(frame, peer=peer, receipt_id=receipt_id, receipt_hash=entry.hash)
     if countersign is None:
         log.info("peer %s sent an acknowledgement that does not verify", peer)
-        node.guard.penalize(peer, "malformed", node.clock())
+        ctx.penalize(peer, "malformed")
     else:
-        await trio.to_thread.run_sync(node.provenance.append, "countersign", countersign)
+        await trio.to_thread.run_sync(ctx.provenance.append, "countersign", countersign)
     with contextlib.suppress(Exception):
         await stream.write(encode(End()))
         await stream.close()
@@ -161,17 +152,10 @@ async def serve_receipts(node: Node, stream: INetStream) -> None:
 
 
 async def _exchange(
-    node: Node, peer: str, request_sha256: str, model: str, answer: Answer
+    ctx: PeerContext, peer: str, request_sha256: str, model: str, answer: Answer
 ) -> tuple[Checked | Refuted | None, Ack | None, str | None]:
     """Ask ``peer`` for its receipt, check it, acknowledge it."""
-    from libp2p.custom_types import TProtocol
-
-    assert node.host is not None
-    pid = libp2p_id(peer)
-    if connection_kind(node.host, pid) == "none":
-        await node.reach(peer)
-    with trio.fail_after(_STEP_TIMEOUT_S):
-        stream = await node.host.new_stream(pid, [TProtocol(RECEIPT_PROTOCOL)])
+    stream = await ctx.open_stream(peer, RECEIPT_PROTOCOL, _STEP_TIMEOUT_S)
     messages = decoder()
     buffer: list[ReceiptMessage] = []
     try:
@@ -180,7 +164,7 @@ async def _exchange(
             frame = await _expect(stream, messages, buffer, (WorkFrame, Missing))
         if not isinstance(frame, WorkFrame):
             return None, None, None
-        me = node.key.peer_id
+        me = ctx.key.peer_id
         result = check_work(frame, server=peer, requester=me, model=model, answer=answer)
         if isinstance(result, Refuted):
             return result, None, None
@@ -191,17 +175,17 @@ async def _exchange(
             received_sha256=answer.sha256,
             received_at_ms=int(time.time() * 1000),
         )
-        signature = sign_ack(ack, node.key)
+        signature = sign_ack(ack, ctx.key)
         await stream.write(encode(AckFrame(ack=ack, sig=signature)) + encode(End()))
         with trio.move_on_after(_STEP_TIMEOUT_S):
             await _read(stream)  # the server's end (or it hung up): either way we are done
         return result, ack, signature
     finally:
-        await _reset(stream)
+        await reset(stream)
 
 
 async def settle(
-    node: Node,
+    ctx: PeerContext,
     peer: str,
     body: dict[str, Any],
     chunks: Sequence[str],
@@ -211,7 +195,7 @@ async def settle(
 ) -> None:
     """Record the work ``peer`` did for ``body`` (answered with ``chunks``), cross-signed
     when the peer's receipt holds; keep a sample of greedy answers for a spot check."""
-    provenance = node.provenance
+    provenance = ctx.provenance
     if provenance.ledger is None:
         return
     model = str(body.get("model"))
@@ -220,7 +204,7 @@ async def settle(
     result: Checked | Refuted | None = None
     ack = signature = None
     try:
-        result, ack, signature = await _exchange(node, peer, request_sha256, model, answer)
+        result, ack, signature = await _exchange(ctx, peer, request_sha256, model, answer)
     except (CodecError, trio.TooSlowError) as exc:
         log.info("no receipt from %s: %s", peer, exc)
     except Exception as exc:  # the peer is unreachable or the stream broke

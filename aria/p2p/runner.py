@@ -1,9 +1,10 @@
 """``aria node start`` end to end: identity, one-node-per-home lock, signals, trio.
 
-Kept apart from ``Node`` so the node itself can run inside any trio nursery (the
-API process may embed it), while this module owns process-wide concerns: the pid
-file, log files and the signal receiver (kept open for the whole process life, so
-a second SIGTERM never reaches Python's default handler mid-shutdown).
+Kept apart from ``PeerNode`` so the node itself can run inside any trio nursery, while
+this module owns process-wide concerns: the pid file, log files and the signal receiver
+(kept open for the whole process life, so a second SIGTERM never reaches Python's
+default handler mid-shutdown). It also injects the RPC-worker starter
+(:func:`aria.rpc.workers.start_rpc_worker`) the node lends compute with.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from aria.config import AriaPaths, AriaSettings
 from aria.p2p.identity import load_or_create_identity
 from aria.p2p.lifecycle import pid_lock
 from aria.p2p.local import detect_hardware
-from aria.p2p.node import Node, NodeOptions
-from aria.p2p.reports import node_status
+from aria.p2p.node import NodeOptions, PeerNode
 from aria.p2p.services import ServiceFactory
 from aria.p2p.spec import load_spec
 from aria.p2p.transport.host import quiet_libp2p_logs
 from aria.p2p.views import NetworkStatus
+from aria.rpc.workers import start_rpc_worker
 
 __all__ = ["run_node"]
 
@@ -69,7 +70,9 @@ def run_node(
     with pid_lock(paths):
         _configure_logging(paths)
         local = detect_hardware()
-        node = Node(paths, settings, options, key, load_spec(), local, services=services)
+        node = PeerNode(
+            paths, settings, options, key, load_spec(), local, start_rpc_worker, services=services
+        )
 
         async def main() -> None:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -77,7 +80,7 @@ def run_node(
                     await nursery.start(node.run)
                     log.info("node %s started", key.peer_id)
                     if on_ready is not None:
-                        on_ready(node_status(node))
+                        on_ready(node.status())
                     async for signum in signals:
                         log.info("received signal %d, stopping", signum)
                         node.stop()

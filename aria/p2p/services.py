@@ -3,7 +3,8 @@
 A service brings its own stream protocols and control ops and lives as long as the node;
 it is told when the operator's consent changed. The node process's composition root
 (``aria node start``) passes the factories in, so ``aria.p2p`` never imports the pillars
-built on it (:mod:`aria.library` uses the node through its own narrow view).
+built on it (:mod:`aria.library` sees the node's :class:`aria.p2p.context.PeerContext` and DHT
+through its own narrower view).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from aria.p2p.node import Node
+    from aria.p2p.context import PeerContext
+    from aria.p2p.transport.dht import AriaDht
 
 __all__ = ["NodeService", "ServiceFactory"]
 
@@ -34,8 +36,10 @@ class NodeService(Protocol):
         ...
 
     async def consent_changed(self) -> None:
-        """The operator's consent changed (``node.settings.consent`` holds the new one)."""
+        """The operator's consent changed (the context's settings and contract hold the new one)."""
         ...
 
 
-ServiceFactory = Callable[["Node"], NodeService]
+ServiceFactory = Callable[["PeerContext", Callable[[], "AriaDht | None"]], NodeService]
+"""``(context, dht) -> service``: the node's narrow context and its DHT (None until the
+node listens)."""

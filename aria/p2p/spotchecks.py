@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
 
 import trio
 
+from aria.errors import AriaError
 from aria.ledger import Answer, Pending, SpotCheck, answer_from_chunks, compare
+from aria.p2p.context import PeerContext
 from aria.p2p.control import control_token
-from aria.p2p.local_api import LocalApiError, api_busy, relay_headers, stream_chat
-
-if TYPE_CHECKING:
-    from aria.p2p.node import Node
+from aria.p2p.local_api import api_busy, forward, relay_headers
 
 __all__ = ["check_pending", "spotcheck_loop"]
 
@@ -38,38 +36,41 @@ _BATCH = 16
 _MAX_AGE_MS = 24 * 3600 * 1000
 
 
-async def spotcheck_loop(node: Node) -> None:
+async def spotcheck_loop(ctx: PeerContext) -> None:
     """Run :func:`check_pending` forever, ``_INTERVAL_S`` apart."""
     while True:
         await trio.sleep(_INTERVAL_S)
         try:
-            await check_pending(node)
+            await check_pending(ctx)
         except Exception:  # a check must never stop the node
             log.exception("spot check failed")
 
 
-def _installed(node: Node) -> dict[str, str]:
-    from aria.store import ModelStore
-
-    store = ModelStore(node.paths, node.catalog, node.denylist)
-    return {m.model_id: m.sha256 for m in store.installed()}
+def _installed(ctx: PeerContext) -> dict[str, str]:
+    return {m.model_id: m.sha256 for m in ctx.store.installed()}
 
 
-def _without(request: dict[str, object], *keys: str) -> dict[str, object]:
-    return {k: v for k, v in request.items() if k not in keys}
+def _as_ran(request: dict[str, object]) -> dict[str, object]:
+    """``request`` as the peer ran it, not streamed: a chat never with this node's memory
+    (:func:`aria.p2p.inference.admit`); a text completion has no memory fields."""
+    body = {k: v for k, v in request.items() if k != "conversation_id"}
+    body["stream"] = False
+    body.pop("stream_options", None)
+    if "messages" in body:
+        body["memory"] = False
+    return body
 
 
-async def _reexecute(node: Node, request: dict[str, object]) -> tuple[Answer, str | None]:
+async def _reexecute(ctx: PeerContext, request: dict[str, object]) -> tuple[Answer, str | None]:
     """The answer this node gives to ``request`` (through its API), and its receipt id."""
-    token = control_token(node.paths) or ""
+    token = control_token(ctx.paths) or ""
     headers = relay_headers(token, "spotcheck")
     receipt: list[str] = []
     chunks = [
         data
-        async for data in stream_chat(
-            node.paths,
-            # as the peer ran it: never with this node's memory (aria.p2p.inference.admit)
-            {**_without(request, "conversation_id"), "stream": False, "memory": False},
+        async for data in forward(
+            ctx.paths,
+            _as_ran(request),
             headers=headers,
             on_headers=lambda h: receipt.extend(h.get_list("x-aria-receipt")),
         )
@@ -77,27 +78,27 @@ async def _reexecute(node: Node, request: dict[str, object]) -> tuple[Answer, st
     return answer_from_chunks(chunks), (receipt[0] if receipt else None)
 
 
-async def check_pending(node: Node, *, batch: int = _BATCH) -> int:
+async def check_pending(ctx: PeerContext, *, batch: int = _BATCH) -> int:
     """Check up to ``batch`` waiting answers if this node is idle; how many were checked."""
-    provenance = node.provenance
+    provenance = ctx.provenance
     ledger = provenance.ledger
-    if ledger is None or node.active_jobs > 0:
+    if ledger is None or ctx.active_jobs > 0:
         return 0
-    installed = await trio.to_thread.run_sync(_installed, node)
+    installed = await trio.to_thread.run_sync(_installed, ctx)
     waiting = await trio.to_thread.run_sync(
         lambda: ledger.pending(models=set(installed), limit=batch)
     )
     checked = 0
     for pending in waiting:
-        if node.active_jobs > 0 or await api_busy(node.paths) is not False:
+        if ctx.active_jobs > 0 or await api_busy(ctx.paths) is not False:
             break  # serve first, check later (or no API here to check with)
-        if await _check_one(node, pending, installed):
+        if await _check_one(ctx, pending, installed):
             checked += 1
     return checked
 
 
-async def _check_one(node: Node, pending: Pending, installed: dict[str, str]) -> bool:
-    provenance = node.provenance
+async def _check_one(ctx: PeerContext, pending: Pending, installed: dict[str, str]) -> bool:
+    provenance = ctx.provenance
     ledger = provenance.ledger
     assert ledger is not None
     used = str(pending.received.get("model_sha256") or "")
@@ -106,8 +107,8 @@ async def _check_one(node: Node, pending: Pending, installed: dict[str, str]) ->
         await trio.to_thread.run_sync(ledger.drop_pending, pending.receipt_id)
         return False
     try:
-        expected, receipt_id = await _reexecute(node, pending.request)
-    except LocalApiError as exc:
+        expected, receipt_id = await _reexecute(ctx, pending.request)
+    except AriaError as exc:
         log.info("cannot re-execute %s's answer now: %s", pending.peer, exc.message)
         return False
     received = Answer.from_json(pending.received.get("answer") or {})

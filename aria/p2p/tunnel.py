@@ -1,7 +1,7 @@
 """The RPC tunnel ``/aria/rpc-tunnel/1.0.0``: ggml-rpc bytes inside libp2p streams.
 
 ggml-rpc has no authentication or encryption, so no RPC port ever leaves loopback.
-The requesting node runs a :class:`aria.split.Relay` on 127.0.0.1; each connection
+The requesting node runs a :class:`~aria.p2p.transport.relay.Relay` on 127.0.0.1; each connection
 the orchestrator makes to it becomes one libp2p stream (Noise-encrypted, to a peer
 id the handshake verified). The serving node answers the stream with one frame,
 ``accept`` or ``reject`` (the consent contract's reason when it does not lend split
@@ -12,6 +12,11 @@ ggml-rpc filter (:mod:`aria.p2p.lending`) until either side ends; the end of one
 closes the other at once, so a dead worker or peer looks like a reset to the
 orchestrator.
 
+The answer frames and the requester's reading of them are the sans-I/O
+:mod:`aria.p2p.tunnel_protocol`, run by the pump; the serving side is
+:mod:`aria.p2p.lending`, whose RPC-worker starter the node injects (so the peer layer
+never imports split inference).
+
 Control ops: ``tunnel {"peer_id"} -> {"port"}`` opens (or returns) the local port
 for a peer after checking that the peer accepts; ``tunnel_close {"peer_id"}``.
 """
@@ -20,59 +25,47 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import trio
-from pydantic import TypeAdapter
 
 from aria.errors import ConsentRefused, InvalidRequest, PeerError
-from aria.p2p.codec import CodecError, End, MessageDecoder, Violation, WireModel, encode_message
+from aria.p2p.codec import End
+from aria.p2p.context import PeerContext, reset
 from aria.p2p.inference import CONSENT_REASONS, Reason, Reject
 from aria.p2p.lending import Lending
-from aria.p2p.transport.host import connection_kind, libp2p_id
-from aria.split.relay import Relay, RelayStats
+from aria.p2p.transport.pump import pump
+from aria.p2p.transport.relay import Relay, RelayStats
+from aria.p2p.tunnel_protocol import (
+    Accept,
+    Accepted,
+    Broken,
+    Refused,
+    TimedOut,
+    TunnelDial,
+    encode_answer,
+)
 
 if TYPE_CHECKING:
     from libp2p.abc import INetStream
 
-    from aria.p2p.node import Node
-
-__all__ = ["TUNNEL_PROTOCOL", "Accept", "StreamDuplex", "Tunnels", "answer_decoder"]
+__all__ = ["TUNNEL_PROTOCOL", "StreamDuplex", "Tunnels"]
 
 log = logging.getLogger(__name__)
 
 TUNNEL_PROTOCOL = "/aria/rpc-tunnel/1.0.0"
-MAX_ANSWER_FRAME = 1024
-_HEADER = struct.Struct(">I")
 _OPEN_TIMEOUT_S = 60.0  # the first stream may wait for the peer's worker to start
-_READ = 256 * 1024
-
-
-class Accept(WireModel):
-    type: Literal["accept"] = "accept"
-
-
-TunnelAnswer = Accept | Reject | End
-_ADAPTER: TypeAdapter[TunnelAnswer] = TypeAdapter(TunnelAnswer)
-
-
-def answer_decoder() -> MessageDecoder[TunnelAnswer]:
-    """Decodes the serving side's one answer frame (``CodecError`` on anything else)."""
-    return MessageDecoder(_ADAPTER, frozenset({"accept", "reject", "end"}), MAX_ANSWER_FRAME)
-
-
-def _encode(message: WireModel) -> bytes:
-    return encode_message(message, MAX_ANSWER_FRAME)
 
 
 class StreamDuplex:
-    """A libp2p stream as the relay's ``Duplex`` (send / receive / aclose)."""
+    """A libp2p stream as the relay's ``Duplex`` (send / receive / aclose); ``rest`` is
+    what arrived with the tunnel's answer, delivered first."""
 
-    def __init__(self, stream: INetStream) -> None:
+    def __init__(self, stream: INetStream, rest: bytes = b"") -> None:
         self._stream = stream
+        self._rest = rest
 
     async def send(self, item: bytes) -> None:
         try:
@@ -81,6 +74,9 @@ class StreamDuplex:
             raise anyio.BrokenResourceError(str(exc)) from None
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
+        if self._rest:
+            data, self._rest = self._rest[:max_bytes], self._rest[max_bytes:]
+            return data
         try:
             data = await self._stream.read(max_bytes)
         except Exception:
@@ -92,27 +88,6 @@ class StreamDuplex:
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):
             await self._stream.reset()
-
-
-async def _read_exact(stream: INetStream, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        try:
-            more = await stream.read(size - len(data))
-        except Exception:
-            more = b""
-        if not more:
-            raise CodecError(Violation.TRUNCATED, "the tunnel stream ended inside its answer")
-        data += more
-    return bytes(data)
-
-
-async def _read_answer(stream: INetStream) -> TunnelAnswer:
-    """Exactly one frame, so no tunnelled byte after it is consumed here."""
-    (length,) = _HEADER.unpack(await _read_exact(stream, _HEADER.size))
-    if length > MAX_ANSWER_FRAME:
-        raise CodecError(Violation.OVERSIZED, f"tunnel answer of {length} bytes")
-    return answer_decoder().parse(await _read_exact(stream, length))
 
 
 class _PeerFarSide:
@@ -131,9 +106,9 @@ class _PeerFarSide:
 class Tunnels:
     """Both ends of the RPC tunnel for one node: its lending and its relays."""
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        self.lending = Lending(node)
+    def __init__(self, ctx: PeerContext, lending: Lending) -> None:
+        self.ctx = ctx
+        self.lending = lending
         self._open_lock = trio.Lock()
         self._relays: dict[str, _Tunnel] = {}
 
@@ -151,24 +126,22 @@ class Tunnels:
 
     async def serve(self, stream: INetStream) -> None:
         """Handle one inbound tunnel stream (registered on the node's host)."""
-        node = self.node
-        peer = str(stream.muxed_conn.peer_id)
-        record = node.book.get(peer)
-        if record is None or record.verified_at is None or not node.guard.admit(peer, node.clock()):
-            await _reset(stream)
+        peer = await self.ctx.admit_stream(stream)
+        if peer is None:
             return
         try:
             await self.lending.serve(stream, peer, self._refuse, self._accept)
         except Exception as exc:
             log.info("RPC tunnel from %s ended: %s", peer, exc)
-            await _reset(stream)
+            await reset(stream)
 
     async def _refuse(self, stream: INetStream, reason: Reason, message: str) -> None:
-        await stream.write(_encode(Reject(reason=reason, message=message)) + _encode(End()))
+        answer = encode_answer(Reject(reason=reason, message=message)) + encode_answer(End())
+        await stream.write(answer)
         await stream.close()
 
     async def _accept(self, stream: INetStream) -> StreamDuplex:
-        await stream.write(_encode(Accept()))
+        await stream.write(encode_answer(Accept()))
         return StreamDuplex(stream)
 
     # -- requesting side ------------------------------------------------------------
@@ -181,33 +154,26 @@ class Tunnels:
                 reason: ``task_not_allowed``, ``peer_not_allowed``, ...).
             PeerError: unreachable, refused for another reason, or broke the protocol.
         """
-        from libp2p.custom_types import TProtocol
-
-        node = self.node
-        assert node.host is not None
-        pid = libp2p_id(peer)
-        if connection_kind(node.host, pid) == "none":
-            await node.reach(peer)
-        stream: INetStream | None = None
+        stream = await self.ctx.open_stream(peer, TUNNEL_PROTOCOL, _OPEN_TIMEOUT_S)
         try:
-            with trio.fail_after(_OPEN_TIMEOUT_S):
-                stream = await node.host.new_stream(pid, [TProtocol(TUNNEL_PROTOCOL)])
-                answer = await _read_answer(stream)
-        except Exception as exc:
-            # Reset an opened stream, or a late "accept" would pin the peer's worker.
-            if stream is not None:
-                await _reset(stream)
-            if isinstance(exc, CodecError):
-                raise PeerError(f"peer {peer} broke the RPC tunnel protocol ({exc})") from None
-            raise PeerError(f"cannot open an RPC tunnel to peer {peer}: {exc}") from None
-        if isinstance(answer, Accept):
-            return StreamDuplex(stream)
-        await _reset(stream)
-        if isinstance(answer, Reject):
-            text = f"peer {peer} refused the RPC tunnel ({answer.reason}): {answer.message}"
-            if answer.reason in CONSENT_REASONS:
+            events = await pump(stream, TunnelDial(_OPEN_TIMEOUT_S), self.ctx.clock)
+        except BaseException:
+            await reset(stream)  # a late "accept" would pin the peer's worker
+            raise
+        answer = events[0] if events else None
+        if isinstance(answer, Accepted):
+            return StreamDuplex(stream, answer.rest)
+        await reset(stream)
+        if isinstance(answer, Refused):
+            reject = answer.reject
+            text = f"peer {peer} refused the RPC tunnel ({reject.reason}): {reject.message}"
+            if reject.reason in CONSENT_REASONS:
                 raise ConsentRefused(text)
             raise PeerError(text)
+        if isinstance(answer, Broken):
+            raise PeerError(f"peer {peer} broke the RPC tunnel protocol ({answer.detail})")
+        if isinstance(answer, TimedOut):
+            raise PeerError(f"peer {peer} did not answer the RPC tunnel in {answer.waited_s:.0f} s")
         raise PeerError(f"peer {peer} closed the RPC tunnel without an answer")
 
     async def open_op(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -230,8 +196,7 @@ class Tunnels:
                 await relay.serve(task_status=task_status)
             self._relays.pop(peer, None)
 
-        assert self.node._nursery is not None
-        port = await self.node._nursery.start(serve)
+        port = await self.ctx.start(serve)
         self._relays[peer] = _Tunnel(port, scope, relay.stats)
         log.info("RPC tunnel to %s listening on 127.0.0.1:%d", peer, port)
 
@@ -268,8 +233,3 @@ def _peer_arg(args: dict[str, Any]) -> str:
     if not isinstance(peer, str) or not 0 < len(peer) <= 128:
         raise InvalidRequest("a tunnel needs a peer id")
     return peer
-
-
-async def _reset(stream: INetStream) -> None:
-    with trio.CancelScope(shield=True), contextlib.suppress(Exception):
-        await stream.reset()

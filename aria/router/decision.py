@@ -9,10 +9,18 @@
    whose window (capped like the backends cap it) holds the prompt plus the answer.
 3. **Known limit.** Native 1-bit models are unreliable at tool calls and JSON: a request
    with tools or a JSON format never goes to one while any non-1-bit model is reachable.
-4. **Chain.** Reachable candidates (installed here, then offered by peers), in that
-   order. When none is, the catalog candidates are listed anyway (the executor skips
-   each with "not installed" and reports it). The embedded default model always ends
-   the chain as the last resort.
+4. **Chain.** Each candidate becomes one entry per place it can run
+   (:mod:`aria.router.placement`): installed here (``local``, or ``split`` over peers
+   when its memory floor exceeds this node's budget), and on each peer that offers it,
+   best peer first. With the ``local-first`` preference (the default) every local entry
+   comes first, then the peers, then the splits; ``peers-first`` puts peers first;
+   ``local-only`` keeps this machine's models alone. When nothing is reachable, the
+   catalog candidates are listed anyway (the executor skips each with "not installed"
+   and reports it). The embedded default model always ends the chain as the last
+   resort, here.
+
+A named model gets the same treatment without the routing table
+(:func:`place_named`): here if installed, then on the peers offering it.
 """
 
 from __future__ import annotations
@@ -27,19 +35,26 @@ from aria.catalog.runnable import runnability
 from aria.errors import ConfigError
 from aria.profiles import enabled_tiers, native_1bit_only
 from aria.router.categories import Category
+from aria.router.placement import ChainEntry, Local, OnPeer, Preference, Split
 from aria.router.request import RouteRequest
 from aria.router.table import RoutingTable
 
-__all__ = ["Availability", "RoutingDecision", "route"]
+__all__ = ["Availability", "RoutingDecision", "place_named", "route"]
 
 _NOT_CHAT: Final = frozenset({Capability.EMBEDDING, Capability.COMPLETION})
+_GIB: Final = 1024**3
 # How many candidates a reason names (the chain itself lists them all).
 _NAMED: Final = 3
 
 
 @dataclass(frozen=True)
 class Availability:
-    """What this node can run right now, as the router needs to know it."""
+    """What this node can run right now, and where, as the router needs to know it.
+
+    ``peers`` maps each model peers offer to the peers offering it, best first (empty
+    unless the operator lets prompts reach peers); ``budget_bytes`` is this node's
+    memory budget (an installed model whose floor exceeds it runs split over peers).
+    """
 
     profile: str
     tiers: tuple[Tier, ...]
@@ -48,9 +63,11 @@ class Availability:
     default_model: ModelId
     gpu: bool = False
     context_cap: int | None = None
-    peer_models: frozenset[ModelId] = frozenset()
+    peers: Mapping[ModelId, tuple[str, ...]] = field(default_factory=dict)
     bitnet_cpp: bool = False
     one_bit_only: bool = False
+    budget_bytes: int | None = None
+    prefer: Preference = "local-first"
 
     @classmethod
     def build(
@@ -62,16 +79,21 @@ class Availability:
         installed: Iterable[CatalogEntry],
         default_model: ModelId,
         context_cap: int | None = None,
-        peer_models: Iterable[ModelId] = (),
+        peers: Mapping[ModelId, Iterable[str]] | None = None,
+        offered: Iterable[CatalogEntry] = (),
         bitnet_cpp: bool = False,
+        budget_bytes: int | None = None,
+        prefer: Preference = "local-first",
     ) -> Availability:
-        """Availability from the catalog and the store's installed entries (imports too).
+        """Availability from the catalog, the store's installed entries (imports too) and
+        the entries of models only peers hold (``offered``, from their adverts).
 
         Raises:
             ConfigError: ``profile`` is not a known preset.
         """
         installed = tuple(installed)
-        entries = {entry.id: entry for entry in (*catalog, *installed)}
+        entries = {entry.id: entry for entry in (*offered, *catalog, *installed)}
+        ranked = {model: tuple(ids) for model, ids in (peers or {}).items()}
         return cls(
             profile=profile,
             tiers=enabled_tiers(profile, gpu_available=gpu),
@@ -80,14 +102,20 @@ class Availability:
             default_model=default_model,
             gpu=gpu,
             context_cap=context_cap,
-            peer_models=frozenset(peer_models),
+            peers=MappingProxyType({m: ids for m, ids in ranked.items() if ids}),
             bitnet_cpp=bitnet_cpp,
             one_bit_only=native_1bit_only(profile),
+            budget_bytes=budget_bytes,
+            prefer=prefer,
         )
 
     def __post_init__(self) -> None:
         if self.default_model not in self.entries:
             raise ConfigError(f"the default model {self.default_model!r} has no catalog entry")
+
+    @property
+    def peer_models(self) -> frozenset[ModelId]:
+        return frozenset(self.peers)
 
     def window(self, entry: CatalogEntry) -> int:
         """The context window a backend will actually open for ``entry``."""
@@ -96,26 +124,57 @@ class Availability:
         return min(entry.context_length, self.context_cap)
 
     def reachable(self, model_id: ModelId) -> bool:
-        return model_id in self.installed or model_id in self.peer_models
+        return model_id in self.installed or model_id in self.peers
+
+    def fits_here(self, model_id: ModelId) -> bool:
+        """Does the model's memory floor fit this node's budget (unknown: yes)?"""
+        entry = self.entries.get(model_id)
+        if self.budget_bytes is None or entry is None:
+            return True
+        return entry.memory.ram_gb * _GIB <= self.budget_bytes
+
+    def entries_for(self, models: Iterable[ModelId]) -> tuple[ChainEntry, ...]:
+        """Where each of ``models`` (best first) can run, in the order to try (see the
+        module doc); a model reachable nowhere is listed here (the executor says why)."""
+        local: list[ChainEntry] = []
+        remote: list[ChainEntry] = []
+        split: list[ChainEntry] = []
+        for model in models:
+            if model in self.installed or model not in self.peers:
+                here = self.fits_here(model) or self.prefer == "local-only"
+                (local if here else split).append(ChainEntry(model, Local() if here else Split()))
+            remote.extend(ChainEntry(model, OnPeer(peer)) for peer in self.peers.get(model, ()))
+        if self.prefer == "local-only":
+            return tuple(local)
+        first, then = (remote, local) if self.prefer == "peers-first" else (local, remote)
+        return (*first, *then, *split)
 
 
 @dataclass(frozen=True)
 class RoutingDecision:
-    """The model to try first, the ones to try next, and a one-line explanation."""
+    """The entries to try, best first, and a one-line explanation."""
 
-    model_id: ModelId
+    entries: tuple[ChainEntry, ...]
     tier: Tier
     category: Category
     confidence: float
     reason: str
-    fallbacks: tuple[ModelId, ...]
     notice: str | None = None
     scores: Mapping[Category, float] = field(default_factory=dict)
 
     @property
+    def model_id(self) -> ModelId:
+        """The model of the first entry."""
+        return self.entries[0].model_id
+
+    @property
     def chain(self) -> tuple[ModelId, ...]:
-        """Every candidate in the order the executor tries them."""
-        return (self.model_id, *self.fallbacks)
+        """The models of the chain, in order, each once."""
+        return tuple(dict.fromkeys(entry.model_id for entry in self.entries))
+
+    @property
+    def fallbacks(self) -> tuple[ModelId, ...]:
+        return self.chain[1:]
 
     def labels(self) -> dict[str, str]:
         """Metric labels of this decision (``aria_route_decisions{category,model,tier}``)."""
@@ -144,7 +203,8 @@ def route(request: RouteRequest, table: RoutingTable, available: Availability) -
         (m for m in candidates if available.reachable(m)),
         key=lambda m: m not in available.installed,
     )
-    chain = [*(m for m in (reachable or candidates) if m != default), default]
+    chain = [*available.entries_for(m for m in (reachable or candidates) if m != default)]
+    chain.append(ChainEntry(default, Local()))
     why = _reason(category, available, row, reachable, candidates, need)
     if one_bit_note:
         why += "; " + one_bit_note
@@ -155,15 +215,20 @@ def route(request: RouteRequest, table: RoutingTable, available: Availability) -
             notice += f" (download {candidates[0]} for it)"
         notice += f"; the embedded default {default} answers as the last resort"
     return RoutingDecision(
-        model_id=chain[0],
-        tier=available.entries[chain[0]].tier,
+        entries=tuple(chain),
+        tier=available.entries[chain[0].model_id].tier,
         category=category,
         confidence=round(confidence, 4),
         reason=why,
-        fallbacks=tuple(chain[1:]),
         notice=notice,
         scores=text.scores,
     )
+
+
+def place_named(model_id: ModelId, available: Availability) -> tuple[ChainEntry, ...]:
+    """Where a model the request names can run: here (if installed, or if nobody offers
+    it: the executor then says how to install it), then on the peers that offer it."""
+    return available.entries_for([model_id]) or (ChainEntry(model_id, Local()),)
 
 
 def _structural(request: RouteRequest, table: RoutingTable) -> tuple[Category, float] | None:
@@ -182,7 +247,8 @@ def _fits(model_id: ModelId, category: Category, need: int, available: Availabil
         return False
     if available.one_bit_only and not entry.native_1bit:
         return False  # the 1-bit profile: the embedded default is its only other model
-    if not runnability(entry, bitnet_cpp=available.bitnet_cpp).ok:
+    only_peers = model_id in available.peers and model_id not in available.installed
+    if not only_peers and not runnability(entry, bitnet_cpp=available.bitnet_cpp).ok:
         return False  # no engine here can load it: never route to it or suggest it
     caps = entry.capabilities
     if Capability.CHAT not in caps and caps & _NOT_CHAT:

@@ -1,12 +1,14 @@
-"""Automatic split inference: serve an installed model over peers when it does not fit here.
+"""Split inference for a chain entry: a lease on an installed model spread over lenders.
 
-:class:`aria.node.Node` calls :func:`split_lease` instead of a local lease when a model's
-memory floor exceeds the node's budget (and the operator lets prompts reach peers,
-``use.prompts_may_leave`` in the consent contract: the workers see the prompt's
-activations), or when the caller
-forces it (``aria model run --distributed``). Candidates come from the node running on
-this ARIA home (:mod:`aria.split.network`); the lease is an ordinary backend lease, so
-streaming, cancellation and the fallback chain are unchanged.
+The node's placement decision (:mod:`aria.router.placement`) marks an installed model
+``split`` when its memory floor exceeds this node's budget, or when the caller forces it
+(``aria model run --distributed``); :func:`split_lease` then opens that entry. It takes
+the values it needs (the model, its launch options, the dispatcher, whether prompts may
+leave — ``use.prompts_may_leave`` of the consent contract: the workers see the prompt's
+activations — and the home whose node finds lenders), never the node itself. Candidates
+come from the node running on this ARIA home (:mod:`aria.split.network`); the lease is
+an ordinary backend lease, so streaming, cancellation and the fallback chain are
+unchanged.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from aria.backends import Lease
+from aria.backends import Dispatcher, Lease, WorkerLaunch
+from aria.config import AriaPaths
 from aria.errors import PlacementRefused
 from aria.split.network import network_candidates
 from aria.split.orchestrator import SplitLease, SplitModel
@@ -25,10 +28,9 @@ from aria.split.placement import Placement, PlanPolicy
 from aria.split.service import require_shareable, split_model_for
 
 if TYPE_CHECKING:
-    from aria.node import Node
     from aria.store import InstalledModel
 
-__all__ = ["describe_split", "needs_split", "placement_of", "split_lease"]
+__all__ = ["describe_split", "placement_of", "split_lease"]
 
 _GIB = 1024**3
 
@@ -37,38 +39,41 @@ FORCED_POLICY = PlanPolicy(max_local_layers=0)
 AUTO_POLICY = PlanPolicy()
 
 
-def needs_split(node: Node, model: InstalledModel) -> bool:
-    """Does ``model``'s memory floor exceed what the node's dispatcher may give it?"""
-    return int(model.entry.memory.ram_gb * _GIB) > node.dispatcher.limits.budget_bytes
-
-
 @asynccontextmanager
 async def split_lease(
-    node: Node, model: InstalledModel, *, forced: bool = False
+    model: InstalledModel,
+    launch: WorkerLaunch,
+    *,
+    dispatcher: Dispatcher,
+    paths: AriaPaths,
+    use_peers: bool,
+    forced: bool = False,
 ) -> AsyncIterator[SplitLease]:
-    """A lease on ``model`` split over the peers that lend compute.
+    """A lease on ``model`` split over the peers that lend compute to the node on ``paths``.
 
     Raises:
         PlacementRefused: the model's licence does not allow sharing it, no node runs
-        here, no peer lends compute, prompts may not reach peers, or the lenders cannot
-        hold the model (the message says which).
+        here, no peer lends compute, prompts may not reach peers (``use_peers``: the
+        contract's ``use.prompts_may_leave``, off and not ``forced``), or the lenders
+        cannot hold the model (the message says which).
         BackendUnavailable: the split backend failed to load.
     """
+    budget = dispatcher.limits.budget_bytes
     why = (
         f"{model.entry.id} was asked to run distributed"
         if forced
         else (
             f"{model.entry.id} needs {model.entry.memory.ram_gb:.3g} GB but this node's "
-            f"memory budget is {node.dispatcher.limits.budget_bytes / _GIB:.3g} GB"
+            f"memory budget is {budget / _GIB:.3g} GB"
         )
     )
     require_shareable(model)  # before any peer is even looked for
-    if not forced and not node.prompts_may_leave():
+    if not forced and not use_peers:
         raise PlacementRefused(
             f"{why}; splitting it over peers is off (their workers would see the "
             "prompt's activations): enable it with `aria node share --use-peers on`"
         )
-    found = await anyio.to_thread.run_sync(network_candidates, node.paths)
+    found = await anyio.to_thread.run_sync(network_candidates, paths)
     if not found.node_running:
         raise PlacementRefused(
             f"{why}; no ARIA node runs on this home to find peers that lend compute; "
@@ -84,13 +89,15 @@ async def split_lease(
         )
     policy = FORCED_POLICY if forced else AUTO_POLICY
     split: SplitModel = await anyio.to_thread.run_sync(
-        lambda: split_model_for(node, model.entry.id, lambda: found.candidates, policy)
+        lambda: split_model_for(
+            model, launch, lambda: found.candidates, policy, local_memory_bytes=budget
+        )
     )
     try:
         split.plan()  # refuse here, with the reason, before any backend starts
     except PlacementRefused as exc:
         raise PlacementRefused(f"{why}; {exc.message}") from None
-    async with split.lease(node.dispatcher) as lease:
+    async with split.lease(dispatcher) as lease:
         yield lease
 
 

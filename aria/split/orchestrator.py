@@ -6,7 +6,7 @@ whose launch options carry the placement: the RPC servers to register, the
 worker, so a dead worker takes down only that backend process, never the API.
 
 :class:`SplitModel` keeps the set of workers found dead. When generation fails, it
-probes every worker of the placement (:mod:`aria.split.probe`), remembers the ones
+probes every worker of the placement (:mod:`aria.rpc.probe`), remembers the ones
 that no longer answer, and raises ``BackendCrashed`` naming them; the dispatcher has
 already marked the backend failed, so the next request plans again without them and
 the dispatcher starts a fresh process with the new placement. A load that fails
@@ -25,10 +25,10 @@ import anyio
 from aria.backends import Dispatcher, Lease, WorkerLaunch
 from aria.catalog import ModelId
 from aria.errors import AriaError, BackendCrashed, BackendUnavailable
+from aria.rpc.probe import probe_workers
 from aria.split.layout import ModelLayout
 from aria.split.placement import Candidate, LocalNode, Placement, PlanPolicy
 from aria.split.planner import plan_placement
-from aria.split.probe import probe_workers
 
 __all__ = ["SplitLease", "SplitModel"]
 

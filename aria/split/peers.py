@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from aria.p2p.views import PeerView
-from aria.split.ggml_rpc import LOOPBACK_HOST
+from aria.rpc.ggml_rpc import LOOPBACK_HOST
 from aria.split.placement import Candidate
 
 __all__ = ["candidates_from_peers", "lenders"]

@@ -1,9 +1,10 @@
-"""Split inference for one of a node's installed models: candidates, plan, served model.
+"""Split inference for one installed model: candidates, plan, served model.
 
-This is where the node's facts (its memory budget, the model's launch options) meet
-the RPC workers it may use. Workers come from ``--worker HOST:PORT[@GB]`` options today
-(probed over ggml-rpc) and from the p2p layer's adverts later; both become planner
-:class:`~aria.split.planner.Candidate` values.
+This is where the node's facts (the model, its launch options, the memory this node may
+give it) meet the RPC workers it may use; the caller passes those values (it never hands
+over the node itself). Workers come from ``--worker HOST:PORT[@GB]`` options (probed over
+ggml-rpc) and from the peer network's lenders (:mod:`aria.split.network`); both become
+planner :class:`~aria.split.placement.Candidate` values.
 """
 
 from __future__ import annotations
@@ -12,23 +13,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from aria.backends import WorkerLaunch
 from aria.catalog import Allowed, ModelId, Use, evaluate
 from aria.errors import AriaError, ConfigError, PlacementRefused
-from aria.split.ggml_rpc import parse_endpoint
+from aria.rpc.ggml_rpc import parse_endpoint
+from aria.rpc.probe import probe_workers
 from aria.split.gguf_layers import read_layout
 from aria.split.orchestrator import SplitModel
-from aria.split.placement import Candidate, LocalNode, Placement, PlanPolicy
-from aria.split.probe import probe_workers
+from aria.split.placement import Candidate, LocalNode, PlanPolicy
 
 if TYPE_CHECKING:
-    from aria.node import Node
-    from aria.split.workers import RpcWorker
+    from aria.rpc.workers import RpcWorker
     from aria.store import InstalledModel
 
 __all__ = [
     "WorkerSpec",
     "candidate_from_worker",
-    "plan_for",
     "probe_candidates",
     "require_shareable",
     "split_model_for",
@@ -106,48 +106,30 @@ def require_shareable(model: InstalledModel) -> None:
         )
 
 
-def plan_for(
-    node: Node, model_id: str, candidates: Sequence[Candidate], policy: PlanPolicy
-) -> Placement:
-    """The placement of an installed model over ``candidates`` (and this node).
-
-    Raises:
-        ModelNotFound, ModelNotInstalled, PlacementRefused, InvalidRequest (bad GGUF).
-    """
-    return split_model_for(node, model_id, lambda: candidates, policy).plan()
-
-
 def split_model_for(
-    node: Node,
-    model_id: str,
+    model: InstalledModel,
+    launch: WorkerLaunch,
     candidates: Callable[[], Sequence[Candidate]],
     policy: PlanPolicy,
     *,
-    local_memory_bytes: int | None = None,
+    local_memory_bytes: int,
 ) -> SplitModel:
-    """A :class:`SplitModel` for an installed model with this node's launch options.
+    """A :class:`SplitModel` for an installed ``model`` run with ``launch`` (this node's
+    options for it), this node holding at most ``local_memory_bytes`` of it.
 
-    ``local_memory_bytes`` overrides the node's memory budget for this model. Splitting
-    sends the model's weights to the workers, so only a model whose licence allows
-    sharing (``Use.SHARE``: green) is split.
+    Splitting sends the model's weights to the workers, so only a model whose licence
+    allows sharing (``Use.SHARE``: green) is split.
 
     Raises:
-        ModelNotFound, ModelNotInstalled, InvalidRequest (bad GGUF).
+        InvalidRequest (bad GGUF).
         PlacementRefused: the model's licence does not allow sharing it.
     """
-    model = node.installed(model_id)
     require_shareable(model)
-    launch = node.launch_for(model)
     return SplitModel(
         model_id=ModelId(model.entry.id),
         layout=replace(read_layout(model.path), name=model.entry.id),
         base_launch=launch,
-        local=LocalNode(
-            local_memory_bytes
-            if local_memory_bytes is not None
-            else node.dispatcher.limits.budget_bytes,
-            launch.threads,
-        ),
+        local=LocalNode(local_memory_bytes, launch.threads),
         candidates=candidates,
         policy=policy,
     )

@@ -21,6 +21,7 @@ from aria.catalog.entries import (
     ConvertedSource,
     HuggingFaceSource,
     LocalSource,
+    PeerSource,
     WheelSource,
 )
 from aria.catalog.loader import Catalog
@@ -186,6 +187,8 @@ class ModelStore:
                     return self._install_converted(entry, source, progress)
                 case LocalSource():
                     raise StoreError(f"{entry.id} is a local file; use `aria model import`")
+                case PeerSource():
+                    raise StoreError(f"{entry.id} is only offered by peers; it has no download")
 
     def ensure_embedded(self) -> InstalledModel:
         """Install the catalog's default model from its wheel if needed (quick when present)."""

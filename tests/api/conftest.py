@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -18,8 +18,9 @@ from openai import OpenAI
 
 from aria.api import ServerConfig
 from aria.api.background import serve_in_thread
-from aria.bench.synthetic import write_llama_gguf
+from aria.backends.launch import Engine
 from aria.config import AriaPaths, AriaSettings
+from aria.convert.synthetic import write_llama_gguf
 from aria.hardware import detect
 from aria.node import Node
 
@@ -28,24 +29,47 @@ from aria.node import Node
 class Server:
     url: str
     node: Node
+    _opened: list[httpx.Client | OpenAI] = field(default_factory=list)
 
     def client(self, api_key: str = "unused") -> OpenAI:
-        return OpenAI(base_url=f"{self.url}/v1", api_key=api_key, max_retries=0, timeout=120)
+        """An SDK client (closed with the server)."""
+        client = OpenAI(base_url=f"{self.url}/v1", api_key=api_key, max_retries=0, timeout=120)
+        self._opened.append(client)
+        return client
 
     def http(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=120)
+        """A plain HTTP client (closed with the server, unless the test closes it first)."""
+        client = httpx.Client(base_url=self.url, timeout=120)
+        self._opened.append(client)
+        return client
+
+    def close_later(self, *clients: httpx.Client) -> None:
+        """Close ``clients`` with the server."""
+        self._opened.extend(clients)
+
+    def close_clients(self) -> None:
+        for client in self._opened:
+            client.close()
 
 
 @contextmanager
 def running(node: Node, config: ServerConfig | None = None) -> Iterator[Server]:
     """Serve ``node`` on 127.0.0.1 (a free port) until the block ends."""
     with serve_in_thread(node, config) as url:
-        yield Server(url, node)
+        server = Server(url, node)
+        try:
+            yield server
+        finally:
+            server.close_clients()
 
 
-def make_node(home: Path, models: dict[str, Path], **settings: object) -> Node:
+def make_node(
+    home: Path, models: dict[str, Path], *, engine: Engine | None = None, **settings: object
+) -> Node:
+    """A node on ``home`` with ``models`` imported (``engine="fake"``: no llama.cpp)."""
     paths = AriaPaths(home)
-    node = Node.create(paths, AriaSettings(**settings), hardware=detect())  # type: ignore[arg-type]
+    node = Node.create(paths, AriaSettings.model_validate(settings), hardware=detect())
+    node.engine = engine
     for model_id, path in models.items():
         node.store.import_file(path, model_id=model_id)
     return node

@@ -8,12 +8,14 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
-from aria.api import KeyStore, ServerConfig, is_loopback, serve
+from aria.api import ServerConfig, is_loopback, serve
+from aria.apikeys import KeyStore
 from aria.errors import ConfigError, Conflict, NotFound
 from tests.api.conftest import Server, make_node, running
 
-HELLO = [{"role": "user", "content": "hi"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,14 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
-from aria.bench.synthetic_vocab import build_vocab
+from aria.convert.synthetic_vocab import build_vocab
 from tests.api.conftest import Server, make_node, running
 
 WORDS = ["the", "and", "was", "that", "with", "from", "which", "would"]
 NO_END = {"2": -100, "4": -100}
-WEATHER = {
+WEATHER: ChatCompletionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -111,7 +112,9 @@ def test_sixteen_mixed_requests_at_once_all_complete_correctly(server: Server) -
         )
         calls = reply.choices[0].message.tool_calls
         assert reply.choices[0].finish_reason == "tool_calls" and calls and len(calls) == 1
-        assert json.loads(calls[0].function.arguments)["city"] in ("Paris", "Rome")
+        call = calls[0]
+        assert call.type == "function"
+        assert json.loads(call.function.arguments)["city"] in ("Paris", "Rome")
 
     def schema(n: int) -> None:
         reply = client.chat.completions.create(
@@ -207,7 +210,10 @@ def test_a_stream_at_the_context_limit_ends_with_length_while_others_go_on(
 
 
 def test_a_repeated_system_prompt_is_reported_as_cached_tokens(server: Server) -> None:
-    system = {"role": "system", "content": "you answer in one short sentence. " * 30}
+    system: ChatCompletionMessageParam = {
+        "role": "system",
+        "content": "you answer in one short sentence. " * 30,
+    }
     client = server.client()
     usages = []
     for question in ("what is the time?", "what is the weather?"):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from aria.api.keys import KeyStore
+from aria.apikeys import KeyStore
 from aria.cli.commands import register
 from aria.cli.main import app
 from aria.config import AriaPaths

@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 import trio
 
-from aria.api import KeyStore, ServerConfig, serve
+from aria.api import ServerConfig, serve
+from aria.apikeys import KeyStore
 from aria.errors import ConfigError
 from tests.api.conftest import Server, make_node, running
 

@@ -16,10 +16,11 @@ import httpx
 import openai
 import psutil
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.api.conftest import Server, make_node, running
 
-HELLO = [{"role": "user", "content": "hello"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
 # The synthetic vocabulary's end tokens (</s>, <|im_end|>): suppressed, a generation runs on.
 NO_END = {"2": -100, "4": -100}
 LONG = {
@@ -104,7 +105,7 @@ def test_deep_schemas_are_a_400_not_a_500(server: Server) -> None:
 
 def test_nested_tool_call_arguments_are_refused_and_the_backend_lives_on(server: Server) -> None:
     pid = warm(server, "tiny")
-    body = {
+    body: dict[str, Any] = {
         "model": "tiny",
         "max_tokens": 2,
         "messages": [

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from aria.bench.synthetic import write_llama_gguf
+from aria.convert import write_llama_gguf
 from tests.api.conftest import Server, running
 from tests.helpers.hubnode import HUB_MODEL, hub_node, publish_model
 from tests.helpers.hubserver import HubServer

@@ -11,11 +11,13 @@ import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from aria.api import KeyStore, ServerConfig
+from aria.api import ServerConfig
+from aria.apikeys import KeyStore
 from tests.api.conftest import Server, make_node, running
 from tests.p2p.procs import wait_for
 
@@ -29,7 +31,7 @@ def live(
         yield server
 
 
-def _cli_json(home: Path, *args: str) -> dict[str, object]:
+def _cli_json(home: Path, *args: str) -> dict[str, Any]:
     result = subprocess.run(
         [sys.executable, "-m", "aria", *args, "--json"],
         capture_output=True,
@@ -86,7 +88,7 @@ def test_profile_switch_is_saved_applies_at_once_and_the_cli_agrees(live: Server
     assert {p["name"]: p["tiers"] for p in shown["profiles"]}["balanced"] == [
         "efficiency",
         "quality",
-    ]  # type: ignore[union-attr, index]
+    ]
     refused = http.put("/api/profile", json={"profile": "turbo"})
     assert refused.status_code == 400 and refused.json()["error"]["param"] == "profile"
     assert http.get("/api/profile").json()["active"] == "balanced"

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from aria.api import KeyStore, ServerConfig
+from aria.api import ServerConfig
+from aria.apikeys import KeyStore
 from aria.memory import store_file
 from tests.api.conftest import Server, make_node, running
 
@@ -169,6 +170,7 @@ def test_each_api_key_has_its_own_memory_and_the_operator_decides(
     server, alice, bob = keyed
     as_alice = httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {alice}"})
     as_bob = httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {bob}"})
+    server.close_later(as_alice, as_bob)
     assert as_alice.post("/v1/memory", json={"text": "I live in Lyon"}).status_code == 201
     refused = as_bob.get("/v1/memory")
     assert refused.status_code == 403 and "aria api key memory bob on" in refused.text

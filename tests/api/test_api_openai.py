@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Literal
 
 import jsonschema
+import openai
 import pytest
 from openai import OpenAI
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
+from pydantic import BaseModel
 
-from aria.bench.synthetic_vocab import build_vocab
+from aria.convert.synthetic_vocab import build_vocab
 from tests.api.conftest import Server
 
-HELLO = [{"role": "user", "content": "hello there"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +104,7 @@ def test_seed_reproducibility(client: OpenAI) -> None:
     assert len({sample(s) for s in range(4)}) > 1
 
 
-WEATHER = {
+WEATHER: ChatCompletionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -129,11 +133,12 @@ def test_tool_calls_are_parsed(client: OpenAI) -> None:
     assert choice.finish_reason == "tool_calls"
     assert choice.message.tool_calls and len(choice.message.tool_calls) == 1
     call = choice.message.tool_calls[0]
+    assert call.type == "function"  # ARIA makes function calls only (narrows the type)
     assert call.function.name == "get_weather" and call.id.startswith("call_")
     assert json.loads(call.function.arguments)["city"] in ("Paris", "Rome")
 
 
-def test_tool_calls_stream_as_deltas(client: OpenAI) -> None:
+def test_tool_calls_stream_as_argument_fragments(client: OpenAI) -> None:
     stream = client.chat.completions.create(
         model="tiny",
         messages=[{"role": "user", "content": "weather?"}],
@@ -145,33 +150,70 @@ def test_tool_calls_stream_as_deltas(client: OpenAI) -> None:
         stream=True,
     )
     deltas = [c.choices[0] for c in stream if c.choices]
-    calls = [d.delta.tool_calls[0] for d in deltas if d.delta.tool_calls]
-    assert calls and calls[0].index == 0 and calls[0].function.name == "get_weather"
-    assert json.loads(calls[0].function.arguments)["city"] in ("Paris", "Rome")
+    fragments = [call for d in deltas for call in d.delta.tool_calls or []]
+    assert fragments and fragments[0].index == 0
+    for index in {f.index for f in fragments}:
+        head, *rest = [f for f in fragments if f.index == index]
+        assert head.id and head.type == "function"
+        assert head.function is not None and head.function.name == "get_weather"
+        assert head.function.arguments == ""  # OpenAI's shape: the name, then the arguments
+        assert rest and all(f.id is None and f.function and f.function.name is None for f in rest)
+        arguments = "".join(f.function.arguments or "" for f in rest if f.function)
+        assert json.loads(arguments)["city"] in ("Paris", "Rome")
     assert deltas[-1].finish_reason == "tool_calls"
 
 
+class Weather(BaseModel):
+    """Weather in a city."""
+
+    city: Literal["Paris", "Rome"]
+
+
+def test_the_sdk_stream_helper_accumulates_and_parses_tool_calls(client: OpenAI) -> None:
+    tool = openai.pydantic_function_tool(Weather, name="get_weather")
+    events = []
+    with client.chat.completions.stream(
+        model="tiny",
+        messages=[{"role": "user", "content": "weather?"}],
+        tools=[tool],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        max_tokens=300,
+        temperature=0.7,
+        seed=3,
+    ) as stream:
+        for event in stream:
+            events.append(event.type)
+        final = stream.get_final_completion()
+    assert "tool_calls.function.arguments.delta" in events
+    assert "tool_calls.function.arguments.done" in events
+    call = (final.choices[0].message.tool_calls or [])[0]
+    assert call.type == "function" and call.function.name == "get_weather"
+    assert isinstance(call.function.parsed_arguments, Weather)
+    assert final.choices[0].finish_reason == "tool_calls"
+
+
 def test_tool_round_trip_with_tool_messages(client: OpenAI) -> None:
+    messages: list[ChatCompletionMessageParam] = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "weather?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ]
     reply = client.chat.completions.create(
         model="tiny",
         max_tokens=5,
         temperature=0,
-        messages=[
-            {"role": "system", "content": "be brief"},
-            {"role": "user", "content": "weather?"},
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": "call_1",
-                        "type": "function",
-                        "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'},
-                    }
-                ],
-            },
-            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
-        ],
+        messages=messages,
         tools=[WEATHER],
         tool_choice="none",
     )

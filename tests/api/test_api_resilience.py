@@ -6,38 +6,44 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
-from aria.bench.synthetic_vocab import build_vocab
+from aria.convert.synthetic_vocab import build_vocab
 from tests.api.conftest import Server
 
-LONG = {
+STORY: list[ChatCompletionMessageParam] = [{"role": "user", "content": "tell me a long story"}]
+LONG: dict[str, Any] = {
     "model": "slow",
     "max_tokens": 2000,
     "temperature": 0,
     "stream": True,
-    "messages": [{"role": "user", "content": "tell me a long story"}],
+    "messages": STORY,
 }
 
 
-def wait_until(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+def wait_until(condition: Callable[[], object], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.05)
 
 
-def backend(server: Server, model: str) -> dict:  # type: ignore[type-arg]
+def backend(server: Server, model: str) -> dict[str, Any]:
     health = server.http().get("/health").json()
     return next(b for b in health["backends"] if b["model"] == model)
 
 
 def test_sigkill_mid_stream_gives_an_error_and_the_server_recovers(server: Server) -> None:
     client = server.client()
-    stream = client.chat.completions.create(**LONG)
+    stream = client.chat.completions.create(
+        model="slow", max_tokens=2000, temperature=0, stream=True, messages=STORY
+    )
     received = 0
     with pytest.raises(openai.APIError, match="backend"):
         for _chunk in stream:
@@ -48,7 +54,7 @@ def test_sigkill_mid_stream_gives_an_error_and_the_server_recovers(server: Serve
                 os.kill(pid, signal.SIGKILL)
     assert received >= 3
     assert server.http().get("/health").json()["status"] == "ok"
-    reply = client.chat.completions.create(model="slow", max_tokens=5, messages=LONG["messages"])
+    reply = client.chat.completions.create(model="slow", max_tokens=5, messages=STORY)
     assert reply.choices[0].message.content
     assert backend(server, "slow")["pid"] != pid
 
@@ -93,10 +99,9 @@ def test_queue_depth_is_visible_while_requests_decode_together(server: Server) -
         with ThreadPoolExecutor(max_workers=2) as pool:
             others = [
                 pool.submit(
-                    server.client().chat.completions.create,
-                    model="slow",
-                    max_tokens=2000,
-                    messages=LONG["messages"],
+                    lambda: server.client().chat.completions.create(
+                        model="slow", max_tokens=2000, messages=STORY
+                    )
                 )
                 for _ in range(2)
             ]

@@ -9,6 +9,7 @@ from pathlib import Path
 import jsonschema
 import platformdirs
 import pytest
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
 from aria.catalog import load_catalog, load_denylist
 from aria.config import AriaPaths
@@ -19,7 +20,9 @@ pytestmark = pytest.mark.slow
 
 MODEL = "SmolLM2-135M-Instruct"
 DEV_COPY = Path("/work/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-FRANCE = [{"role": "user", "content": "Tell me the capital of France."}]
+FRANCE: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "Tell me the capital of France."}
+]
 
 
 def smollm_file() -> Path | None:
@@ -94,7 +97,7 @@ def test_json_schema_and_tools(smollm: Server) -> None:
         response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": schema}},
     )
     jsonschema.validate(json.loads(reply.choices[0].message.content or ""), schema)
-    tool = {
+    tool: ChatCompletionToolParam = {
         "type": "function",
         "function": {
             "name": "lookup_capital",
@@ -115,6 +118,7 @@ def test_json_schema_and_tools(smollm: Server) -> None:
         temperature=0,
     )
     call = (called.choices[0].message.tool_calls or [])[0]
+    assert call.type == "function"
     assert call.function.name == "lookup_capital"
     assert isinstance(json.loads(call.function.arguments)["country"], str)
 

@@ -21,14 +21,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from openai import OpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
-from aria.api import KeyStore, ServerConfig, serve
+from aria.api import ServerConfig, serve
+from aria.apikeys import KeyStore
 from aria.config import AriaPaths
 from aria.errors import ConfigError
-from aria.p2p.local_api import read_endpoint, stream_chat
+from aria.p2p.local_api import forward, read_endpoint
 from tests.api.conftest import Server, make_node, running
 
-HELLO = [{"role": "user", "content": "hi"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture(scope="module")
@@ -86,13 +88,14 @@ def test_an_https_client_with_the_certificate_works(
     trusted = ssl.create_default_context(cafile=str(certificate[0]))
     with httpx.Client(base_url=https.url, verify=trusted) as http:
         assert http.get("/health").json()["status"] == "ok"
-    client = OpenAI(
+    with OpenAI(
         base_url=f"{https.url}/v1",
         api_key="unused",
-        http_client=httpx.Client(verify=trusted),
+        # The SDK's annotation names its own httpx build; a standard client works as well.
+        http_client=httpx.Client(verify=trusted),  # type: ignore[arg-type]
         max_retries=0,
-    )
-    reply = client.chat.completions.create(model="tiny", messages=HELLO, max_tokens=3)
+    ) as client:
+        reply = client.chat.completions.create(model="tiny", messages=HELLO, max_tokens=3)
     assert reply.usage is not None and reply.usage.completion_tokens == 3
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         httpx.get(f"{https.url}/health")  # nobody else's trust store knows it
@@ -108,7 +111,7 @@ def test_the_node_reaches_its_own_https_api_through_the_pinned_certificate(
     body = {"model": "tiny", "messages": HELLO, "max_tokens": 2, "stream": True}
 
     async def collect() -> list[str]:
-        return [data async for data in stream_chat(https.node.paths, body)]
+        return [data async for data in forward(https.node.paths, body)]
 
     chunks = anyio.run(collect, backend="trio")
     assert chunks[-1] == "[DONE]" and len(chunks) >= 3

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from aria.bench.synthetic import write_llama_gguf
+from aria.convert.synthetic import write_llama_gguf
 
 
 @pytest.fixture(scope="session")
@@ -14,9 +14,3 @@ def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_llama_gguf(
         tmp_path_factory.mktemp("models") / "tiny.gguf", quant="Q8_0", n_ctx=2048
     )
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    """Async tests run on trio, like the API."""
-    return "trio"

@@ -12,9 +12,11 @@ import pytest
 from aria.backends import GenerationJob, GrammarSpec, WorkerLaunch
 from aria.backends.process import WorkerProcess
 from aria.backends.protocol import WorkerInfo
-from aria.bench.synthetic_vocab import build_vocab
+from aria.convert.synthetic_vocab import build_vocab
 
 pytestmark = pytest.mark.anyio
+
+Worker = tuple[WorkerProcess, WorkerInfo]
 
 SYSTEM = {"role": "system", "content": "you are a helpful model " * 20}
 NO_END = {2: -100.0, 4: -100.0}  # </s> and <|im_end|>: generate until a limit
@@ -36,9 +38,7 @@ def forced(word: str, tokens: int) -> GenerationJob:
 
 
 @pytest.fixture
-async def worker(
-    tiny_gguf: Path, tmp_path: Path
-) -> AsyncIterator[tuple[WorkerProcess, WorkerInfo]]:
+async def worker(tiny_gguf: Path, tmp_path: Path) -> AsyncIterator[Worker]:
     launch = WorkerLaunch(model_path=str(tiny_gguf), n_ctx=512, threads=1, parallel=4)
     process = await WorkerProcess.spawn(launch, tmp_path / "worker.log")
     info = await process.handshake(120)
@@ -74,13 +74,13 @@ async def collect(
     return texts, ends, order
 
 
-async def test_the_worker_reports_its_slots_and_their_kv_cache(worker) -> None:
+async def test_the_worker_reports_its_slots_and_their_kv_cache(worker: Worker) -> None:
     _, info = worker
     assert info.slots == 4 and info.n_ctx == 512
     assert info.kv_bytes > 0 and info.kv_bytes % (4 * 512) == 0
 
 
-async def test_requests_decode_together_and_each_gets_its_own_tokens(worker) -> None:
+async def test_requests_decode_together_and_each_gets_its_own_tokens(worker: Worker) -> None:
     process, _ = worker
     words = ["the", "and", "was", "that", "with", "from"]  # six requests, four slots
     await submit(process, {n: forced(word, 30) for n, word in enumerate(words)})
@@ -95,7 +95,7 @@ async def test_requests_decode_together_and_each_gets_its_own_tokens(worker) -> 
     assert min(order.index((n, "tok")) for n in (4, 5)) > first_end
 
 
-async def test_a_repeated_prompt_reuses_the_cached_prefix(worker) -> None:
+async def test_a_repeated_prompt_reuses_the_cached_prefix(worker: Worker) -> None:
     process, _ = worker
     await submit(process, {1: chat("first question", max_tokens=8)})
     _, first, _ = await collect(process, {1})
@@ -109,7 +109,7 @@ async def test_a_repeated_prompt_reuses_the_cached_prefix(worker) -> None:
     assert 20 < other[3]["cached_tokens"] < prompt  # the shared system prompt
 
 
-async def test_a_continuing_chat_reuses_its_earlier_turn(worker) -> None:
+async def test_a_continuing_chat_reuses_its_earlier_turn(worker: Worker) -> None:
     process, _ = worker
     turn = chat("hello there", max_tokens=6)
     await submit(process, {1: turn})
@@ -129,7 +129,7 @@ async def test_a_continuing_chat_reuses_its_earlier_turn(worker) -> None:
     assert second[2]["cached_tokens"] >= first[1]["prompt_tokens"]
 
 
-async def test_cancelling_one_request_leaves_the_others_untouched(worker) -> None:
+async def test_cancelling_one_request_leaves_the_others_untouched(worker: Worker) -> None:
     process, _ = worker
     words = ["the", "and", "was", "that"]
     await submit(process, {n: forced(word, 40) for n, word in enumerate(words)})
@@ -143,7 +143,7 @@ async def test_cancelling_one_request_leaves_the_others_untouched(worker) -> Non
     assert all(text.split() == ["which"] * 5 for text in more.values())
 
 
-async def test_a_request_cancelled_before_it_joined_ends_at_once(worker) -> None:
+async def test_a_request_cancelled_before_it_joined_ends_at_once(worker: Worker) -> None:
     process, _ = worker
     await submit(process, {n: forced("the", 50) for n in range(5)})  # four slots
     await process.send({"op": "cancel", "id": 4})
@@ -152,7 +152,9 @@ async def test_a_request_cancelled_before_it_joined_ends_at_once(worker) -> None
     assert all(ends[n]["completion_tokens"] == 50 for n in range(4))
 
 
-async def test_a_request_at_the_context_limit_ends_while_the_others_continue(worker) -> None:
+async def test_a_request_at_the_context_limit_ends_while_the_others_continue(
+    worker: Worker,
+) -> None:
     process, info = worker
     unbounded = chat("go on forever")  # max_tokens None: until the window is full
     await submit(process, {1: unbounded, 2: forced("and", 420), 3: forced("the", 420)})
@@ -164,7 +166,7 @@ async def test_a_request_at_the_context_limit_ends_while_the_others_continue(wor
     assert texts[2].split() == ["and"] * 420 and texts[3].split() == ["the"] * 420
 
 
-async def test_grammar_and_free_requests_share_a_batch(worker) -> None:
+async def test_grammar_and_free_requests_share_a_batch(worker: Worker) -> None:
     process, _ = worker
     schema = {
         "type": "object",
@@ -189,7 +191,7 @@ async def test_grammar_and_free_requests_share_a_batch(worker) -> None:
     assert ends[3]["completion_tokens"] == 30
 
 
-async def test_a_refused_request_does_not_disturb_the_running_ones(worker) -> None:
+async def test_a_refused_request_does_not_disturb_the_running_ones(worker: Worker) -> None:
     process, _ = worker
     await submit(process, {1: forced("the", 40)})
     bad = GenerationJob(prompt="x", max_tokens=10_000)  # beyond the window

@@ -10,7 +10,7 @@ import pytest
 from aria.backends import GenerationJob, GrammarSpec, WorkerLaunch
 from aria.backends.process import WorkerProcess
 from aria.backends.protocol import error_from_wire
-from aria.bench.synthetic import BitnetQuant, write_bitnet_gguf
+from aria.convert.synthetic import BitnetQuant, write_bitnet_gguf
 from aria.errors import ContextLengthExceeded, InvalidRequest
 
 pytestmark = pytest.mark.anyio

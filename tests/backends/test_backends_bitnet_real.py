@@ -10,7 +10,7 @@ import platformdirs
 import pytest
 
 from aria.backends import find_bitnet_server
-from aria.bench.synthetic import write_llama_gguf
+from aria.convert.synthetic import write_llama_gguf
 from aria.engines.bitnet import verify_server
 
 

@@ -71,10 +71,10 @@ def test_every_repetition_count_is_capped(schema: dict[str, Any], param: str) ->
 
 
 def test_depth_is_capped_without_recursion() -> None:
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: other engineers' load does not count
     error = refused(nested(100_000))  # a recursive walk would overflow the stack
     assert "deep" in error.message and error.param == P
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     SchemaBudget().check(nested(30), P)
 
 

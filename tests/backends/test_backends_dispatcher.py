@@ -1,4 +1,7 @@
-"""The dispatcher with real worker processes: lazy start, crashes, memory, idle, fairness."""
+"""The dispatcher with real worker processes: lazy start, crashes, memory, idle, fairness.
+
+Each test runs on the model-less fake engine (no llama.cpp needed) and on llama.cpp.
+"""
 
 from __future__ import annotations
 
@@ -22,9 +25,9 @@ JOB = GenerationJob(messages=({"role": "user", "content": "hi"},), max_tokens=4,
 A, B = ModelId("a"), ModelId("b")
 
 
-@pytest.fixture
-def launch(tiny_gguf: Path) -> WorkerLaunch:
-    return WorkerLaunch(model_path=str(tiny_gguf), n_ctx=512, threads=1)
+@pytest.fixture(params=["fake", "llama"])
+def launch(tiny_gguf: Path, request: pytest.FixtureRequest) -> WorkerLaunch:
+    return WorkerLaunch(model_path=str(tiny_gguf), n_ctx=512, threads=1, engine=request.param)
 
 
 def dispatcher(
@@ -133,6 +136,7 @@ async def test_idle_backends_are_unloaded(tmp_path: Path, launch: WorkerLaunch) 
         assert d.events["idle"] == 1
 
 
+@pytest.mark.parametrize("launch", ["llama"], indirect=True)  # the fake engine has one slot
 async def test_a_backend_serves_as_many_requests_at_once_as_it_has_slots(
     tmp_path: Path, launch: WorkerLaunch
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ def entry(tier: Tier, quant: str = "Q4_K_M", one_bit: bool = False) -> CatalogEn
 
 def test_tiers_map_to_engines(tmp_path: Path) -> None:
     path, server = tmp_path / "m.gguf", tmp_path / "bitnet-llama-server"
-    common = {"threads": 2, "context_length": None}
+    common: dict[str, Any] = {"threads": 2, "context_length": None}
     quality = choose_launch(
         entry(Tier.QUALITY), path, gpu_available=True, bitnet_server=server, **common
     )
@@ -58,7 +59,7 @@ def test_tiers_map_to_engines(tmp_path: Path) -> None:
 
 def test_bitnet_only_format_needs_the_bitnet_server(tmp_path: Path) -> None:
     i2s = entry(Tier.EFFICIENCY, "I2_S", one_bit=True)
-    common = {"threads": 2, "context_length": None, "gpu_available": False}
+    common: dict[str, Any] = {"threads": 2, "context_length": None, "gpu_available": False}
     with pytest.raises(BackendUnavailable, match="I2_S.*aria engine install bitnet"):
         choose_launch(i2s, tmp_path / "m.gguf", bitnet_server=None, **common)
     server = tmp_path / "bitnet-llama-server"
@@ -68,7 +69,7 @@ def test_bitnet_only_format_needs_the_bitnet_server(tmp_path: Path) -> None:
 
 def test_context_window_is_capped_unless_configured(tmp_path: Path) -> None:
     big = entry(Tier.QUALITY).model_copy(update={"context_length": 131072})
-    args = {"threads": 1, "gpu_available": False, "bitnet_server": None}
+    args: dict[str, Any] = {"threads": 1, "gpu_available": False, "bitnet_server": None}
     assert choose_launch(big, tmp_path, context_length=None, **args).n_ctx == 8192
     assert choose_launch(big, tmp_path, context_length=32768, **args).n_ctx == 32768
 

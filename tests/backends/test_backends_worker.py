@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -25,6 +26,8 @@ pytestmark = pytest.mark.anyio
 
 HELLO = ({"role": "user", "content": "hello there"},)
 
+Worker = tuple[WorkerProcess, WorkerInfo]
+
 
 @pytest.fixture
 async def worker(
@@ -39,7 +42,7 @@ async def worker(
 
 async def run(
     process: WorkerProcess, request_id: int, job: GenerationJob, cancel_after: int | None = None
-) -> tuple[str, dict]:
+) -> tuple[str, dict[str, Any]]:
     await process.send({"op": "generate", "id": request_id, "job": job.to_wire()})
     pieces: list[str] = []
     while True:
@@ -61,7 +64,7 @@ async def test_loads_and_reports_the_model(worker: tuple[WorkerProcess, WorkerIn
     assert info.n_ctx == 1024 and info.chat_template
 
 
-async def test_greedy_generation_is_deterministic_and_counted(worker) -> None:
+async def test_greedy_generation_is_deterministic_and_counted(worker: Worker) -> None:
     process, _ = worker
     job = GenerationJob(messages=HELLO, max_tokens=12, temperature=0.0)
     first, done = await run(process, 1, job)
@@ -72,13 +75,13 @@ async def test_greedy_generation_is_deterministic_and_counted(worker) -> None:
     assert done["prompt_tokens"] > 3
 
 
-async def test_seed_makes_sampling_reproducible(worker) -> None:
+async def test_seed_makes_sampling_reproducible(worker: Worker) -> None:
     process, _ = worker
     job = GenerationJob(messages=HELLO, max_tokens=16, temperature=1.0, seed=1234)
     assert (await run(process, 1, job))[0] == (await run(process, 2, job))[0]
 
 
-async def test_stop_sequence_ends_before_it(worker) -> None:
+async def test_stop_sequence_ends_before_it(worker: Worker) -> None:
     process, _ = worker
     full, _ = await run(process, 1, GenerationJob(messages=HELLO, max_tokens=40, temperature=0.0))
     stop = full[len(full) // 2 : len(full) // 2 + 3]
@@ -89,7 +92,7 @@ async def test_stop_sequence_ends_before_it(worker) -> None:
     assert done["finish_reason"] == "stop"
 
 
-async def test_cancel_stops_between_tokens(worker) -> None:
+async def test_cancel_stops_between_tokens(worker: Worker) -> None:
     process, _ = worker
     job = GenerationJob(messages=HELLO, max_tokens=400, temperature=0.0)
     _, done = await run(process, 1, job, cancel_after=2)
@@ -99,7 +102,7 @@ async def test_cancel_stops_between_tokens(worker) -> None:
     assert again["completion_tokens"] == 3
 
 
-async def test_refusals_leave_the_worker_serving(worker) -> None:
+async def test_refusals_leave_the_worker_serving(worker: Worker) -> None:
     process, _ = worker
     with pytest.raises(ContextLengthExceeded, match="context window is 1024"):
         await run(process, 1, GenerationJob(prompt="word " * 1200, max_tokens=4))
@@ -116,7 +119,7 @@ async def test_refusals_leave_the_worker_serving(worker) -> None:
     assert text
 
 
-async def test_json_schema_output_always_validates(worker) -> None:
+async def test_json_schema_output_always_validates(worker: Worker) -> None:
     process, _ = worker
     schema = {
         "type": "object",
@@ -137,7 +140,7 @@ async def test_json_schema_output_always_validates(worker) -> None:
         jsonschema.validate(json.loads(text), schema)
 
 
-async def test_tool_grammar_forces_a_call(worker) -> None:
+async def test_tool_grammar_forces_a_call(worker: Worker) -> None:
     process, _ = worker
     tools = (
         {
@@ -165,7 +168,7 @@ async def test_tool_grammar_forces_a_call(worker) -> None:
     assert json.loads(body)["name"] == "pick"
 
 
-async def test_embeddings_are_normalized(worker) -> None:
+async def test_embeddings_are_normalized(worker: Worker) -> None:
     process, info = worker
     await process.send({"op": "embed", "id": 9, "input": ["alpha", "beta gamma"]})
     message = await process.receive()
@@ -189,7 +192,7 @@ async def test_a_file_that_is_not_a_model_fails_to_start(tmp_path: Path) -> None
     assert process.returncode is not None
 
 
-async def test_a_request_specific_failure_leaves_the_worker_serving(worker) -> None:
+async def test_a_request_specific_failure_leaves_the_worker_serving(worker: Worker) -> None:
     process, _ = worker
     # A stop "sequence" that is not a string breaks the text assembler at the first token:
     # an unexpected exception inside one request, not an engine failure.
@@ -213,7 +216,7 @@ def _address_space_limit(pid: int) -> int | None:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 async def test_the_address_space_is_capped_once_the_model_is_loaded(
-    worker, tiny_gguf: Path
+    worker: Worker, tiny_gguf: Path
 ) -> None:
     process, _ = worker
     limit = _address_space_limit(process.pid)
@@ -245,7 +248,7 @@ async def test_an_allocation_past_the_cap_fails_one_request_not_the_worker(
         await process.stop()
 
 
-async def test_an_embedding_batch_stops_between_chunks_when_cancelled(worker) -> None:
+async def test_an_embedding_batch_stops_between_chunks_when_cancelled(worker: Worker) -> None:
     process, _ = worker
     texts = [f"sentence number {i} with a few more words in it" for i in range(2048)]
     await process.send({"op": "embed", "id": 7, "input": texts})

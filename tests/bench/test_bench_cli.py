@@ -13,7 +13,7 @@ import httpx
 import psutil
 import pytest
 
-from aria.bench import write_llama_gguf
+from aria.convert import write_llama_gguf
 
 pytest.importorskip("llama_cpp")
 
@@ -59,7 +59,7 @@ def test_sweep_writes_json_chart_and_saves_threads(
     (model,) = report["models"]
     assert model["model"] == "tiny-q8"
     assert model["params"] > 1_000_000
-    cores = psutil.cpu_count(logical=False) or psutil.cpu_count()
+    cores = psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
     assert [s["threads"] for s in model["thread_sweep"]] == list(range(1, cores + 1))
     for metric in ("prompt_tok_s", "gen_tok_s", "ttft_ms", "energy_j_per_token"):
         summary = model[metric]

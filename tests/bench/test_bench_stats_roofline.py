@@ -7,11 +7,11 @@ from pathlib import Path
 import gguf
 import pytest
 
-from aria.bench import SyntheticSpec, write_llama_gguf
 from aria.bench.bandwidth import measure_read_bandwidth
 from aria.bench.footprint import read_footprint
 from aria.bench.roofline import ModelFootprint, decode_roofline
 from aria.bench.stats import summarize
+from aria.convert import SyntheticSpec, write_llama_gguf
 from aria.errors import BackendUnavailable
 
 

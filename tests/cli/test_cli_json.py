@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from aria.bench.synthetic import write_llama_gguf
 from aria.cli.commands import register
 from aria.cli.main import app
 from aria.config import AriaPaths
+from aria.convert.synthetic import write_llama_gguf
 
 register(app)
 runner = CliRunner()

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from aria.bench.synthetic import write_llama_gguf
 from aria.catalog import load_catalog, load_denylist
 from aria.cli.commands import register
 from aria.cli.main import app
 from aria.config import AriaPaths
+from aria.convert import write_llama_gguf
 from aria.store import ModelStore
 
 register(app)

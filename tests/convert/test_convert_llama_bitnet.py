@@ -1,7 +1,7 @@
 """Converted ternary checkpoints compute the published network on ARIA's llama.cpp.
 
 Each case builds a tiny random checkpoint in the published packing (see
-aria/bench/synthetic_checkpoint.py for the layout and its sources), converts it, runs it
+aria/convert/synthetic_checkpoint.py for the layout and its sources), converts it, runs it
 with llama_cpp and compares the logits of several prompts with an independent numpy
 forward pass of the same checkpoint (tests/helpers/bitnet_reference.py).
 
@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from aria.bench.synthetic_checkpoint import CheckpointSpec, write_bitnet_checkpoint
-from aria.convert import convert_llama_bitnet
+from aria.convert import convert_llama_bitnet, ternary
 from aria.convert import llama_bitnet as recipe
+from aria.convert.synthetic_checkpoint import CheckpointSpec, write_bitnet_checkpoint
+from aria.convert.ternary import TernaryQuant
 from aria.errors import StoreError
 from tests.helpers.bitnet_reference import BitnetReference
 
@@ -76,13 +77,15 @@ def _agreement(got: np.ndarray[Any, Any], folder: Path, tokens: list[int]) -> fl
 
 @pytest.mark.parametrize("quant", ["TQ2_0", "TQ1_0"])
 @pytest.mark.parametrize("layout", list(LAYOUTS))
-def test_converted_model_matches_the_reference(tmp_path: Path, layout: str, quant: str) -> None:
+def test_converted_model_matches_the_reference(
+    tmp_path: Path, layout: str, quant: TernaryQuant
+) -> None:
     spec = LAYOUTS[layout]
     folder = write_bitnet_checkpoint(tmp_path / "ckpt", spec)
     out = tmp_path / "model.gguf"
     summary = convert_llama_bitnet(
         folder, out, quant=quant, pre_tokenizer="falcon3", name="tiny", licence="MIT"
-    )  # type: ignore[arg-type]
+    )
     assert summary.ternary_tensors == 7 * spec.n_layers
     for tokens in _prompts(spec.seed):
         _agreement(_logits(out, tokens), folder, tokens)
@@ -129,7 +132,7 @@ def _wrong(monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     if how == "no-rotary-permutation":
         monkeypatch.setattr(recipe, "rotary_order", lambda rows, heads: None)
     else:
-        original = recipe.ternary_blocks
+        original = ternary.ternary_blocks
 
         def inverted(packed: Any, scale: float, quant: Any, **kw: Any) -> Any:
             return original(packed, 1.0 / scale, quant, **kw)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from playwright.sync_api import Browser, Page, Route
 
-from aria.api import KeyStore, ServerConfig
+from aria.api import ServerConfig
+from aria.apikeys import KeyStore
 from tests.api.conftest import Server, make_node, running
 from tests.dashboard.conftest import AXE, Dash, watch
 
@@ -116,7 +117,7 @@ def _axe(page: Page) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("width", [1280, 390])
 def test_every_view_passes_axe_without_serious_violations(
-    browser: Browser, server: Server, scheme: str, width: int
+    browser: Browser, server: Server, scheme: Literal["light", "dark"], width: int
 ) -> None:
     if not AXE.is_file():
         pytest.fail(f"axe-core is missing at {AXE}: run `make setup-dev`")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
-from aria.bench.synthetic import write_llama_gguf
+from aria.convert import write_llama_gguf
 from tests.api.conftest import Server, running
 from tests.dashboard.conftest import Dash, watch
 from tests.helpers.hubnode import HUB_MODEL, hub_node, publish_model
@@ -54,6 +54,7 @@ def test_a_download_shows_progress_to_100_percent_then_the_model_answers(
     page.click(f"button[aria-label='Download {HUB_MODEL}']")
     page.wait_for_selector(f".download[data-model='{HUB_MODEL}'] progress")
     speed = page.wait_for_selector(".progress-text:has-text('/s')")
+    assert speed is not None
     assert "left" in speed.inner_text() or "%" in speed.inner_text()
     page.wait_for_selector(f"tr[data-model='{HUB_MODEL}'] .pill.ok", timeout=60_000)
     percents: list[int] = page.evaluate("window.__percents")

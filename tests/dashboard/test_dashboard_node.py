@@ -8,7 +8,7 @@ import subprocess
 import sys
 from typing import Any
 
-from aria.api import KeyStore
+from aria.apikeys import KeyStore
 from tests.api.conftest import Server
 from tests.dashboard.conftest import Dash
 

@@ -40,7 +40,7 @@ def test_overlapping_requests_split_each_interval_equally() -> None:
     a = share.close("a")
     source.total = 7.0  # b alone: 1
     b = share.close("b")
-    assert (a, b) == (pytest.approx(4.0), pytest.approx(3.0))
+    assert a == pytest.approx(4.0) and b == pytest.approx(3.0)
     assert a + b == pytest.approx(source.total)  # shares add up to what was spent
 
 
@@ -81,7 +81,7 @@ def test_accounts_share_the_package_counter_among_all_requests(tmp_path: Path) -
     one = first.close()
     _set(tmp_path, 0, 5_000_000)
     two = second.close()
-    assert (one.joules, two.joules) == (pytest.approx(3.0), pytest.approx(2.0))
+    assert one.joules == pytest.approx(3.0) and two.joules == pytest.approx(2.0)
     assert one.method == "rapl" and "RAPL" in one.label
 
 
@@ -97,14 +97,14 @@ def test_accounts_estimate_each_worker_from_its_cpu_time(tmp_path: Path) -> None
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
-    try:
-        share = accounts.open(burner.pid)
-        assert accounts.open(None) is None  # no process: nothing to estimate
-        assert share is not None and burner.stdout is not None
-        assert burner.stdout.readline().strip() == b"done"
-        reading = share.close()
-        assert reading.method == "estimate" and reading.label.startswith("ESTIMATE")
-        assert reading.joules > 0  # the worker's CPU time, not this process's
-    finally:
-        burner.kill()
-        burner.wait()
+    with burner:  # waits for it and closes its pipes
+        try:
+            share = accounts.open(burner.pid)
+            assert accounts.open(None) is None  # no process: nothing to estimate
+            assert share is not None and burner.stdout is not None
+            assert burner.stdout.readline().strip() == b"done"
+            reading = share.close()
+            assert reading.method == "estimate" and reading.label.startswith("ESTIMATE")
+            assert reading.joules > 0  # the worker's CPU time, not this process's
+        finally:
+            burner.kill()

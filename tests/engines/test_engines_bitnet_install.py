@@ -154,9 +154,9 @@ def test_unpacking_refuses_paths_that_leave_the_tree(tmp_path: Path, member: str
 def test_a_missing_or_old_clang_says_what_to_install() -> None:
     nothing: dict[str, str] = {"cmake": "/usr/bin/cmake"}
     with pytest.raises(EngineInstallError, match="clang >= 18.*clang-19"):
-        check_toolchain(18, which=nothing.get)
+        check_toolchain(18, which=lambda name: nothing.get(name))
     with pytest.raises(EngineInstallError, match="cmake"):
-        check_toolchain(18, which={}.get)
+        check_toolchain(18, which=lambda name: None)
     found = {"cmake": "/c", "clang-19": "/cc19", "clang++-19": "/cxx19"}
     assert check_toolchain(18, which=found.get) == ("/cc19", "/cxx19")
 

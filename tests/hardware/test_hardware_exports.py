@@ -37,4 +37,4 @@ def test_every_exported_name_is_the_object_its_module_defines() -> None:
 
 def test_unknown_names_raise_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no_such_name"):
-        _ = aria.hardware.no_such_name  # type: ignore[attr-defined]
+        _ = aria.hardware.no_such_name

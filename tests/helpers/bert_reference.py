@@ -66,11 +66,13 @@ class BertReference:
             hidden = 0.5 * hidden * (1.0 + np.vectorize(math.erf)(hidden / math.sqrt(2.0)))
             x = _norm(x + _linear(hidden, w, p + "output.dense"), w, p + "output.LayerNorm", eps)
         pooled = x.mean(axis=0)
-        return pooled / np.linalg.norm(pooled)
+        unit: np.ndarray[Any, Any] = pooled / np.linalg.norm(pooled)
+        return unit
 
 
 def _linear(x: np.ndarray[Any, Any], w: dict[str, Any], name: str) -> np.ndarray[Any, Any]:
-    return x @ w[name + ".weight"].T + w[name + ".bias"]
+    out: np.ndarray[Any, Any] = x @ w[name + ".weight"].T + w[name + ".bias"]
+    return out
 
 
 def _norm(
@@ -78,4 +80,6 @@ def _norm(
 ) -> np.ndarray[Any, Any]:
     mean = x.mean(-1, keepdims=True)
     var = ((x - mean) ** 2).mean(-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + eps) * w[name + ".weight"] + w[name + ".bias"]
+    normed: np.ndarray[Any, Any] = (x - mean) / np.sqrt(var + eps) * w[name + ".weight"]
+    shifted: np.ndarray[Any, Any] = normed + w[name + ".bias"]
+    return shifted

@@ -50,12 +50,15 @@ class BitnetReference:
         if self.act_quant:
             x_scale = 127.0 / np.maximum(np.abs(x).max(axis=-1, keepdims=True), 1e-5)
             xq = np.clip(np.round(x * x_scale), -128, 127)
-            return (xq @ trits.T) / (x_scale * scale)
-        return (x @ trits.T) / scale
+            quantized: Array = (xq @ trits.T) / (x_scale * scale)
+            return quantized
+        plain: Array = (x @ trits.T) / scale
+        return plain
 
     def _norm(self, x: Array, name: str) -> Array:
         eps = float(self.config["rms_norm_eps"])
-        return x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps) * self._f(name)
+        normed: Array = x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps) * self._f(name)
+        return normed
 
     def logits(self, tokens: list[int]) -> Array:
         c = self.config
@@ -71,7 +74,8 @@ class BitnetReference:
         def rope(x: Array) -> Array:  # x: [heads, n, hd], transformers' rotate_half
             half = hd // 2
             rotated = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
-            return x * cos + rotated * sin
+            turned: Array = x * cos + rotated * sin
+            return turned
 
         mask = np.triu(np.full((n, n), -np.inf), 1)
         for i in range(c["num_hidden_layers"]):

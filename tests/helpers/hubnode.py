@@ -1,6 +1,6 @@
 """A node whose catalog also lists a tiny generated model published on a local hub mirror.
 
-The model is a real GGUF (aria.bench.synthetic), so once downloaded it loads and answers
+The model is a real GGUF (aria.convert.synthetic), so once downloaded it loads and answers
 (noise, its weights are random); the hub is :class:`tests.helpers.hubserver.HubServer`,
 which speaks the protocol the real hub speaks. The download code is ARIA's own.
 """
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aria.bench.synthetic import write_llama_gguf
 from aria.catalog import CatalogEntry, load_catalog, load_denylist
 from aria.catalog.loader import Catalog
 from aria.config import AriaPaths, AriaSettings
+from aria.convert import write_llama_gguf
 from aria.hardware import detect
 from aria.node import Node
 from aria.store import HubConfig, ModelStore, RetryPolicy

@@ -108,13 +108,13 @@ def write_model(folder: Path, *, seed: int = 7) -> Path:
     return folder
 
 
-def _weights(vocab: int, seed: int) -> dict[str, np.ndarray]:  # type: ignore[type-arg]
+def _weights(vocab: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
 
-    def normal(*shape: int, scale: float = 0.08) -> np.ndarray:  # type: ignore[type-arg]
+    def normal(*shape: int, scale: float = 0.08) -> np.ndarray:
         return (rng.standard_normal(shape) * scale).astype(np.float32)
 
-    def norm(prefix: str) -> dict[str, np.ndarray]:  # type: ignore[type-arg]
+    def norm(prefix: str) -> dict[str, np.ndarray]:
         weight = 1.0 + normal(HIDDEN, scale=0.05)
         return {f"{prefix}.weight": weight, f"{prefix}.bias": normal(HIDDEN)}
 

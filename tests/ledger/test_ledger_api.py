@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from aria.bench.synthetic import write_llama_gguf
 from aria.cli.recording import open_records
 from aria.config import AriaPaths, AriaSettings
+from aria.convert.synthetic import write_llama_gguf
 from aria.hardware import detect
 from aria.ledger import Ledger, sha256_hex
 from aria.node import Node

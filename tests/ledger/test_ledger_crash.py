@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from aria.bench.synthetic import write_llama_gguf
 from aria.catalog import load_catalog, load_denylist
 from aria.config import AriaPaths
+from aria.convert.synthetic import write_llama_gguf
 from aria.ledger import Ledger
 from aria.p2p.local_api import read_endpoint
 from aria.signing import NodeKey
@@ -58,6 +58,7 @@ def test_a_writer_killed_at_random_moments_never_tears_the_chain(tmp_path: Path)
         os.kill(writer.pid, signal.SIGKILL)
         lines = writer.stdout.read().split()
         writer.wait()
+        writer.stdout.close()
         if lines:
             acknowledged = max(acknowledged, int(lines[-1]))
         assert _integrity(tmp_path / "ledger.db") == "ok"
@@ -81,13 +82,13 @@ def test_killing_the_api_mid_request_keeps_every_finished_receipt(tmp_path: Path
         tmp_path / "slow.gguf", n_embd=512, n_layers=8, n_head=8, n_ff=1536, n_ctx=4096, seed=1
     )
     store.import_file(slow, model_id="slow")
-    log = (home / "api.log").open("wb")
-    api = subprocess.Popen(
-        [sys.executable, "-m", "aria", "api", "start", "--host", "127.0.0.1", "--port", "0"],
-        env=_env(home),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with (home / "api.log").open("wb") as log:  # the child keeps its own descriptor
+        api = subprocess.Popen(
+            [sys.executable, "-m", "aria", "api", "start", "--host", "127.0.0.1", "--port", "0"],
+            env=_env(home),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         url = wait_for(lambda: read_endpoint(paths), 60, "the API").url
         body = {"model": "slow", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8}

@@ -94,3 +94,12 @@ def test_reputation() -> None:
     assert reputation(10, 0) > 0.9
     assert reputation(100, 1) == pytest.approx(101 / 122)
     assert reputation(5, 1) < reputation(5, 0) and reputation(6, 1) > reputation(5, 1)
+
+
+def test_a_text_completions_answer_is_rebuilt_from_its_text() -> None:
+    chunks = [
+        json.dumps({"choices": [{"index": 0, "text": "Once", "finish_reason": None}]}),
+        json.dumps({"choices": [{"index": 0, "text": " upon", "finish_reason": "length"}]}),
+        "[DONE]",
+    ]
+    assert answer_from_chunks(chunks) == Answer("Once upon", (), "length")

@@ -110,7 +110,7 @@ def test_spot_checks_update_the_standing_in_the_same_transaction(
                     peer=peer,
                     receipt_id="ab" * 16,
                     model="tiny",
-                    verdict=verdict,  # type: ignore[arg-type]
+                    verdict=verdict,
                     received_sha256=sha256_hex("x"),
                     expected_sha256=sha256_hex("x" if verdict == "match" else "y"),
                 )

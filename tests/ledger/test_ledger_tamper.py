@@ -59,7 +59,7 @@ def _changed(value: object) -> object:
         return value[:-1] + ("0" if value[-1:] != "0" else "1") if value else "x"
     if value is None:
         return "x"
-    return [*value, 1] if isinstance(value, list) else "x"  # type: ignore[list-item]
+    return [*value, 1] if isinstance(value, list) else "x"
 
 
 def _set(obj: dict[str, object], path: tuple[str, ...], value: object) -> None:

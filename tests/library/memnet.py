@@ -18,10 +18,10 @@ from typing import Any
 
 import trio
 
-from aria.bench.synthetic import write_llama_gguf
 from aria.catalog import Catalog, Denylist, load_catalog, load_denylist
 from aria.config import AriaPaths, ConsentSettings
 from aria.consent import Contract, from_settings
+from aria.convert.synthetic import write_llama_gguf
 from aria.errors import PeerError
 from aria.library.manifest import LibraryManifest
 from aria.library.net import LibraryStream
@@ -284,7 +284,7 @@ async def set_consent(
     node.consent = node.consent.model_copy(update=limits)
     contract = contract or node.contract
     if library is not None:
-        tasks = tuple(t for t in contract.lend.tasks if t != "library")
+        tasks: tuple[str, ...] = tuple(t for t in contract.lend.tasks if t != "library")
         tasks += ("library",) if library else ()
         contract = contract.model_copy(
             update={"lend": contract.lend.model_copy(update={"tasks": tasks})}

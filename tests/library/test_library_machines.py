@@ -77,9 +77,9 @@ def test_a_whole_exchange() -> None:
     assert server.deadline == NOW  # a request waits: the driver wakes the owner at once
     assert server.handle_timer(NOW) == [Ready()]
     for _ in range(2):
-        index = server.next_request()
-        assert index is not None
-        server.send_chunk(index, chunk(index))
+        asked = server.next_request()
+        assert asked is not None
+        server.send_chunk(asked, chunk(asked))
     events = to_fetcher(server, fetcher)
     assert events == [
         ChunkArrived(3, chunk(3), sha(chunk(3))),
@@ -206,6 +206,6 @@ def test_any_bytes_give_events_never_exceptions(data: bytes, step: int) -> None:
         fetcher.request(0, NOW) if make is offered else None
         for machine in (fetcher, server):
             for at in range(0, len(data), step):
-                machine.receive_data(data[at : at + step], NOW)  # type: ignore[attr-defined]
-            machine.receive_eof(NOW)  # type: ignore[attr-defined]
-            assert machine.done  # type: ignore[attr-defined]
+                machine.receive_data(data[at : at + step], NOW)
+            machine.receive_eof(NOW)
+            assert machine.done

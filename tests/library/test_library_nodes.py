@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from aria.bench.synthetic import write_llama_gguf
 from aria.catalog import load_denylist
 from aria.catalog.loader import Catalog
 from aria.config import AriaPaths, update_settings
+from aria.convert.synthetic import write_llama_gguf
 from aria.store import ModelStore
 from tests.helpers.hubserver import HubServer
 from tests.p2p.procs import NodeProc, _env, aria_command, start_node, wait_for
@@ -55,7 +55,7 @@ class Cluster:
 
     def home(self, name: str, **consent: object) -> Path:
         home = self.root / name
-        settings = {
+        settings: dict[str, dict[str, object]] = {
             "p2p": {"max_per_ip": 64, "max_per_subnet": 64},
             "consent": {"share_library": True, **consent},
         }
@@ -245,7 +245,7 @@ def test_a_killed_fetcher_resumes_without_fetching_verified_chunks_again(
         wait_for(lambda: chunks_logged(fetcher.home) >= 4, 120, "4 verified chunks", 0.1)
         fetcher.proc.send_signal(signal.SIGKILL)
         fetcher.proc.wait(timeout=10)
-        download.wait(timeout=60)
+        download.communicate(timeout=60)  # reads and closes its pipes
         assert download.returncode != 0
         kept = chunks_logged(fetcher.home)
         assert kept >= 4 and installed_sha(fetcher.home, cluster.catalog) is None

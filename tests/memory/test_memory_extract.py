@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from aria.backends import DoneEvent, GenerationJob, TokenEvent
-from aria.bench.synthetic import write_llama_gguf
 from aria.catalog import load_catalog
+from aria.convert import write_llama_gguf
 from aria.errors import MemoryDisabled
 from aria.memory import MemoryKind, MemoryService, begin_turn, can_extract, learn_from_answer
 from aria.memory.extract import _here_only, extract_facts

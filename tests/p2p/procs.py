@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from aria.catalog import load_catalog, load_denylist
 from aria.config import AriaPaths
+from aria.p2p.local_api import read_endpoint
+from aria.store import ModelStore
 
 T = TypeVar("T")
 
@@ -33,6 +36,11 @@ def wait_for(probe: Callable[[], T | None], timeout_s: float, what: str, every_s
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
         time.sleep(every_s)
+
+
+def verified(node: NodeProc, peer_id: str) -> bool:
+    """Whether ``node`` lists ``peer_id`` as a verified ARIA peer."""
+    return bool((node.peer(peer_id) or {}).get("verified"))
 
 
 # ``aria`` with the test overrides of tests/helpers/patched_aria.py (catalog, denylist...).
@@ -120,13 +128,13 @@ def start_node(
     (``env``: ``ARIA_TEST_*`` overrides, which run tests/helpers/patched_aria.py)."""
     home.mkdir(parents=True, exist_ok=True)
     prefix = ["ip", "netns", "exec", netns] if netns else []
-    out = (home / "stdout.log").open("ab")
-    proc = subprocess.Popen(
-        [*prefix, *aria_command(bool(env)), "node", "start", *args],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        env={**_env(home), **(env or {})},
-    )
+    with (home / "stdout.log").open("ab") as out:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [*prefix, *aria_command(bool(env)), "node", "start", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**_env(home), **(env or {})},
+        )
     node = NodeProc(home, proc, netns, dict(env or {}))
 
     def ready() -> bool:
@@ -143,7 +151,7 @@ def start_node(
 
 
 @dataclass
-class ApiProc:
+class Api:
     """A real ``aria api start`` process on 127.0.0.1 (a free port)."""
 
     home: Path
@@ -160,19 +168,38 @@ class ApiProc:
                 self.proc.wait()
 
 
-def start_api(home: Path, *, extra_env: dict[str, str] | None = None) -> ApiProc:
-    """Start ``aria api start`` for ``home`` and wait until it has written its endpoint."""
-    from aria.p2p.local_api import read_endpoint
-
-    log = (home / "api.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aria", "api", "start", "--host", "127.0.0.1", "--port", "0"],
-        env={**_env(home), **(extra_env or {})},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+def start_api(home: Path, *, extra_env: dict[str, str] | None = None) -> Api:
+    """Start ``aria api start`` on ``home`` (``extra_env`` added to its environment) and
+    wait until it wrote its endpoint file."""
+    with (home / "api.log").open("wb") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aria", "api", "start", "--host", "127.0.0.1", "--port", "0"],
+            env={**_env(home), **(extra_env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     endpoint = wait_for(lambda: read_endpoint(AriaPaths(home)), 60, f"the API in {home}")
-    return ApiProc(home, proc, endpoint.url)
+    return Api(home, proc, endpoint.url)
+
+
+def cli(home: Path, *args: str) -> str:
+    """``aria ARGS`` on ``home``; its stdout (fails the test on a non-zero exit)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "aria", *args],
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
+
+
+def install(home: Path, gguf: Path, model_id: str | None = None) -> None:
+    """Import ``gguf`` into ``home``'s store (as ``model_id``)."""
+    ModelStore(AriaPaths(home), load_catalog(), load_denylist()).import_file(
+        gguf, model_id=model_id
+    )
 
 
 def aria_cli(home: Path, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,7 @@ and live revocation. Everything is real: node processes, libp2p, the confined wo
 
 L lends compute (``--rpc on --rpc-peer '*'``, a short idle limit). A is an ARIA node whose
 operator is hostile: it opens the tunnel with its own control channel, then speaks raw
-ggml-rpc on the local port (``tests/split/rpcwire.py``), or llama.cpp's own RPC client
+ggml-rpc on the local port (``tests/rpc/rpcwire.py``), or llama.cpp's own RPC client
 through ctypes (the cache-flag write). After every attack L's worker must still be the
 same live process and L's disk unchanged; A's reputation on L falls with each cut session
 (soon a ban), and an honest borrower B's split through its own tunnel to L still gives the
@@ -19,6 +19,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -29,17 +30,17 @@ import trio
 from libp2p.custom_types import TProtocol
 from libp2p.peer.peerinfo import info_from_p2p_addr
 
-from aria.bench.synthetic import write_llama_gguf
 from aria.config import AriaPaths, update_settings
+from aria.convert.synthetic import write_llama_gguf
 from aria.errors import ConsentRefused, PeerError
 from aria.p2p.control import NodeClient
 from aria.p2p.keys import NodeKey
 from aria.p2p.spec import load_spec
 from aria.p2p.transport.host import build_host, quiet_libp2p_logs
+from aria.rpc.ggml_rpc import library_dir
 from aria.split import Candidate, PlanPolicy
-from aria.split.ggml_rpc import library_dir
-from tests.p2p.procs import NodeProc, _env, start_node, wait_for
-from tests.split import rpcwire as w
+from tests.p2p.procs import NodeProc, _env, start_node, verified, wait_for
+from tests.rpc import rpcwire as w
 from tests.split.test_split_inference import dispatcher, generate, local_reference, split_model
 
 pytestmark = pytest.mark.slow
@@ -111,7 +112,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         started.append(honest)
         lender_id = str(status["peer_id"])
         for node in (attacker, honest):
-            wait_for(lambda n=node: (n.peer(lender_id) or {}).get("verified"), 60, "L verified")
+            wait_for(partial(verified, node, lender_id), 60, "L verified")
         yield Pair(lender, attacker, honest, lender_id)
     finally:
         for node in reversed(started):
@@ -221,7 +222,6 @@ _CACHE_WRITER = textwrap.dedent(
 def test_cache_flag_writes_leave_the_lenders_disk_unchanged(pair: Pair, tmp_path: Path) -> None:
     """The review's attack: llama.cpp's own client, WEIGHTS buffer, 12 MiB tensor_set."""
     before = _files(pair.lender.home)
-    worker = pair.worker() or psutil.Process(pair.lender.proc.pid)
     script = tmp_path / "cache_writer.py"
     script.write_text(_CACHE_WRITER)
     endpoint = f"127.0.0.1:{pair.port()}"

@@ -18,12 +18,11 @@ from pathlib import Path
 import openai
 import pytest
 
-from aria.bench.synthetic import write_llama_gguf
 from aria.catalog import load_catalog, load_denylist
 from aria.config import AriaPaths, update_settings
+from aria.convert.synthetic import write_llama_gguf
 from aria.store import ModelStore
-from tests.p2p.procs import NodeProc, _env, start_node, wait_for
-from tests.p2p.test_p2p_remote_inference import Api, _start_api
+from tests.p2p.procs import Api, NodeProc, _env, start_api, start_node, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -112,7 +111,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 return bool(view.get("verified") and view["consent"]["share_rpc"])
 
             wait_for(lends, 90, f"A to see {peer}'s advert lending compute", every_s=1)
-        api = _start_api(homes["a"])
+        api = start_api(homes["a"])
         stoppers.append(api)
         yield Cluster(a, lenders, api, reference)
     finally:

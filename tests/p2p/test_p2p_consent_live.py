@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from aria.bench.synthetic import write_llama_gguf
 from aria.catalog import load_catalog, load_denylist
 from aria.config import AriaPaths, update_settings
+from aria.convert.synthetic import write_llama_gguf
 from aria.errors import AriaError
 from aria.p2p.control import NodeClient
 from aria.store import ModelStore
-from tests.p2p.procs import ApiProc, NodeProc, aria_cli, start_api, start_node, wait_for
+from tests.p2p.procs import Api, NodeProc, aria_cli, start_api, start_node, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ MODEL = "tiny-consent"
 class Pair:
     a: NodeProc
     b: NodeProc
-    api_b: ApiProc
+    api_b: Api
     a_id: str
     b_id: str
 
@@ -70,7 +70,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     update_settings(AriaPaths(homes["a"]), {"consent": {"use_peers": True}})
     update_settings(AriaPaths(homes["b"]), {"consent": {"share_inference": True}})
     common = ("--port", "0", "--host", "127.0.0.1", "--no-mdns")
-    started: list[NodeProc | ApiProc] = []
+    started: list[NodeProc | Api] = []
     try:
         a = start_node(homes["a"], *common)
         started.append(a)

@@ -48,8 +48,9 @@ def test_requests_errors_and_authentication(aria_paths: AriaPaths) -> None:
         client = NodeClient.connect(aria_paths)
         assert client is not None and client.peer_id == "12D3KooWtest"
         assert client.request("echo", x=1) == {"echo": {"x": 1}}
-        with pytest.raises(PeerError, match="that model id is not valid"):
-            client.request("refuse")
+        with pytest.raises(InvalidRequest, match="that model id is not valid") as refused:
+            client.request("refuse")  # the node's error keeps its class and status
+        assert refused.value.http_status == 400 and refused.value.code == "invalid_request"
         with pytest.raises(PeerError, match="failed to run 'crash'") as crashed:
             client.request("crash")
         assert "internal detail" not in str(crashed.value)

@@ -17,6 +17,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import multiaddr
@@ -24,15 +25,15 @@ import pytest
 import trio
 from libp2p.peer.peerinfo import PeerInfo
 
-from aria.bench.synthetic import write_llama_gguf
 from aria.catalog import load_catalog, load_denylist
 from aria.config import AriaPaths
+from aria.convert.synthetic import write_llama_gguf
 from aria.p2p.keys import NodeKey
 from aria.p2p.local_api import read_endpoint
 from aria.p2p.transport.host import build_host, libp2p_id, quiet_libp2p_logs
 from aria.store import ModelStore
 from tests.p2p.natlab import Annex, Island, Lan, lab_unavailable
-from tests.p2p.procs import NodeProc, _env, start_node, wait_for
+from tests.p2p.procs import NodeProc, _env, start_node, verified, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -66,11 +67,9 @@ def test_a_flood_of_unverified_peer_ids_is_capped_and_dropped(annex: Annex, tmp_
         honest = start_node(
             tmp_path / "h", "--port", "0", "--no-mdns", "--bootstrap", boot, netns=annex.ns("x")
         )
-        wait_for(
-            lambda: (lender.peer(honest.status()["peer_id"]) or {}).get("verified"),
-            60,
-            "L to verify H",
-        )  # type: ignore[index]
+        honest_status = honest.status()
+        assert honest_status is not None
+        wait_for(partial(verified, lender, honest_status["peer_id"]), 60, "L to verify H")
         seen = _flood(lender, port, l_id, honest)
         print(f"\nconnections L held during the flood: max {max(seen)}, samples {seen}")
         assert max(seen) <= 1 + MAX_PER_IP, seen  # H plus one IP's share, never the flood
@@ -240,6 +239,7 @@ def test_the_api_serves_a_chat_with_only_loopback(tmp_path: Path) -> None:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        log.close()  # the child keeps its own descriptor
         endpoint = wait_for(lambda: read_endpoint(AriaPaths(home)), 60, "the API in the island")
         chat = subprocess.run(
             [

@@ -119,4 +119,8 @@ def test_control_server_answers_any_bytes_with_an_error(chunks: list[bytes]) -> 
 
     server = ControlServer(AriaPaths(Path("/nonexistent")), "peer", {}, token="t" * 20)
     reply = trio.run(server._respond, _ChunkStream(chunks))
-    assert reply["ok"] is False and reply["error"]["code"] in {"bad_request", "unauthorized"}
+    assert (
+        isinstance(reply, dict)
+        and reply["ok"] is False
+        and reply["error"]["code"] in {"bad_request", "unauthorized"}
+    )

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable, Sequence
+from typing import cast
 
 import pytest
+from pydantic import BaseModel
 
 from aria.p2p.codec import End, Violation, encode_frame, encode_message
 from aria.p2p.handshake import (
@@ -44,16 +47,16 @@ def machine(
     )
 
 
-def pair(**kwargs: object) -> tuple[NodeKey, NodeKey, Link]:
+def pair(tamper: Callable[[str, bytes], bytes] | None = None) -> tuple[NodeKey, NodeKey, Link]:
     a, b = NodeKey.generate(), NodeKey.generate()
-    link = Link(
-        machine(a, b, initiator=True), machine(b, a, initiator=False), FakeClock(), **kwargs
-    )  # type: ignore[arg-type]
+    link = Link(machine(a, b, initiator=True), machine(b, a, initiator=False), FakeClock())
+    if tamper is not None:
+        link.tamper = tamper
     link.start()
     return a, b, link
 
 
-def failures(events: list[object]) -> list[HandshakeFailed]:
+def failures(events: Sequence[object]) -> list[HandshakeFailed]:
     return [e for e in events if isinstance(e, HandshakeFailed)]
 
 
@@ -175,14 +178,14 @@ def test_truncated_stream_and_timeout() -> None:
     initiator.start(clock())
     hello = initiator.data_to_send()
     assert responder.receive_data(hello[:10], clock()) == []
-    [cut] = responder.receive_eof(clock())
+    [cut] = failures(responder.receive_eof(clock()))
     assert cut.reason == "truncated" and cut.violation is Violation.TRUNCATED
 
     waiting = machine(b, a, initiator=False)
     waiting.start(clock())
     assert waiting.handle_timer(clock()) == []
     clock.advance(SPEC.handshake_timeout_s + 1)
-    [late] = waiting.handle_timer(clock())
+    [late] = failures(waiting.handle_timer(clock()))
     assert late.reason == "timeout"
 
 
@@ -191,12 +194,12 @@ def test_oversized_unknown_and_excess_frames() -> None:
     clock = FakeClock()
     big = machine(b, a, initiator=False)
     big.start(clock())
-    [event] = big.receive_data((SPEC.handshake_frame + 1).to_bytes(4, "big"), clock())
+    [event] = failures(big.receive_data((SPEC.handshake_frame + 1).to_bytes(4, "big"), clock()))
     assert event.violation is Violation.OVERSIZED
 
     odd = machine(b, a, initiator=False)
     odd.start(clock())
-    [event] = odd.receive_data(encode_frame(b'{"type":"gossip"}', 100), clock())
+    [event] = failures(odd.receive_data(encode_frame(b'{"type":"gossip"}', 100), clock()))
     assert event.violation is Violation.UNKNOWN_MESSAGE
 
     chatty = machine(b, a, initiator=False)
@@ -215,7 +218,7 @@ def test_non_finite_timestamps_are_refused(timestamp: str) -> None:
     payload = json.loads(frame["record"]["payload"])
     payload["timestamp"] = 0.0
     text = json.dumps(payload).replace("0.0", timestamp)
-    forged = Hello(record=seal("hello", _Raw(text), a))
+    forged = Hello(record=seal("hello", cast(BaseModel, _Raw(text)), a))
     responder = machine(b, a, initiator=False)
     responder.start(clock())
     [event] = responder.receive_data(encode_message(forged, 1 << 20), clock())

@@ -1,4 +1,4 @@
-"""The remote-inference protocol's pure parts: admission, peer ranking, decoder robustness."""
+"""The remote-inference protocol's pure parts: admission and decoder robustness."""
 
 from __future__ import annotations
 
@@ -14,20 +14,9 @@ from hypothesis import strategies as st
 
 from aria.config import AriaPaths, load_settings
 from aria.consent import Ask, Contract, LendTerms
-from aria.p2p.adverts import ConsentSummary, LoadReport, ModelOffer
 from aria.p2p.codec import CodecError, End
-from aria.p2p.inference import (
-    Admission,
-    Chunk,
-    Reject,
-    Request,
-    admit,
-    decoder,
-    encode,
-    rank_providers,
-)
+from aria.p2p.inference import Admission, Chunk, Reject, Request, admit, decoder, encode
 from aria.p2p.local import consent_summary
-from aria.p2p.views import ModelProvider
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 SHARED = ("m",)
@@ -58,6 +47,10 @@ def test_limits_busy_and_too_many_tokens() -> None:
     assert over is not None and over.reason == "too_many_tokens"
     assert _admit(contract, 0, {**BODY, "max_tokens": "x"}).reject.reason == "bad_request"  # type: ignore[union-attr]
     assert _admit(contract, 0, {"model": "m"}).reject.reason == "bad_request"  # type: ignore[union-attr]
+    both = {**BODY, "prompt": "x"}
+    assert _admit(contract, 0, both).reject.reason == "bad_request"  # type: ignore[union-attr]
+    completion = {"model": "m", "prompt": "Once upon"}
+    assert _admit(contract, 0, completion).body == {**completion, "max_tokens": 64}
 
 
 def test_only_models_this_node_shares_and_its_contract_lends_may_be_named() -> None:
@@ -86,37 +79,6 @@ def test_a_peer_request_never_uses_the_serving_operators_memory() -> None:
     admitted = _admit(_lending(), 0, asked).body
     assert admitted is not None and admitted["memory"] is False
     assert "conversation_id" not in admitted
-
-
-def _provider(peer: str, share: bool = True, jobs: int = 0, slots: int = 2) -> ModelProvider:
-    return ModelProvider(
-        peer_id=peer,
-        model=ModelOffer(id="m", sha256="0" * 64, licence_class="green"),
-        connection="direct",
-        addrs=[],
-        relayed_addrs=[],
-        load=LoadReport(active_jobs=jobs),
-        consent=ConsentSummary(share_inference=share, max_remote_jobs=slots),
-        hardware={},  # type: ignore[arg-type]
-    )
-
-
-def test_ranking_skips_unwilling_peers_puts_full_ones_last_and_orders_by_load_rtt_score() -> None:
-    providers = [
-        _provider("off", share=False),
-        _provider("full", jobs=2),
-        _provider("busy", jobs=1),
-        _provider("far"),
-        _provider("near"),
-        _provider("near-bad"),
-    ]
-    rtt = {"far": 80.0, "near": 5.0, "near-bad": 5.0, "busy": 1.0}
-    scores = {"near": 0.9, "near-bad": 0.4, "far": 0.5, "busy": 0.5}
-    scores["full"] = 0.9
-    # a full peer (by its last advert, which may be stale) is still tried, after the others
-    assert rank_providers(providers, rtt, scores) == ["near", "near-bad", "far", "busy", "full"]
-    # below the operator's use.min_reputation: never chosen, however near and idle
-    assert rank_providers(providers, rtt, scores, 0.45) == ["near", "far", "busy", "full"]
 
 
 def test_messages_round_trip() -> None:

@@ -1,4 +1,5 @@
-"""The serving node's way to its own API: endpoint file, its own API key, chunk relay."""
+"""The serving node's way to its own API: endpoint file, its own API key, chunk relay,
+the API's errors as themselves."""
 
 from __future__ import annotations
 
@@ -12,28 +13,22 @@ import trio
 
 from aria.api import ServerConfig
 from aria.api.background import serve_in_thread
-from aria.api.keys import KeyStore
-from aria.bench.synthetic import write_llama_gguf
+from aria.apikeys import KeyStore
 from aria.config import AriaPaths, AriaSettings
+from aria.convert.synthetic import write_llama_gguf
+from aria.errors import BackendUnavailable, ModelNotFound
 from aria.hardware import detect
 from aria.node import Node
-from aria.p2p.local_api import (
-    LocalApiError,
-    endpoint_file,
-    read_endpoint,
-    relay_headers,
-    stream_chat,
-)
+from aria.p2p.local_api import endpoint_file, forward, read_endpoint, relay_headers
 
 BODY = {"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 6}
 
 
 def _collect(paths: AriaPaths, body: dict[str, object]) -> list[str]:
-    # the marker a peer's relayed request carries (relay_headers with origin "peer")
-    marked = {"x-aria-peer-request": "1"}
-
     async def run() -> list[str]:
-        return [data async for data in stream_chat(paths, body, headers=marked)]
+        # what relay_headers adds for a peer's request (its token and ids need a node)
+        marked = {"x-aria-peer-request": "1"}
+        return [data async for data in forward(paths, body, headers=marked)]
 
     return trio.run(run)
 
@@ -63,9 +58,11 @@ def test_the_node_streams_from_its_api_with_its_own_key(aria_home: Path, tmp_pat
         metrics = httpx.get(f"{url}/metrics", headers={"authorization": f"Bearer {operator}"})
         served = 'aria_peer_requests_total{direction="served",kind="remote"} 2.0'
         assert served in metrics.text  # the dashboard's "served for peers"
-        with pytest.raises(LocalApiError) as refused:
+        with pytest.raises(ModelNotFound) as refused:
             _collect(paths, {**BODY, "model": "no-such-model"})
-        assert refused.value.status == 404
+        assert refused.value.http_status == 404 and refused.value.param == "model"
+        completion = _collect(paths, {"model": "tiny", "prompt": "Once", "max_tokens": 4})
+        assert json.loads(completion[0])["object"] == "text_completion"
     assert read_endpoint(paths) is None  # removed when the API stopped
-    with pytest.raises(LocalApiError, match="no ARIA API runs"):
+    with pytest.raises(BackendUnavailable, match="no ARIA API runs"):
         _collect(paths, BODY)

@@ -19,8 +19,8 @@ import pytest
 
 from aria.config import AriaPaths
 from aria.p2p.local_api import write_endpoint
-from tests.p2p.procs import start_node, wait_for
-from tests.p2p.test_p2p_remote_inference import MODEL, _cli, _install, _start_api
+from tests.p2p.procs import cli, start_api, start_node, wait_for
+from tests.p2p.test_p2p_remote_inference import MODEL, _install
 
 pytestmark = pytest.mark.slow
 
@@ -33,18 +33,26 @@ class _Capture(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         self.received.append(body)
-        answer = {
-            "id": "chatcmpl-capture", "object": "chat.completion", "created": 0, "model": MODEL,
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": "ok"}}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        }  # fmt: skip
-        data = json.dumps(answer).encode()
+        # A peer is always asked to stream (aria.p2p.inference.request_body): answer so.
+        base = {
+            "id": "chatcmpl-capture",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": MODEL,
+        }
+        chunks = [
+            {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "ok"},
+                                  "finish_reason": None}]},
+            {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+            {**base, "choices": [],
+             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}},
+        ]  # fmt: skip
+        data = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
         self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("content-length", str(len(data.encode())))
         self.end_headers()
-        self.wfile.write(data)
+        self.wfile.write(data.encode())
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -67,10 +75,10 @@ def test_a_request_served_by_a_peer_carries_no_memory(
     a.mkdir()
     b.mkdir()
     _install(b, tmp_path)
-    assert "inference sharing on" in _cli(b, "node", "share", "--inference", "on")
-    assert "use peers on" in _cli(a, "node", "share", "--use-peers", "on")
-    assert "on" in _cli(a, "memory", "api", "on")
-    _cli(a, "memory", "add", f"My passport number is {SECRET}")
+    assert "inference sharing on" in cli(b, "node", "share", "--inference", "on")
+    assert "use peers on" in cli(a, "node", "share", "--use-peers", "on")
+    assert "on" in cli(a, "memory", "api", "on")
+    cli(a, "memory", "add", f"My passport number is {SECRET}")
     write_endpoint(AriaPaths(b), url, keys_required=False)  # B's "API" is the capture server
     common = ("--port", "0", "--host", "127.0.0.1", "--no-mdns")
     node_a = start_node(a, *common)
@@ -79,7 +87,7 @@ def test_a_request_served_by_a_peer_carries_no_memory(
         boot = node_a.status()["listen_addrs"][0]  # type: ignore[index]
         node_b = start_node(b, *common, "--bootstrap", boot)
         stoppers.append(node_b)
-        api = _start_api(a)
+        api = start_api(a)
         stoppers.append(api)
         wait_for(lambda: node_a.query("find", MODEL), 90, "A to find B's model", every_s=2)
         question = {"role": "user", "content": "What is my passport number?"}
@@ -89,7 +97,7 @@ def test_a_request_served_by_a_peer_carries_no_memory(
 
         assert reply.status_code == 200, reply.text
         assert reply.headers["x-aria-served-by"] == node_b.status()["peer_id"]  # type: ignore[index]
-        assert reply.headers["x-aria-memory"] == "withheld (served by a peer)"
+        assert reply.headers["x-aria-memory"] == "withheld (the request left this machine)"
         [sent] = received
         assert SECRET not in json.dumps(sent)
         assert sent["messages"] == [question]

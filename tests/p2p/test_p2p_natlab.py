@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,7 +78,7 @@ def _discover(h1: NodeProc, h2: NodeProc) -> tuple[str, str, float]:
     id1, id2 = h1.status()["peer_id"], h2.status()["peer_id"]  # type: ignore[index]
     for home in (h1, h2):
         status = wait_for(
-            lambda home=home: (s := home.status()) and s["relayed_addrs"] and s,
+            partial(_relayed, home),
             120,
             "a relay reservation",
             every_s=3,
@@ -150,3 +152,9 @@ def test_mdns_finds_a_peer_on_the_same_lan(tmp_path: Path) -> None:
             with contextlib.suppress(AssertionError):
                 node.stop()
         lan.down()
+
+
+def _relayed(node: NodeProc) -> dict[str, Any] | None:
+    """The node's status once it holds a relay reservation."""
+    status = node.status()
+    return status if status and status["relayed_addrs"] else None

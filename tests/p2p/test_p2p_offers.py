@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from aria.bench.synthetic import write_llama_gguf
 from aria.catalog import DeniedHash, Denylist, load_catalog, load_denylist
 from aria.config import AriaPaths
 from aria.consent import Ask, Contract, LendTerms
+from aria.convert.synthetic import write_llama_gguf
 from aria.errors import DeniedFile
 from aria.p2p.inference import admit
 from aria.p2p.local import shareable_models
@@ -66,7 +66,10 @@ def test_a_provider_offering_a_catalog_id_with_another_file_is_never_chosen(
     )
     _squat(squatter_home, HONEST_ID, CATALOG_ID)
     offered = {
-        o.id for o in shareable_models(AriaPaths(squatter_home), load_catalog(), load_denylist())
+        o.id
+        for o in shareable_models(
+            ModelStore(AriaPaths(squatter_home), load_catalog(), load_denylist())
+        )
     }
     assert offered == {HONEST_ID, CATALOG_ID}  # its advert does claim the catalog model
     assert _cli(squatter_home, "node", "share", "--inference", "on").returncode == 0
@@ -114,10 +117,12 @@ def test_a_denylisted_file_is_not_loaded_listed_advertised_or_served(tmp_path: P
     with pytest.raises(DeniedFile, match="denylist"):
         store.get(HONEST_ID)
     assert store.installed() == []
-    assert shareable_models(AriaPaths(home), load_catalog(), later) == ()
+    assert shareable_models(ModelStore(AriaPaths(home), load_catalog(), later)) == ()
     body = {"model": HONEST_ID, "messages": [{"role": "user", "content": "hi"}]}
-    shared = {o.id for o in shareable_models(AriaPaths(home), load_catalog(), later)}
+    shared = {o.id for o in shareable_models(ModelStore(AriaPaths(home), load_catalog(), later))}
     lending = Contract(lend=LendTerms(tasks=("inference",)))
     admission = admit(lending, Ask("inference", "12D3KooWpeer"), body, shared, datetime.now())
     assert admission.reject is not None and admission.reject.reason == "no_model"
-    assert shareable_models(AriaPaths(home), load_catalog(), load_denylist())  # unblocked: listed
+    assert shareable_models(
+        ModelStore(AriaPaths(home), load_catalog(), load_denylist())
+    )  # unblocked: listed

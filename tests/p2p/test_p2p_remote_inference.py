@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,63 +16,21 @@ import httpx
 import openai
 import pytest
 
-from aria.bench.synthetic import write_llama_gguf
-from aria.catalog import load_catalog, load_denylist
-from aria.config import AriaPaths
+from aria.convert.synthetic import write_llama_gguf
 from aria.errors import ConsentRefused
 from aria.p2p.control import NodeClient
-from aria.p2p.local_api import read_endpoint
-from aria.store import ModelStore
-from tests.p2p.procs import NodeProc, _env, start_node, wait_for
+from tests.p2p.procs import Api, NodeProc, cli, install, start_api, start_node, wait_for
 
 pytestmark = pytest.mark.slow
 
 MODEL = "tiny-remote"
+# The synthetic vocabulary's end tokens (</s>, <|im_end|>) banned: the answer runs its length.
+ENDLESS = {"2": -100, "4": -100}
 ONLY_ON_C = "tiny-only-c"  # served by a node whose operator does not share inference
 
 
-@dataclass
-class Api:
-    proc: subprocess.Popen[bytes]
-    url: str
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def _cli(home: Path, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "aria", *args],
-        env=_env(home),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return done.stdout
-
-
-def _start_api(home: Path) -> Api:
-    log = (home / "api.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aria", "api", "start", "--host", "127.0.0.1", "--port", "0"],
-        env=_env(home),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    endpoint = wait_for(lambda: read_endpoint(AriaPaths(home)), 60, f"the API in {home}")
-    return Api(proc, endpoint.url)
-
-
 def _install(home: Path, scratch: Path, model_id: str = MODEL) -> None:
-    store = ModelStore(AriaPaths(home), load_catalog(), load_denylist())
-    store.import_file(write_llama_gguf(scratch / "tiny.gguf", n_ctx=2048), model_id=model_id)
+    install(home, write_llama_gguf(scratch / "tiny.gguf", n_ctx=2048), model_id)
 
 
 @dataclass
@@ -97,8 +53,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     _install(homes["b"], root)
     _install(homes["c"], root)
     _install(homes["c"], root, ONLY_ON_C)
-    assert "inference sharing on" in _cli(homes["b"], "node", "share", "--inference", "on")
-    assert "use peers on" in _cli(homes["a"], "node", "share", "--use-peers", "on")
+    assert "inference sharing on" in cli(homes["b"], "node", "share", "--inference", "on")
+    assert "use peers on" in cli(homes["a"], "node", "share", "--use-peers", "on")
     common = ("--port", "0", "--host", "127.0.0.1", "--no-mdns")
     stoppers: list[NodeProc | Api] = []
     try:
@@ -109,7 +65,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         stoppers.append(b)
         c = start_node(homes["c"], *common, "--bootstrap", boot)
         stoppers.append(c)
-        api_a, api_b = _start_api(homes["a"]), _start_api(homes["b"])
+        api_a, api_b = start_api(homes["a"]), start_api(homes["b"])
         stoppers += [api_a, api_b]
         b_id, c_id = b.status()["peer_id"], c.status()["peer_id"]  # type: ignore[index]
 
@@ -129,7 +85,7 @@ def test_share_persists_consent_and_the_advert_reflects_it(cluster: Cluster) -> 
     offers = {p["peer_id"]: p for p in cluster.a.query("find", MODEL)}
     assert offers[cluster.b_id]["consent"]["share_inference"] is True
     assert offers[cluster.c_id]["consent"]["share_inference"] is False
-    assert "inference sharing off" in _cli(cluster.c.home, "node", "share")
+    assert "inference sharing off" in cli(cluster.c.home, "node", "share")
 
 
 def test_streaming_through_the_requesters_api_is_served_by_the_peer(cluster: Cluster) -> None:
@@ -196,6 +152,7 @@ def test_a_requester_that_leaves_cancels_the_job_and_frees_the_slot(cluster: Clu
         "messages": [{"role": "user", "content": "Tell me a long story"}],
         "stream": True,
         "max_tokens": 1000,
+        "logit_bias": ENDLESS,  # still generating when the requester leaves
     }
     with httpx.stream(
         "POST", cluster.api_a.url + "/v1/chat/completions", json=body, timeout=60

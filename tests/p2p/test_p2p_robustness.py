@@ -11,10 +11,10 @@ from aria.config import AriaPaths, AriaSettings
 from aria.p2p.codec import encode_frame
 from aria.p2p.keys import NodeKey
 from aria.p2p.local import LocalFacts
-from aria.p2p.node import Node, NodeOptions
-from aria.p2p.reports import node_status
+from aria.p2p.node import NodeOptions, PeerNode
 from aria.p2p.spec import load_spec
 from aria.p2p.transport.host import build_host, quiet_libp2p_logs
+from aria.rpc import start_rpc_worker
 
 SPEC = load_spec()
 ATTACKS = [
@@ -29,20 +29,20 @@ ATTACKS = [
 def test_node_bans_a_peer_that_sends_garbage(aria_paths: AriaPaths) -> None:
     quiet_libp2p_logs()
     options = NodeOptions(port=0, listen_host="127.0.0.1", mdns=False)
-    node = Node(aria_paths, AriaSettings(), options, NodeKey.generate(), SPEC, LocalFacts())
+    key = NodeKey.generate()
+    node = PeerNode(aria_paths, AriaSettings(), options, key, SPEC, LocalFacts(), start_rpc_worker)
     attacker = build_host(NodeKey.generate())
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(node.run)
-            assert node.host is not None
-            target = info_from_p2p_addr(node.host.get_addrs()[0])
+            target = info_from_p2p_addr(node.ctx.host.get_addrs()[0])
             async with attacker.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
                 me = str(attacker.get_id())
                 sent = 0
                 with trio.fail_after(60):
                     # A failed handshake closes the connection: the attacker keeps coming back.
-                    while me not in node_status(node).banned_peers and sent < 20:
+                    while me not in node.status().banned_peers and sent < 20:
                         payload = ATTACKS[sent % len(ATTACKS)]
                         sent += 1
                         try:
@@ -57,7 +57,7 @@ def test_node_bans_a_peer_that_sends_garbage(aria_paths: AriaPaths) -> None:
                         await trio.sleep(0.3)
                     while target.peer_id in attacker.get_connected_peers():
                         await trio.sleep(0.1)
-                assert me in node_status(node).banned_peers
+                assert me in node.status().banned_peers
                 assert sent <= 6  # a handful of violations is enough
                 # A banned peer that reconnects is dropped again at once.
                 try:

@@ -11,17 +11,19 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import anyio
 import psutil
 import pytest
 
-from aria.bench.synthetic import write_llama_gguf
+from aria.convert.synthetic import write_llama_gguf
 from aria.errors import ConsentRefused, PeerError
 from aria.p2p.control import NodeClient
-from aria.split import Candidate, listening_addresses
-from tests.p2p.procs import NodeProc, _env, start_node, wait_for
+from aria.rpc import listening_addresses
+from aria.split import Candidate
+from tests.p2p.procs import NodeProc, _env, start_node, verified, wait_for
 from tests.split.test_split_inference import (
     dispatcher,
     generate,
@@ -81,7 +83,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
         mesh = Mesh(a, started[1:3], started[3])
         for node in started[1:]:
             peer = mesh.peer_id(node)
-            wait_for(lambda p=peer: (a.peer(p) or {}).get("verified"), 60, f"A to verify {peer}")
+            wait_for(partial(verified, a, peer), 60, f"A to verify {peer}")
         yield mesh
     finally:
         for node in reversed(started):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from aria.bench.synthetic import write_llama_gguf
 from aria.catalog import load_catalog, load_denylist
 from aria.config import AriaPaths
+from aria.convert.synthetic import write_llama_gguf
 from aria.p2p.control import control_file
 from aria.p2p.lifecycle import pid_file
 from aria.store import ModelStore

@@ -19,18 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from aria.bench.synthetic import write_llama_gguf
 from aria.catalog import load_catalog, load_denylist
 from aria.cheat import CHEAT_ENV
 from aria.config import AriaPaths, update_settings
+from aria.convert.synthetic import write_llama_gguf
 from aria.errors import ConsentRefused
 from aria.ledger import Ledger
 from aria.p2p.control import NodeClient
 from aria.p2p.identity import load_identity
 from aria.store import ModelStore
-from tests.p2p.procs import ApiProc, NodeProc, aria_cli, start_api, start_node, wait_for
+from tests.p2p.procs import Api, NodeProc, aria_cli, start_api, start_node, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -49,21 +50,31 @@ class Trio:
     a: NodeProc
     b: NodeProc
     c: NodeProc
-    apis: list[ApiProc]
+    apis: list[Api]
     b_id: str
     c_id: str
 
     def infer(self, prompt: str, peer: str | None = None) -> tuple[str, str]:
-        """One greedy request from A; (the peer that served it, the answer text)."""
+        """One greedy request from A; (the peer that served it, the answer text). Named
+        peer: through A's node (the chain entry's control op); otherwise through A's API
+        with ``peers-first``, so A's placement decision (its ranking) picks the peer."""
         body = {
             "model": MODEL,
             "messages": [{"role": "user", "content": prompt}],
             "temperature": 0,
             "max_tokens": 12,
         }
-        args: dict[str, Any] = {"body": body}
-        if peer is not None:
-            args["peer_id"] = peer
+        if peer is None:
+            reply = httpx.post(
+                self.apis[0].url + "/v1/chat/completions",
+                json=body,
+                headers={"x-aria-placement": "peers-first"},
+                timeout=120,
+            )
+            assert reply.status_code == 200, reply.text
+            answer = reply.json()["choices"][0]["message"]["content"]
+            return reply.headers.get("x-aria-served-by", "here"), answer
+        args: dict[str, Any] = {"body": body, "peer_id": peer}
         items = list(NodeClient.require(self.a.paths).stream("infer", **args))
         answer = json.loads(items[0]["data"])["choices"][0]["message"]["content"]
         return items[0]["peer"], answer
@@ -92,7 +103,7 @@ def trio_(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trio]:
     c_home = _home(root, "c", model, consent={"share_inference": True})
     assert aria_cli(a_home, "node", "consent", "set", "use.min_reputation", "0.2").returncode == 0
     common = ("--port", "0", "--host", "127.0.0.1", "--no-mdns")
-    stoppers: list[NodeProc | ApiProc] = []
+    stoppers: list[NodeProc | Api] = []
     try:
         a = start_node(a_home, *common)
         stoppers.append(a)
@@ -146,7 +157,7 @@ def test_a_cheating_peer_is_caught_and_no_longer_chosen(trio_: Trio) -> None:
     assert caught_after is not None, f"C was not caught within {CATCH_WITHIN} requests"
     passed, failed, reputation = _checks(trio_, trio_.c_id)
     assert reputation < MIN_REPUTATION, (passed, failed, reputation)
-    # the router (A's ranking) now only ever chooses B ...
+    # A's placement decision (its ranking) now only ever chooses B ...
     for number in range(10):
         served_by, _ = trio_.infer(f"Which peer answers question {number}?")
         assert served_by == trio_.b_id

@@ -67,7 +67,7 @@ def available(
         installed=[catalog[ModelId(m)] for m in installed],
         default_model=default.id,
         context_cap=cap,
-        peer_models=[ModelId(p) for p in peers],
+        peers={ModelId(p): (f"peer-of-{p}",) for p in peers},
         bitnet_cpp=bitnet_cpp,
     )
 

@@ -80,6 +80,8 @@ def test_json_output_marks_installed_models(aria_paths: AriaPaths, tmp_path: Pat
     assert chain[0]["installed"] is True
     assert chain[-1] == {
         "model": "SmolLM2-135M-Instruct",
+        "where": "local",
+        "peer_id": None,
         "tier": "quality",
         "installed": False,
         "native_1bit": False,

@@ -12,8 +12,8 @@ import pytest
 import trio
 
 from aria.backends import GenerationJob, GrammarSpec
-from aria.bench.synthetic import write_llama_gguf
 from aria.config import AriaPaths, AriaSettings
+from aria.convert.synthetic import write_llama_gguf
 from aria.hardware import detect
 from aria.node import Node
 from aria.router import Category
@@ -34,7 +34,8 @@ def node_with(home: Path, gguf: Path, models: list[str], row: list[str]) -> Node
     (home / "routing.toml").write_text(
         "".join(f"[categories.{c}]\ndefault = {row!r}\n" for c in TEXT_CATEGORIES).replace("'", '"')
     )
-    node = Node.create(paths, AriaSettings(node={"profile": "balanced"}), hardware=detect())  # type: ignore[arg-type]
+    settings = AriaSettings.model_validate({"node": {"profile": "balanced"}})
+    node = Node.create(paths, settings, hardware=detect())
     for model_id in models:
         node.store.import_file(gguf, model_id=model_id)
     return node

@@ -6,16 +6,14 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from aria.cli.model import app as model_app
 from aria.config import AriaPaths
-from aria.split import RpcWorker
+from tests.helpers.rpc_workers import StartWorker
 
-StartWorker = Callable[..., RpcWorker]  # the rpc_workers fixture (conftest.py)
 runner = CliRunner()
 MODEL = "tiny-split"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from gguf import GGUFReader
 
-from aria.bench.synthetic import write_llama_gguf
+from aria.convert.synthetic import write_llama_gguf
 from aria.errors import InvalidRequest
 from aria.split import read_layout
 

@@ -7,7 +7,7 @@ Each worker is its own process and ARIA_HOME; the orchestrating backend is an or
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
@@ -16,26 +16,22 @@ import pytest
 from aria.backends import Dispatcher, DoneEvent, GenerationJob, Lease, Limits, WorkerLaunch
 from aria.catalog import ModelId
 from aria.errors import BackendCrashed, BackendUnavailable
+from aria.p2p.transport.guarded import guarded
+from aria.p2p.transport.relay import Relay, TcpFarSide
+from aria.rpc import RpcWorker, listening_addresses, measure_rtt
+from aria.rpc.filter import FilterLimits, RpcFilter
+from aria.rpc.ggml_rpc import parse_endpoint
 from aria.split import (
     Candidate,
     LocalNode,
     PlanPolicy,
-    Relay,
-    RpcWorker,
     SplitModel,
-    TcpFarSide,
     candidate_from_worker,
-    listening_addresses,
-    measure_rtt,
     read_layout,
 )
-from aria.split.ggml_rpc import parse_endpoint
-from aria.split.guarded import guarded
-from aria.split.rpc_filter import FilterLimits, RpcFilter
+from tests.helpers.rpc_workers import StartWorker
 
 pytestmark = pytest.mark.anyio
-
-StartWorker = Callable[..., RpcWorker]  # the rpc_workers fixture (conftest.py)
 
 GIB = 1024**3
 # Greedy, and the end-of-sequence tokens of the synthetic vocabulary are banned so the
@@ -132,7 +128,7 @@ async def test_split_over_two_workers_matches_local_greedy_output(
     layout = read_layout(split_gguf)
     # The relayed worker's weights crossed the wire at load time.
     assert relay.stats.to_far >= sum(layout.layer_bytes[share.first_layer :]) + layout.output_bytes
-    assert relay.stats.round_trips >= JOB.max_tokens
+    assert JOB.max_tokens is not None and relay.stats.round_trips >= JOB.max_tokens
 
 
 async def test_a_split_model_decodes_several_requests_together(

@@ -17,6 +17,7 @@ from aria.node import Node
 from aria.p2p.adverts import ConsentSummary
 from aria.p2p.hardware_summary import HardwareSummary
 from aria.p2p.views import PeerView
+from aria.router import ChainEntry, Split
 from aria.split import (
     LocalNode,
     PlanPolicy,
@@ -146,11 +147,14 @@ def test_a_model_too_big_for_the_budget_is_refused_with_the_reason(
 
 
 def test_a_model_that_cannot_be_placed_lets_the_router_chain_fall_back() -> None:
-    async def open_one(model_id: ModelId, stack: AsyncExitStack) -> str:
-        if model_id == "too-big":
+    async def open_one(entry: ChainEntry, stack: AsyncExitStack) -> str:
+        if entry.model_id == "too-big":
             raise PlacementRefused("too-big needs 40 GB; no peer lends compute")
-        return f"served by {model_id}"
+        return f"served by {entry.model_id}"
 
-    opened = anyio.run(open_first, [ModelId("too-big"), ModelId("fits")], open_one)
+    chain = [ChainEntry(ModelId("too-big"), Split()), ChainEntry(ModelId("fits"))]
+    opened = anyio.run(open_first, chain, open_one)
     assert opened.value == "served by fits"
-    assert [(a.model_id, a.code) for a in opened.skipped] == [("too-big", "no_placement")]
+    assert [(a.candidate, a.code) for a in opened.skipped] == [
+        ("too-big@split over peers", "no_placement")
+    ]

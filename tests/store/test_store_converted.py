@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from aria.bench.synthetic_checkpoint import CheckpointSpec, write_bitnet_checkpoint
 from aria.catalog.entries import (
     Capability,
     CatalogEntry,
@@ -19,6 +18,7 @@ from aria.catalog.entries import (
     Tier,
 )
 from aria.config import AriaPaths
+from aria.convert.synthetic_checkpoint import CheckpointSpec, write_bitnet_checkpoint
 from aria.errors import IntegrityError, StoreError
 from aria.store import HashSource
 from tests.helpers.hubserver import HubServer
@@ -49,7 +49,7 @@ def _entry(*, pins: dict[str, str] | None = None, target: str = "TQ2_0") -> Cata
         params_b=0.001,
         quantization=target,
         licence=LicenceId("TII-Falcon-2.0"),
-        source=ConvertedSource(repo=REPO, files=files, target=target),  # type: ignore[arg-type]
+        source=ConvertedSource(repo=REPO, files=files, target=target),
         context_length=512,
         capabilities=frozenset({Capability.CHAT}),
         memory=MemoryFloor(ram_gb=0.1),

@@ -17,10 +17,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 from aria.api.errors import UnprocessableRequest
-from aria.api.keys import KeyStore
 from aria.api.manage.context import hub_of, node_of
 from aria.api.manage.events import sse_response
 from aria.api.manage.network import CONTROL_TIMEOUT_S
+from aria.apikeys import KeyStore
 from aria.config import update_settings
 from aria.consent import ContractBook, InForce, share_descriptions, shares_of, with_shares
 from aria.errors import ContractError, InvalidRequest

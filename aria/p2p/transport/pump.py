@@ -2,19 +2,22 @@
 
 It moves bytes both ways and feeds the machine the clock, EOF and its own
 deadline, and nothing else: every decision stays in the machine (cf. aioquic's
-asyncio adapter). A peer reset, any transport error and a silent EOF all reach
-the machine as ``receive_eof`` — the protocols' explicit ``end`` marker tells a
-complete exchange from a cut one.
+asyncio adapter). :func:`pump` runs an exchange to its end (the handshake, an RPC
+tunnel's answer); :func:`drive` hands each event over as it happens (a streamed
+inference answer), and :func:`flush` writes what the caller queued between two reads.
+A peer reset, any transport error and a silent EOF all reach the machine as
+``receive_eof`` — the protocols' explicit ``end`` marker tells a complete exchange from
+a cut one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, Protocol, TypeVar
 
 import trio
 
-__all__ = ["ByteStream", "Machine", "pump"]
+__all__ = ["ByteStream", "Machine", "drive", "flush", "pump"]
 
 E = TypeVar("E")
 
@@ -39,23 +42,33 @@ class Machine(Protocol[E]):
     def data_to_send(self) -> bytes: ...
 
 
-async def pump(stream: ByteStream, machine: Machine[Any], clock: Callable[[], float]) -> list[Any]:
-    """Run ``machine`` over ``stream`` until it is done; return all its events.
+async def flush(stream: ByteStream, machine: Machine[Any], clock: Callable[[], float]) -> list[Any]:
+    """Write what ``machine`` has queued (the caller queued a message outside the loop of
+    :func:`drive`); a transport failure is an EOF to the machine, whose events are returned."""
+    outgoing = machine.data_to_send()
+    if not outgoing:
+        return []
+    try:
+        await stream.write(outgoing)
+    except Exception:  # any transport failure is an EOF to the machine
+        return machine.receive_eof(clock())
+    return []
+
+
+async def drive(
+    stream: ByteStream, machine: Machine[E], clock: Callable[[], float]
+) -> AsyncGenerator[E, None]:
+    """Run ``machine`` over ``stream``, yielding its events as they happen, until it is done.
 
     ``clock`` gives wall-clock seconds (what the machine compares timestamps to);
     deadlines are converted to trio's monotonic clock for waiting.
     """
-    events: list[Any] = []
     machine.start(clock())
     while True:
-        outgoing = machine.data_to_send()
-        if outgoing:
-            try:
-                await stream.write(outgoing)
-            except Exception:  # any transport failure is an EOF to the machine
-                events.extend(machine.receive_eof(clock()))
+        for event in await flush(stream, machine, clock):
+            yield event
         if machine.done:
-            return events
+            return
         timeout = None if machine.deadline is None else max(0.0, machine.deadline - clock())
         data: bytes | None = None
         with trio.move_on_after(timeout if timeout is not None else float("inf")):
@@ -65,8 +78,15 @@ async def pump(stream: ByteStream, machine: Machine[Any], clock: Callable[[], fl
                 data = b""
         now = clock()
         if data is None:
-            events.extend(machine.handle_timer(now))
+            events = machine.handle_timer(now)
         elif data:
-            events.extend(machine.receive_data(data, now))
+            events = machine.receive_data(data, now)
         else:
-            events.extend(machine.receive_eof(now))
+            events = machine.receive_eof(now)
+        for event in events:
+            yield event
+
+
+async def pump(stream: ByteStream, machine: Machine[E], clock: Callable[[], float]) -> list[E]:
+    """Run ``machine`` over ``stream`` until it is done; return all its events."""
+    return [event async for event in drive(stream, machine, clock)]

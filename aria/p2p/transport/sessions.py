@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from aria.p2p.handshake import HandshakeFailed, HandshakeMachine, ReplayGuard
+from aria.p2p.handshake import HandshakeEvent, HandshakeFailed, HandshakeMachine, ReplayGuard
 from aria.p2p.hardware_summary import HardwareSummary
 from aria.p2p.keys import NodeKey, PeerId
 from aria.p2p.spec import ProtocolSpec
@@ -124,7 +124,7 @@ class Handshakes:
 
     async def _run(self, stream: INetStream, peer: ID, *, initiator: bool) -> None:
         machine = self._machine(peer, initiator=initiator)
-        events: list[object] = []
+        events: list[HandshakeEvent] = []
         with trio.move_on_after(self._spec.handshake_timeout_s + 2):
             events = await pump(stream, machine, self._clock)
         if not machine.done or not events:
